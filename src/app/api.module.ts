@@ -1,0 +1,27 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { AuthModule } from '../auth/auth.module';
+import { GlobalExceptionFilter } from '../common/filters/global-exception.filter';
+import { AppConfig } from '../config/app-config';
+import { HealthModule } from '../health/health.module';
+import { RerunWorkerModule } from '../rerun/rerun-worker.module';
+import { TasksModule } from '../tasks/tasks.module';
+import { CoreModule } from './core.module';
+
+/** The HTTP API; with `withWorker` (all-in-one) it also consumes the rerun queue. */
+@Module({})
+export class ApiModule {
+  static forRoot(config: AppConfig, options: { withWorker: boolean }): DynamicModule {
+    return {
+      module: ApiModule,
+      imports: [
+        CoreModule.forRoot(config),
+        AuthModule,
+        TasksModule,
+        HealthModule,
+        ...(options.withWorker ? [RerunWorkerModule] : []),
+      ],
+      providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],
+    };
+  }
+}

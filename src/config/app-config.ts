@@ -1,0 +1,145 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  validateSync,
+} from 'class-validator';
+
+const toInt = ({ value }: { value: unknown }) =>
+  value === undefined || value === '' ? undefined : /^-?\d+$/.test(String(value)) ? Number(value) : value;
+const toBool = ({ value }: { value: unknown }) => {
+  if (value === undefined || value === '') return undefined;
+  const text = String(value).toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(text)) return true;
+  if (['false', '0', 'no', 'off'].includes(text)) return false;
+  return value;
+};
+const toList = ({ value }: { value: unknown }) =>
+  typeof value === 'string'
+    ? value
+        .split(',')
+        .map((part) => part.trim().toLowerCase())
+        .filter(Boolean)
+    : value;
+const emptyToUndefined = ({ value }: { value: unknown }) => (value === '' ? undefined : value);
+
+export const AUTH_TYPES = ['token', 'basic'] as const;
+export type AuthType = (typeof AUTH_TYPES)[number];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * Every setting of the service, read once from the environment and validated.
+ * Property names are the environment variable names.
+ */
+export class AppConfig {
+  /** Unset: `npm start` runs the embedded MongoDB-compatible server (in memory). */
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^mongodb(\+srv)?:\/\//, { message: 'MONGODB_URI must start with mongodb:// or mongodb+srv://' })
+  MONGODB_URI?: string;
+
+  /** Unset: `npm start` starts a private redis-server from PATH. */
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^rediss?:\/\//, { message: 'REDIS_URL must start with redis:// or rediss://' })
+  REDIS_URL?: string;
+
+  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  API_PORT = 8080;
+
+  @IsString()
+  API_HOST = '0.0.0.0';
+
+  @IsIn(['https', 'http'])
+  API_PROTOCOL: 'https' | 'http' = 'https';
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  TLS_CERT_FILE?: string;
+
+  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  TLS_KEY_FILE?: string;
+
+  /** OpenHIM core's rerun endpoint (core config rerun.host / rerun.httpPort). */
+  @IsString()
+  RERUN_HOST = 'localhost';
+
+  @Transform(toInt) @IsInt() @Min(1) @Max(65535)
+  RERUN_HTTP_PORT = 7786;
+
+  @Transform(toInt) @IsInt() @Min(100)
+  RERUN_TIMEOUT_MS = 60000;
+
+  @Transform(toList) @IsIn(AUTH_TYPES, { each: true })
+  AUTH_TYPES: AuthType[] = ['token', 'basic'];
+
+  @Transform(toInt) @IsInt() @Min(1)
+  AUTH_WINDOW_SECONDS = 10;
+
+  /** How long a user record is cached for authentication (0 = no cache). */
+  @Transform(toInt) @IsInt() @Min(0)
+  AUTH_CACHE_MS = 5000;
+
+  /** Create OpenHIM's default root user when absent. */
+  @Transform(toBool) @IsBoolean()
+  CREATE_DEFAULT_ROOT = true;
+
+  /** Reruns one worker process runs at once (across all tasks). */
+  @Transform(toInt) @IsInt() @Min(1) @Max(10000)
+  WORKER_CONCURRENCY = 50;
+
+  /** A worker that stops heart-beating loses its work to another worker after this long. */
+  @Transform(toInt) @IsInt() @Min(1000)
+  WORKER_LEASE_MS = 15000;
+
+  @Transform(toInt) @IsInt() @Min(100)
+  SWEEP_INTERVAL_MS = 5000;
+
+  @IsString()
+  QUEUE_PREFIX = 'openhim-rerun';
+
+  @IsString()
+  TASKS_COLLECTION = 'tasks';
+
+  @Transform(toInt) @IsInt() @Min(1)
+  MAX_TASK_TIDS = 100000;
+
+  @Transform(toInt) @IsInt() @Min(1)
+  MAX_BATCH_SIZE = 1000;
+
+  /** Largest accepted JSON body (bytes or a size like 10mb). */
+  @IsString() @Matches(/^\d+(b|kb|mb)?$/i, { message: 'BODY_LIMIT must be a size like 10mb' })
+  BODY_LIMIT = '10mb';
+
+  @IsIn(LOG_LEVELS)
+  LOG_LEVEL: LogLevel = 'info';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+/** Reads and validates the environment; throws one ConfigError listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const known = Object.keys(new AppConfig());
+  const raw: Record<string, unknown> = {};
+  for (const key of [...known, 'MONGODB_URI', 'REDIS_URL', 'TLS_CERT_FILE', 'TLS_KEY_FILE']) {
+    if (env[key] !== undefined) raw[key] = env[key];
+  }
+  const config = plainToInstance(AppConfig, raw, { exposeDefaultValues: true });
+  const errors = validateSync(config, { whitelist: false, forbidUnknownValues: false });
+  const problems = errors.flatMap((error) =>
+    Object.values(error.constraints ?? {}).map((text) =>
+      text.startsWith(error.property) ? `${text} (got ${JSON.stringify(raw[error.property])})` : `${error.property}: ${text} (got ${JSON.stringify(raw[error.property])})`,
+    ),
+  );
+  if (config.API_PROTOCOL === 'https' && Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
+    problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return config;
+}

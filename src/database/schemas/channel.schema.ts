@@ -1,0 +1,21 @@
+import { Prop, Schema, SchemaFactory } from '@nestjs/mongoose';
+import { HydratedDocument } from 'mongoose';
+
+export const CHANNEL_STATUSES = ['enabled', 'disabled', 'deleted'] as const;
+export const CHANNEL_TYPES = ['http', 'polling', 'tcp', 'tls'] as const;
+
+/** OpenHIM's `channels` collection (read only). */
+@Schema({ collection: 'channels', strict: false, versionKey: '__v' })
+export class Channel {
+  @Prop() name: string;
+  @Prop() urlPattern?: string;
+  /** Absent means enabled. */
+  @Prop() status?: string;
+  /** Absent means http. */
+  @Prop() type?: string;
+  @Prop() tcpHost?: string;
+  @Prop() tcpPort?: number;
+  @Prop({ type: [String] }) txRerunAcl?: string[];
+}
+export type ChannelDocument = HydratedDocument<Channel>;
+export const ChannelSchema = SchemaFactory.createForClass(Channel);

@@ -1,0 +1,82 @@
+import { Prop, Schema, SchemaFactory } from '@nestjs/mongoose';
+import { HydratedDocument, Types } from 'mongoose';
+
+export const TASK_STATUSES = ['Queued', 'Processing', 'Paused', 'Cancelled', 'Completed', 'Pending Async'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const ITEM_STATUSES = ['Queued', 'Processing', 'Completed', 'Failed'] as const;
+export type ItemStatus = (typeof ITEM_STATUSES)[number];
+
+/** One entry of OpenHIM's embedded `transactions[]` (the shape clients see). */
+@Schema({ _id: true, strict: false })
+export class TaskTransaction {
+  _id?: Types.ObjectId;
+  @Prop({ required: true }) tid: string;
+  @Prop({ default: 'Queued' }) tstatus: string;
+  @Prop() error?: string;
+  @Prop() rerunID?: string;
+  @Prop() rerunStatus?: string;
+}
+export const TaskTransactionSchema = SchemaFactory.createForClass(TaskTransaction);
+
+/** A worker's hold on one of a task's `batchSize` slots (see docs/design.md). */
+@Schema({ _id: false })
+export class TaskLease {
+  @Prop({ required: true }) id: string;
+  @Prop({ required: true }) owner: string;
+  @Prop({ required: true }) until: Date;
+  /** The item (by seq) this slot is rerunning, if any. */
+  @Prop() seq?: number;
+  @Prop() startedAt?: Date;
+}
+export const TaskLeaseSchema = SchemaFactory.createForClass(TaskLease);
+
+/**
+ * OpenHIM's task document (collection `tasks`, configurable). OpenHIM fields first, then ours.
+ * Tasks we create keep their items in the `taskitems` collection (`itemsStore: 'items'`) and an
+ * empty `transactions[]`; tasks created by OpenHIM core have their items embedded in `transactions[]`
+ * until the engine adopts them.
+ */
+@Schema({ strict: false, versionKey: '__v' })
+export class Task {
+  @Prop({ type: String, enum: TASK_STATUSES, default: 'Queued', index: true }) status: TaskStatus;
+  @Prop({ type: [TaskTransactionSchema], default: [] }) transactions: TaskTransaction[];
+  @Prop({ type: Date, default: Date.now, index: true }) created: Date;
+  @Prop() completedDate?: Date;
+  @Prop() user: string;
+  @Prop() remainingTransactions: number;
+  @Prop() totalTransactions: number;
+  @Prop({ default: 1 }) batchSize: number;
+
+  /** 'items' when the items live in `taskitems`; absent for tasks created by OpenHIM core. */
+  @Prop() itemsStore?: 'items';
+  /** Optional cap on reruns started per second (beyond OpenHIM). */
+  @Prop() ratePerSecond?: number;
+  /** Next item (by seq) to start: items below it were started or skipped. */
+  @Prop({ default: 0 }) nextSeq?: number;
+  @Prop({ type: [TaskLeaseSchema], default: undefined }) leases?: TaskLease[];
+  /** Items answered 202 and waiting for their child transaction to finish. */
+  @Prop({ default: 0 }) asyncPending?: number;
+}
+export type TaskDocument = HydratedDocument<Task>;
+export const TaskSchema = SchemaFactory.createForClass(Task);
+
+/** One rerun of one transaction, for tasks with `itemsStore: 'items'` (collection `taskitems`). */
+@Schema({ collection: 'taskitems', versionKey: false })
+export class TaskItem {
+  @Prop({ type: Types.ObjectId, required: true }) taskId: Types.ObjectId;
+  /** Position in the task's `tids` (items start in this order). */
+  @Prop({ required: true }) seq: number;
+  @Prop({ required: true }) tid: string;
+  @Prop({ type: String, default: 'Queued' }) tstatus: ItemStatus;
+  @Prop() error?: string;
+  @Prop() rerunID?: string;
+  @Prop() rerunStatus?: string;
+  @Prop() startedAt?: Date;
+  @Prop() finishedAt?: Date;
+  /** Lease id of the slot running it (while Processing). */
+  @Prop() leaseId?: string;
+}
+export type TaskItemDocument = HydratedDocument<TaskItem>;
+export const TaskItemSchema = SchemaFactory.createForClass(TaskItem);
+TaskItemSchema.index({ taskId: 1, seq: 1 }, { unique: true });
+TaskItemSchema.index({ taskId: 1, tstatus: 1 });

@@ -128,16 +128,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const known = Object.keys(new AppConfig());
   const raw: Record<string, unknown> = {};
   for (const key of [...known, 'MONGODB_URI', 'REDIS_URL', 'TLS_CERT_FILE', 'TLS_KEY_FILE']) {
-    if (env[key] !== undefined) raw[key] = env[key];
+    if (env[key] !== undefined && env[key] !== '') raw[key] = env[key];
   }
   const config = plainToInstance(AppConfig, raw, { exposeDefaultValues: true });
   const errors = validateSync(config, { whitelist: false, forbidUnknownValues: false });
-  const problems = errors.flatMap((error) =>
-    Object.values(error.constraints ?? {}).map((text) =>
-      text.startsWith(error.property) ? `${text} (got ${JSON.stringify(raw[error.property])})` : `${error.property}: ${text} (got ${JSON.stringify(raw[error.property])})`,
-    ),
-  );
-  if (config.API_PROTOCOL === 'https' && Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
+  // One line per setting: the first failed constraint says enough.
+  const problems = errors.map((error) => {
+    const text = Object.values(error.constraints ?? {}).reverse()[0] ?? 'is invalid';
+    const message = text.includes(error.property) ? text : `${error.property} ${text}`;
+    return `${message} (got ${JSON.stringify(raw[error.property])})`;
+  });
+  if (config.API_PROTOCOL !== 'http' && Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
     problems.push('TLS_CERT_FILE and TLS_KEY_FILE must be set together');
   }
   if (problems.length) throw new ConfigError(problems);

@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+
+// Docker cannot run on the build machine: check the files say what the README promises.
+const root = join(__dirname, '..');
+
+describe('docker-compose.yml', () => {
+  const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8'));
+  const services = compose.services;
+
+  it('has mongo, redis, api and worker', () => {
+    expect(Object.keys(services).sort()).toEqual(['api', 'mongo', 'redis', 'worker']);
+  });
+
+  it('keeps MongoDB in a named volume with a healthcheck', () => {
+    expect(services.mongo.image).toMatch(/^mongo:/);
+    expect(services.mongo.volumes[0]).toMatch(/^mongo-data:/);
+    expect(compose.volumes).toHaveProperty('mongo-data');
+    expect(services.mongo.healthcheck.test.join(' ')).toContain('ping');
+  });
+
+  it('runs Redis with persistence and without eviction', () => {
+    const command = services.redis.command.join(' ');
+    expect(command).toContain('--appendonly yes');
+    expect(command).toContain('--maxmemory-policy noeviction');
+    expect(services.redis.healthcheck.test.join(' ')).toContain('ping');
+  });
+
+  it.each(['api', 'worker'])('runs %s from the one image, after healthy dependencies', (name) => {
+    const service = services[name];
+    expect(service.image).toBe(services.api.image);
+    expect(service.environment.MONGODB_URI).toBe('mongodb://mongo:27017/openhim');
+    expect(service.environment.REDIS_URL).toBe('redis://redis:6379');
+    expect(service.depends_on.mongo.condition).toBe('service_healthy');
+    expect(service.depends_on.redis.condition).toBe('service_healthy');
+  });
+
+  it('starts each role with its own entry point', () => {
+    expect(services.api.command).toEqual(['node', 'dist/main.api.js']);
+    expect(services.worker.command).toEqual(['node', 'dist/main.worker.js']);
+    expect(services.api.ports[0]).toContain('8080');
+    expect(services.worker.ports).toBeUndefined();
+  });
+});
+
+describe('Dockerfile', () => {
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+
+  it('builds in one stage and runs production dependencies as a non-root user in another', () => {
+    expect(dockerfile.match(/^FROM /gm)).toHaveLength(2);
+    expect(dockerfile).toMatch(/npm prune --omit=dev/);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/ARG NODE_IMAGE=node:\d+/);
+  });
+
+  it('ships the entry points the compose file runs', () => {
+    const built = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(built.scripts.build).toContain('tsconfig.build.json');
+    expect(dockerfile).toContain('COPY --from=build --chown=node:node /app/dist ./dist');
+  });
+});

@@ -1,0 +1,52 @@
+import request from 'supertest';
+import { TestEnvironment } from './support/test-environment';
+
+describe('GET /health', () => {
+  let env: TestEnvironment;
+  let baseUrl: string;
+
+  beforeAll(async () => {
+    env = await TestEnvironment.start();
+    ({ baseUrl } = await env.startApi());
+  });
+  afterAll(() => env.stop());
+
+  it('answers 200 without authentication when MongoDB and Redis answer', async () => {
+    const response = await request(baseUrl).get('/health').expect(200);
+    expect(response.body).toEqual({ status: 'ok', mongo: 'up', redis: 'up' });
+  });
+
+  it('answers 503 naming Redis while it is down, and 200 again once it is back', async () => {
+    await env.redis.stop();
+    try {
+      const response = await request(baseUrl).get('/health').expect(503);
+      expect(response.body.status).toBe('down');
+      expect(response.body.redis).toEqual(expect.any(String));
+      expect(response.body.mongo).toBeUndefined();
+    } finally {
+      await env.redis.start();
+    }
+    await waitForStatus(baseUrl, 200);
+  });
+
+  it('answers 503 naming MongoDB while it is down', async () => {
+    await env.mongo.pause();
+    try {
+      const response = await request(baseUrl).get('/health').expect(503);
+      expect(response.body.mongo).toEqual(expect.any(String));
+    } finally {
+      await env.mongo.resume();
+    }
+    await waitForStatus(baseUrl, 200);
+  });
+});
+
+async function waitForStatus(baseUrl: string, status: number) {
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    const response = await request(baseUrl).get('/health');
+    if (response.status === status) return;
+    if (Date.now() > deadline) throw new Error(`health stayed ${response.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

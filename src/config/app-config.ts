@@ -82,6 +82,14 @@ export class AppConfig {
   @Transform(toInt) @IsInt() @Min(0)
   AUTH_CACHE_MS = 5000;
 
+  /** Failed authentications from one client IP within a minute before it gets 429 for a minute (0 = no limit). */
+  @Transform(toInt) @IsInt() @Min(0)
+  AUTH_FAILURE_LIMIT = 20;
+
+  /** GET /authenticate/:email requests per client IP per minute (0 = no limit). */
+  @Transform(toInt) @IsInt() @Min(0)
+  AUTHENTICATE_RATE_LIMIT = 60;
+
   /** Create OpenHIM's default root user when absent. */
   @Transform(toBool) @IsBoolean()
   CREATE_DEFAULT_ROOT = true;

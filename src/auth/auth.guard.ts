@@ -1,0 +1,82 @@
+import { CanActivate, ExecutionContext, HttpException, HttpStatus, Injectable, Logger } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request, Response } from 'express';
+import { IS_PUBLIC_KEY } from '../common/decorators/public.decorator';
+import { ADMIN_ONLY_KEY, AdminOperation } from './auth.decorators';
+import type { AuthenticatedUser } from './authenticated-user';
+import { FailedAuthLimiter } from './failed-auth-limiter';
+import { RequestAuthenticator } from './request-authenticator.service';
+
+export const UNAUTHORIZED_BODY = 'Unauthorized';
+export const TOO_MANY_REQUESTS_BODY = 'Too Many Requests';
+
+/**
+ * The global guard: every route not marked `@Public()` needs OpenHIM credentials (token headers or
+ * Basic, as `AUTH_TYPES` allows). Any failure is a 401 with the body `Unauthorized` and nothing else;
+ * the reason goes to the log only. `@Auth({adminOnly})` routes are then limited to the admin group.
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  private readonly logger = new Logger('Authentication');
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly authenticator: RequestAuthenticator,
+    private readonly limiter: FailedAuthLimiter,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC_KEY, targets)) return true;
+
+    const http = context.switchToHttp();
+    const request = http.getRequest<Request & { user?: AuthenticatedUser }>();
+    const response = http.getResponse<Response>();
+    const ip = clientIp(request);
+
+    const blockedFor = this.limiter.blockedFor(ip);
+    if (blockedFor > 0) throw tooManyRequests(response, blockedFor);
+
+    const result = await this.authenticator.authenticate(request.headers).catch((error: unknown) => {
+      this.logger.error(`Could not verify credentials: ${(error as Error).message}`, (error as Error).stack);
+      throw new HttpException('Authentication is temporarily unavailable', HttpStatus.SERVICE_UNAVAILABLE);
+    });
+
+    if (!result.ok) {
+      this.logger.warn(
+        `Authentication failed for ${printable(result.email)} from ${ip} on ${request.method} ${printable(request.path)}: ${result.reason}`,
+      );
+      const nowBlockedFor = await this.limiter.recordFailure(ip);
+      if (nowBlockedFor > 0) {
+        this.logger.warn(`Too many failed authentications from ${ip}: blocked for ${nowBlockedFor} s`);
+        throw tooManyRequests(response, nowBlockedFor);
+      }
+      throw new HttpException(UNAUTHORIZED_BODY, HttpStatus.UNAUTHORIZED);
+    }
+
+    request.user = result.user;
+    const adminOnly = this.reflector.getAllAndOverride<AdminOperation | undefined>(ADMIN_ONLY_KEY, targets);
+    if (adminOnly && !result.user.isAdmin) {
+      throw new HttpException(
+        `User ${result.user.email} is not an admin, API access to ${adminOnly} denied.`,
+        HttpStatus.FORBIDDEN,
+      );
+    }
+    return true;
+  }
+}
+
+export function clientIp(request: Pick<Request, 'ip' | 'socket'>): string {
+  return request.ip ?? request.socket?.remoteAddress ?? 'unknown';
+}
+
+function tooManyRequests(response: Response, retryAfterSeconds: number): HttpException {
+  response.setHeader('Retry-After', String(retryAfterSeconds));
+  return new HttpException(TOO_MANY_REQUESTS_BODY, HttpStatus.TOO_MANY_REQUESTS);
+}
+
+/** Client-supplied text in a log line: quoted, escaped, bounded. */
+function printable(text: string | undefined): string {
+  if (text === undefined) return '(none)';
+  return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}…` : text);
+}

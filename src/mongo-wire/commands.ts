@@ -1,0 +1,890 @@
+/**
+ * Command dispatcher: every command (OP_MSG or legacy OP_QUERY on <db>.$cmd) goes through
+ * `Dispatcher.run`, synchronously.
+ */
+import * as os from 'node:os';
+import { BSON, Long, UUID } from 'bson';
+import { Aggregator, ProcessingMode, Query } from 'mingo';
+import { errorReply, fail, MongoWireError, toWireError } from './errors';
+import { Collection, EngineStats, Plan, Rec, Storage, validateCollName } from './engine';
+import { makeProjector, Projector } from './projection';
+import { applyUpdate, parseUpdate, ParsedUpdate, seedFromFilter, withIdFirst } from './update';
+import { annMapOf, annsUnder, canon, Doc, EMPTY_ARRAY, isPlainObject, pathValues, RawAnn, typedView } from './values';
+import { encodeCursorReply, MAX_BSON_SIZE } from './wire';
+
+export interface ConnectionInfo {
+  id: number;
+  remote: string;
+}
+
+export interface CommandContext {
+  db: string;
+  anns: RawAnn[];
+  conn: ConnectionInfo;
+}
+
+type Reply = Doc | Uint8Array;
+type Handler = (body: Doc, ctx: CommandContext, name: string) => Reply;
+
+interface CursorState {
+  id: number;
+  ns: string;
+  items: unknown[];
+  pos: number;
+  render: (item: unknown) => Uint8Array;
+  lastUsed: number;
+}
+
+const SERVER_VERSION = '7.0.0';
+const BATCH_BYTES = MAX_BSON_SIZE - 64 * 1024;
+const CURSOR_IDLE_MS = 10 * 60 * 1000;
+const SERIALIZE_OPTIONS = { checkKeys: false, ignoreUndefined: false } as const;
+
+/** Keys of a command body that are generic envelope fields, not options. */
+const ENVELOPE = new Set([
+  '$db',
+  'lsid',
+  'txnNumber',
+  'autocommit',
+  'startTransaction',
+  'writeConcern',
+  'readConcern',
+  '$readPreference',
+  '$clusterTime',
+  'comment',
+  'maxTimeMS',
+  'apiVersion',
+  'apiStrict',
+  'apiDeprecationErrors',
+  '$client',
+]);
+
+/** Stages that never mutate their input documents in mingo. */
+const NON_MUTATING_STAGES = new Set(['$match', '$sort', '$skip', '$limit', '$count', '$group', '$sortByCount', '$sample', '$project']);
+
+function num(v: unknown, dflt = 0): number {
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  return dflt;
+}
+
+function collName(body: Doc, name: string): string {
+  const v = body[Object.keys(body)[0]];
+  validateCollName(v);
+  void name;
+  return v;
+}
+
+function asDoc(v: unknown, what: string): Doc | null {
+  if (v === undefined || v === null) return null;
+  if (!isPlainObject(v)) fail(14, `"${what}" had the wrong type. Expected object, found ${Array.isArray(v) ? 'array' : typeof v}`);
+  return v;
+}
+
+/** Annotations per element of a body array field (documents / updates / deletes). */
+function annsByElement(anns: RawAnn[], field: string): Map<number, RawAnn[]> {
+  const m = new Map<number, RawAnn[]>();
+  for (const r of anns) {
+    if (r.segs[0] !== field || r.segs.length < 3) continue;
+    const i = Number(r.segs[1]);
+    let l = m.get(i);
+    if (!l) m.set(i, (l = []));
+    l.push({ segs: r.segs.slice(2), ann: r.ann });
+  }
+  return m;
+}
+
+function writeError(index: number, err: unknown): Doc {
+  const w = toWireError(err);
+  return { index, code: w.code, errmsg: w.message, ...w.extra };
+}
+
+export class Dispatcher {
+  readonly stats: EngineStats = { docsExamined: 0, indexLookups: 0, collectionScans: 0 };
+  readonly storage = new Storage(this.stats);
+  readonly connections = { current: 0, totalCreated: 0 };
+  private readonly cursors = new Map<number, CursorState>();
+  private nextCursorId = 1000 + Math.floor(Math.random() * 1_000_000);
+  private readonly startedAt = Date.now();
+  private readonly handlers = new Map<string, Handler>();
+
+  constructor() {
+    const h = (names: string[], fn: Handler): void => {
+      for (const n of names) this.handlers.set(n.toLowerCase(), fn);
+    };
+    h(['hello', 'isMaster'], (b, c, n) => this.hello(b, c, n));
+    h(['ping'], () => ({ ok: 1 }));
+    h(['buildInfo'], () => this.buildInfo());
+    h(['getParameter'], (b) => this.getParameter(b));
+    h(['serverStatus'], () => this.serverStatus());
+    h(['hostInfo'], () => ({
+      system: { currentTime: new Date(), hostname: os.hostname(), cpuAddrSize: 64, memSizeMB: Math.round(os.totalmem() / 1048576), numCores: os.cpus().length },
+      os: { type: os.type(), name: os.platform(), version: os.release() },
+      extra: {},
+      ok: 1,
+    }));
+    h(['whatsmyuri'], (_b, c) => ({ you: c.conn.remote, ok: 1 }));
+    h(['getCmdLineOpts'], () => ({ argv: ['mongo-wire'], parsed: {}, ok: 1 }));
+    h(['connectionStatus'], () => ({ authInfo: { authenticatedUsers: [], authenticatedUserRoles: [] }, ok: 1 }));
+    h(['getLog'], () => ({ totalLinesWritten: 0, log: [], ok: 1 }));
+    h(['getLastError', 'getPrevError'], () => ({ n: 0, err: null, ok: 1 }));
+    h(['resetError', 'killOp', 'fsync', 'logout', 'setFeatureCompatibilityVersion', 'refreshSessions', 'killSessions', 'killAllSessions', 'killAllSessionsByPattern', 'endSessions', 'commitTransaction', 'abortTransaction'], () => ({ ok: 1 }));
+    h(['startSession'], () => ({ id: { id: new UUID() }, timeoutMinutes: 30, ok: 1 }));
+    h(['currentOp'], () => ({ inprog: [], ok: 1 }));
+    h(['replSetGetStatus'], () => fail(76, 'not running with --replSet'));
+    h(['getDefaultRWConcern'], () => ({ defaultReadConcern: { level: 'local' }, defaultWriteConcern: { w: 1, wtimeout: 0 }, ok: 1 }));
+    h(['listCommands'], () => this.listCommands());
+    h(['create'], (b, c) => this.create(b, c));
+    h(['drop'], (b, c) => this.drop(b, c));
+    h(['dropDatabase'], (_b, c) => {
+      this.storage.dropDb(c.db);
+      return { dropped: c.db, ok: 1 };
+    });
+    h(['renameCollection'], (b) => this.renameCollection(b));
+    h(['collMod'], (b, c) => this.collMod(b, c));
+    h(['listCollections'], (b, c) => this.listCollections(b, c));
+    h(['listDatabases'], (b) => this.listDatabases(b));
+    h(['dbStats'], (_b, c) => this.dbStats(c));
+    h(['collStats'], (b, c) => this.collStats(b, c));
+    h(['validate'], (b, c) => {
+      const coll = this.storage.get(c.db, collName(b, 'validate'));
+      if (!coll) fail(26, `Collection '${c.db}.${String(b.validate)}' does not exist to validate.`);
+      return { ns: coll.ns, nInvalidDocuments: 0, nrecords: coll.count, nIndexes: coll.indexes.length + 1, valid: true, warnings: [], errors: [], ok: 1 };
+    });
+    h(['createIndexes'], (b, c) => this.createIndexes(b, c));
+    h(['listIndexes'], (b, c) => this.listIndexes(b, c));
+    h(['dropIndexes', 'deleteIndexes'], (b, c) => this.dropIndexes(b, c));
+    h(['insert'], (b, c) => this.insert(b, c));
+    h(['update'], (b, c) => this.update(b, c));
+    h(['delete'], (b, c) => this.delete(b, c));
+    h(['findAndModify'], (b, c) => this.findAndModify(b, c));
+    h(['find'], (b, c) => this.find(b, c));
+    h(['getMore'], (b) => this.getMore(b));
+    h(['killCursors'], (b) => this.killCursors(b));
+    h(['aggregate'], (b, c) => this.aggregate(b, c));
+    h(['count'], (b, c) => this.count(b, c));
+    h(['distinct'], (b, c) => this.distinct(b, c));
+    h(['explain'], (b, c) => this.explain(b, c));
+  }
+
+  /** Execute one command; always returns a serialized reply document. */
+  run(body: Doc, ctx: CommandContext): Uint8Array {
+    try {
+      const name = Object.keys(body)[0];
+      if (name === undefined) fail(59, 'no such command: ""');
+      const handler = this.handlers.get(name.toLowerCase());
+      if (!handler) fail(59, `no such command: '${name}'`);
+      const reply = handler(body, ctx, name);
+      return reply instanceof Uint8Array ? reply : BSON.serialize(reply, SERIALIZE_OPTIONS);
+    } catch (e) {
+      return BSON.serialize(errorReply(toWireError(e)), SERIALIZE_OPTIONS);
+    }
+  }
+
+  /** Periodic housekeeping: TTL expiry and idle cursors. */
+  housekeeping(now = Date.now()): number {
+    for (const [id, c] of this.cursors) if (now - c.lastUsed > CURSOR_IDLE_MS) this.cursors.delete(id);
+    return this.storage.expire(now);
+  }
+
+  get openCursors(): number {
+    return this.cursors.size;
+  }
+
+  // ---- handshake and diagnostics ------------------------------------------------------------------
+
+  private hello(_body: Doc, ctx: CommandContext, name: string): Doc {
+    const legacy = name.toLowerCase() === 'ismaster';
+    return {
+      helloOk: true,
+      ...(legacy ? { ismaster: true } : { isWritablePrimary: true }),
+      maxBsonObjectSize: MAX_BSON_SIZE,
+      maxMessageSizeBytes: 48000000,
+      maxWriteBatchSize: 100000,
+      localTime: new Date(),
+      logicalSessionTimeoutMinutes: 30,
+      connectionId: ctx.conn.id,
+      minWireVersion: 0,
+      maxWireVersion: 21,
+      readOnly: false,
+      ok: 1,
+    };
+  }
+
+  private buildInfo(): Doc {
+    return {
+      version: SERVER_VERSION,
+      gitVersion: 'mongo-wire',
+      versionArray: [7, 0, 0, 0],
+      bits: 64,
+      debug: false,
+      maxBsonObjectSize: MAX_BSON_SIZE,
+      storageEngines: ['inMemory'],
+      javascriptEngine: 'none',
+      modules: [],
+      openssl: { running: 'disabled', compiled: 'disabled' },
+      ok: 1,
+    };
+  }
+
+  private getParameter(body: Doc): Doc {
+    const known: Doc = {
+      featureCompatibilityVersion: { version: '7.0' },
+      authenticationMechanisms: [],
+      maxBSONDepth: 100,
+    };
+    const out: Doc = {};
+    if (body.getParameter === '*') Object.assign(out, known);
+    for (const k of Object.keys(body)) if (k in known) out[k] = known[k];
+    return { ...out, ok: 1 };
+  }
+
+  private serverStatus(): Doc {
+    const now = Date.now();
+    let objects = 0;
+    for (const d of this.storage.dbs.values()) for (const c of d.values()) objects += c.count;
+    return {
+      host: os.hostname(),
+      version: SERVER_VERSION,
+      process: 'mongod',
+      pid: Long.fromNumber(process.pid),
+      uptime: Math.floor((now - this.startedAt) / 1000),
+      uptimeMillis: Long.fromNumber(now - this.startedAt),
+      localTime: new Date(now),
+      connections: { current: this.connections.current, available: 100000, totalCreated: this.connections.totalCreated },
+      metrics: { document: { examined: this.stats.docsExamined, objects }, cursor: { open: { total: this.cursors.size } } },
+      ok: 1,
+    };
+  }
+
+  private listCommands(): Doc {
+    const commands: Doc = {};
+    for (const k of this.handlers.keys()) commands[k] = { help: '' };
+    return { commands, ok: 1 };
+  }
+
+  // ---- collections ------------------------------------------------------------------------------
+
+  private options(body: Doc): Doc {
+    const out: Doc = {};
+    const keys = Object.keys(body);
+    for (let i = 1; i < keys.length; i++) if (!ENVELOPE.has(keys[i])) out[keys[i]] = body[keys[i]];
+    return out;
+  }
+
+  private create(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'create');
+    if (this.storage.get(ctx.db, name)) fail(48, `Collection ${ctx.db}.${name} already exists.`);
+    this.storage.ensure(ctx.db, name, this.options(body));
+    return { ok: 1 };
+  }
+
+  private drop(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'drop');
+    const c = this.storage.drop(ctx.db, name);
+    return { nIndexesWas: c ? c.indexes.length + 1 : 0, ns: `${ctx.db}.${name}`, ok: 1 };
+  }
+
+  private renameCollection(body: Doc): Doc {
+    const from = String(body.renameCollection ?? '');
+    const to = String(body.to ?? '');
+    const split = (ns: string): [string, string] => {
+      const i = ns.indexOf('.');
+      if (i <= 0 || i === ns.length - 1) fail(73, `Invalid namespace specified '${ns}'`);
+      return [ns.slice(0, i), ns.slice(i + 1)];
+    };
+    const [fdb, fname] = split(from);
+    const [tdb, tname] = split(to);
+    validateCollName(tname);
+    const src = this.storage.get(fdb, fname);
+    if (!src) fail(26, 'source namespace does not exist');
+    if (this.storage.get(tdb, tname)) {
+      if (!body.dropTarget) fail(48, 'target namespace exists');
+      this.storage.drop(tdb, tname);
+    }
+    this.storage.drop(fdb, fname);
+    const dst = this.storage.ensure(tdb, tname, src.options);
+    for (const spec of src.indexes.map((i) => i.spec())) dst.createIndex(spec);
+    for (const rec of src.docs.values()) dst.insert(rec.doc, rec.ann);
+    return { ok: 1 };
+  }
+
+  private collMod(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'collMod');
+    const coll = this.storage.get(ctx.db, name);
+    if (!coll) fail(26, `ns does not exist: ${ctx.db}.${name}`);
+    const out: Doc = { ok: 1 };
+    const opts = this.options(body);
+    if (isPlainObject(opts.index)) {
+      const spec = opts.index;
+      const ix = coll.findIndex(spec.name ?? spec.keyPattern);
+      if (!ix) fail(27, `cannot find index ${JSON.stringify(spec.name ?? spec.keyPattern)} for ns ${coll.ns}`);
+      if (typeof spec.expireAfterSeconds === 'number') {
+        out.expireAfterSeconds_old = ix.options.expireAfterSeconds;
+        ix.options.expireAfterSeconds = spec.expireAfterSeconds;
+        out.expireAfterSeconds_new = spec.expireAfterSeconds;
+      }
+      if (typeof spec.hidden === 'boolean') ix.options.hidden = spec.hidden;
+      delete opts.index;
+    }
+    Object.assign(coll.options, opts);
+    return out;
+  }
+
+  private collectionInfo(c: Collection): Doc {
+    return {
+      name: c.name,
+      type: 'collection',
+      options: c.options,
+      info: { readOnly: false, uuid: c.uuid },
+      idIndex: { v: 2, key: { _id: 1 }, name: '_id_' },
+    };
+  }
+
+  private listCollections(body: Doc, ctx: CommandContext): Uint8Array {
+    let infos = this.storage.collections(ctx.db).map((c) => this.collectionInfo(c));
+    const filter = asDoc(body.filter, 'filter');
+    if (filter && Object.keys(filter).length) {
+      const q = new Query(filter);
+      infos = infos.filter((i) => q.test(i));
+    }
+    if (body.nameOnly) infos = infos.map((i) => ({ name: i.name, type: i.type }));
+    const cursor = asDoc(body.cursor, 'cursor') ?? {};
+    return this.cursorReply(`${ctx.db}.$cmd.listCollections`, infos, (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS), cursor.batchSize, false);
+  }
+
+  private dbSize(db: string): number {
+    let size = 0;
+    for (const c of this.storage.collections(db)) size += c.count * 256;
+    return size;
+  }
+
+  private listDatabases(body: Doc): Doc {
+    let dbs: Doc[] = [];
+    let total = 0;
+    for (const name of this.storage.dbs.keys()) {
+      const size = this.dbSize(name);
+      total += size;
+      dbs.push({ name, sizeOnDisk: size, empty: size === 0 });
+    }
+    const filter = asDoc(body.filter, 'filter');
+    if (filter && Object.keys(filter).length) {
+      const q = new Query(filter);
+      dbs = dbs.filter((d) => q.test(d));
+    }
+    if (body.nameOnly) return { databases: dbs.map((d) => ({ name: d.name })), ok: 1 };
+    return { databases: dbs, totalSize: total, totalSizeMb: Math.round(total / 1048576), ok: 1 };
+  }
+
+  private dbStats(ctx: CommandContext): Doc {
+    const colls = this.storage.collections(ctx.db);
+    let objects = 0;
+    let indexes = 0;
+    for (const c of colls) {
+      objects += c.count;
+      indexes += c.indexes.length + 1;
+    }
+    const dataSize = this.dbSize(ctx.db);
+    return {
+      db: ctx.db,
+      collections: colls.length,
+      views: 0,
+      objects,
+      avgObjSize: objects ? dataSize / objects : 0,
+      dataSize,
+      storageSize: dataSize,
+      indexes,
+      indexSize: 0,
+      totalSize: dataSize,
+      scaleFactor: 1,
+      ok: 1,
+    };
+  }
+
+  private collStats(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'collStats');
+    const c = this.storage.get(ctx.db, name);
+    if (!c) fail(26, `Collection [${ctx.db}.${name}] not found.`);
+    let size = 0;
+    for (const r of c.docs.values()) size += BSON.calculateObjectSize(r.doc);
+    return {
+      ns: c.ns,
+      size,
+      count: c.count,
+      avgObjSize: c.count ? Math.round(size / c.count) : 0,
+      storageSize: size,
+      capped: !!c.capped,
+      ...(c.capped ? { max: c.capped.max, maxSize: c.capped.size } : {}),
+      nindexes: c.indexes.length + 1,
+      totalIndexSize: 0,
+      indexSizes: Object.fromEntries([['_id_', 0], ...c.indexes.map((i) => [i.name, 0])]),
+      ok: 1,
+    };
+  }
+
+  // ---- indexes ----------------------------------------------------------------------------------
+
+  private createIndexes(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'createIndexes');
+    const specs = body.indexes;
+    if (!Array.isArray(specs) || specs.length === 0) fail(2, 'Must specify at least one index to create');
+    const existed = !!this.storage.get(ctx.db, name);
+    const coll = this.storage.ensure(ctx.db, name);
+    const before = coll.indexes.length + 1;
+    let created = 0;
+    for (const spec of specs) {
+      if (!isPlainObject(spec)) fail(2, 'Index spec must be an object');
+      if (coll.createIndex(spec)) created++;
+    }
+    const out: Doc = { numIndexesBefore: before, numIndexesAfter: coll.indexes.length + 1, createdCollectionAutomatically: !existed };
+    if (!created) out.note = 'all indexes already exist';
+    out.ok = 1;
+    return out;
+  }
+
+  private listIndexes(body: Doc, ctx: CommandContext): Uint8Array {
+    const name = collName(body, 'listIndexes');
+    const coll = this.storage.get(ctx.db, name);
+    if (!coll) fail(26, `ns does not exist: ${ctx.db}.${name}`);
+    const cursor = asDoc(body.cursor, 'cursor') ?? {};
+    return this.cursorReply(coll.ns, coll.indexSpecs(), (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS), cursor.batchSize, false);
+  }
+
+  private dropIndexes(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'dropIndexes');
+    const coll = this.storage.get(ctx.db, name);
+    if (!coll) fail(26, `ns not found ${ctx.db}.${name}`);
+    const was = coll.indexes.length + 1;
+    const target = body.index;
+    const dropOne = (t: unknown): void => {
+      if (t === '_id_' || (isPlainObject(t) && Object.keys(t).length === 1 && '_id' in t)) fail(72, 'cannot drop _id index');
+      const ix = coll.findIndex(t);
+      if (!ix) {
+        if (typeof t === 'string') fail(27, `index not found with name [${t}]`);
+        fail(27, `can't find index with key: ${JSON.stringify(t)}`);
+      }
+      coll.dropIndex(ix);
+    };
+    if (target === '*') coll.indexes.splice(0);
+    else if (Array.isArray(target)) {
+      for (const t of target) if (!coll.findIndex(t)) fail(27, `index not found with name [${String(t)}]`);
+      target.forEach(dropOne);
+    } else dropOne(target);
+    return { nIndexesWas: was, ok: 1 };
+  }
+
+  // ---- writes -----------------------------------------------------------------------------------
+
+  private insert(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'insert');
+    const docs = body.documents;
+    if (!Array.isArray(docs)) fail(2, 'insert requires a documents array');
+    const ordered = body.ordered !== false;
+    const coll = this.storage.ensure(ctx.db, name);
+    const anns = ctx.anns.length ? annsByElement(ctx.anns, 'documents') : null;
+    let n = 0;
+    const writeErrors: Doc[] = [];
+    for (let i = 0; i < docs.length; i++) {
+      try {
+        const d = docs[i];
+        if (!isPlainObject(d)) fail(2, 'document to insert must be an object');
+        coll.insert(withIdFirst(d), annMapOf(anns?.get(i) ?? []));
+        n++;
+      } catch (e) {
+        writeErrors.push(writeError(i, e));
+        if (ordered) break;
+      }
+    }
+    return writeErrors.length ? { n, writeErrors, ok: 1 } : { n, ok: 1 };
+  }
+
+  private upsertDoc(db: string, name: string, filter: Doc | null, filterAnns: RawAnn[], u: ParsedUpdate, arrayFilters: Doc[] | undefined): Rec {
+    const seed = seedFromFilter(filter, filterAnns);
+    const base = u.kind === 'replace' ? (seed.doc._id !== undefined ? { _id: seed.doc._id } : {}) : seed.doc;
+    const baseAnn = u.kind === 'replace' ? null : seed.ann;
+    const res = applyUpdate(base, baseAnn, u, { filter, arrayFilters, insert: true });
+    const coll = this.storage.ensure(db, name);
+    return coll.insert(withIdFirst(res.doc), res.ann);
+  }
+
+  private update(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'update');
+    const updates = body.updates;
+    if (!Array.isArray(updates)) fail(2, 'update requires an updates array');
+    const ordered = body.ordered !== false;
+    const anns = ctx.anns.length ? annsByElement(ctx.anns, 'updates') : null;
+    let n = 0;
+    let nModified = 0;
+    const upserted: Doc[] = [];
+    const writeErrors: Doc[] = [];
+    for (let i = 0; i < updates.length; i++) {
+      try {
+        const spec = updates[i];
+        if (!isPlainObject(spec)) fail(2, 'update statement must be an object');
+        const filter = asDoc(spec.q, 'q') ?? {};
+        const own = anns?.get(i) ?? [];
+        const u = parseUpdate(spec.u, annsUnder(own, ['u']));
+        const multi = spec.multi === true;
+        if (multi && u.kind === 'replace') fail(9, 'multi update is not supported for replacement-style update');
+        const arrayFilters = Array.isArray(spec.arrayFilters) ? (spec.arrayFilters as Doc[]) : undefined;
+        const coll = this.storage.get(ctx.db, name);
+        const sort = asDoc(spec.sort, 'sort');
+        const recs = coll ? coll.select(filter, multi ? {} : { limit: 1, sort }) : [];
+        if (recs.length === 0) {
+          if (spec.upsert === true) {
+            const rec = this.upsertDoc(ctx.db, name, filter, annsUnder(own, ['q']), u, arrayFilters);
+            upserted.push({ index: i, _id: rec.doc._id });
+            n++;
+          }
+          continue;
+        }
+        for (const rec of recs) {
+          const res = applyUpdate(rec.doc, rec.ann, u, { filter, arrayFilters, insert: false });
+          n++;
+          if (res.modified) {
+            (coll as Collection).replace(rec, res.doc, res.ann);
+            nModified++;
+          }
+        }
+      } catch (e) {
+        writeErrors.push(writeError(i, e));
+        if (ordered) break;
+      }
+    }
+    const out: Doc = { n, nModified };
+    if (upserted.length) out.upserted = upserted;
+    if (writeErrors.length) out.writeErrors = writeErrors;
+    out.ok = 1;
+    return out;
+  }
+
+  private delete(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'delete');
+    const deletes = body.deletes;
+    if (!Array.isArray(deletes)) fail(2, 'delete requires a deletes array');
+    const ordered = body.ordered !== false;
+    let n = 0;
+    const writeErrors: Doc[] = [];
+    for (let i = 0; i < deletes.length; i++) {
+      try {
+        const spec = deletes[i];
+        if (!isPlainObject(spec)) fail(2, 'delete statement must be an object');
+        const filter = asDoc(spec.q, 'q') ?? {};
+        const limit = num(spec.limit);
+        const coll = this.storage.get(ctx.db, name);
+        if (!coll) continue;
+        if (limit !== 1 && Object.keys(filter).length === 0) {
+          n += coll.count;
+          coll.clear();
+          continue;
+        }
+        const recs = coll.select(filter, limit === 1 ? { limit: 1, sort: asDoc(spec.sort, 'sort') } : {});
+        for (const rec of recs) {
+          coll.remove(rec);
+          n++;
+        }
+      } catch (e) {
+        writeErrors.push(writeError(i, e));
+        if (ordered) break;
+      }
+    }
+    return writeErrors.length ? { n, writeErrors, ok: 1 } : { n, ok: 1 };
+  }
+
+  private findAndModify(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'findAndModify');
+    const filter = asDoc(body.query, 'query') ?? {};
+    const sort = asDoc(body.sort, 'sort');
+    const remove = body.remove === true || body.remove === 1;
+    const returnNew = body.new === true || body.new === 1;
+    const upsert = body.upsert === true || body.upsert === 1;
+    const project = makeProjector(body.fields);
+    const arrayFilters = Array.isArray(body.arrayFilters) ? (body.arrayFilters as Doc[]) : undefined;
+    if (!remove && body.update === undefined) fail(9, 'Either an update or remove=true must be specified');
+    if (remove && body.update !== undefined) fail(9, 'Cannot specify both an update and remove=true');
+    if (remove && (upsert || returnNew)) fail(9, 'Cannot specify both upsert=true and remove=true');
+    const coll = this.storage.get(ctx.db, name);
+    const rec = coll ? coll.select(filter, { limit: 1, sort })[0] : undefined;
+    const out = (doc: Doc, ann: Rec['ann']): Doc => project(typedView(doc, ann));
+    if (remove) {
+      if (!rec || !coll) return { lastErrorObject: { n: 0 }, value: null, ok: 1 };
+      coll.remove(rec);
+      return { lastErrorObject: { n: 1 }, value: out(rec.doc, rec.ann), ok: 1 };
+    }
+    const u = parseUpdate(body.update, annsUnder(ctx.anns, ['update']));
+    if (rec && coll) {
+      const oldDoc = rec.doc;
+      const oldAnn = rec.ann;
+      const res = applyUpdate(oldDoc, oldAnn, u, { filter, arrayFilters, insert: false });
+      if (res.modified) coll.replace(rec, res.doc, res.ann);
+      return {
+        lastErrorObject: { n: 1, updatedExisting: true },
+        value: returnNew ? out(rec.doc, rec.ann) : out(oldDoc, oldAnn),
+        ok: 1,
+      };
+    }
+    if (upsert) {
+      const created = this.upsertDoc(ctx.db, name, filter, annsUnder(ctx.anns, ['query']), u, arrayFilters);
+      return {
+        lastErrorObject: { n: 1, updatedExisting: false, upserted: created.doc._id },
+        value: returnNew ? out(created.doc, created.ann) : null,
+        ok: 1,
+      };
+    }
+    return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
+  }
+
+  // ---- reads ------------------------------------------------------------------------------------
+
+  private cursorReply(
+    ns: string,
+    items: unknown[],
+    render: (item: unknown) => Uint8Array,
+    batchSize: unknown,
+    singleBatch: boolean,
+  ): Uint8Array {
+    const size = typeof batchSize === 'number' && batchSize >= 0 ? batchSize : 101;
+    // batchSize 0: an empty first batch with the cursor established.
+    const { batch, next } = size === 0 ? { batch: [], next: 0 } : this.takeBatch(items, 0, size, render);
+    let id = 0;
+    if (next < items.length && !singleBatch) {
+      id = this.nextCursorId++;
+      this.cursors.set(id, { id, ns, items, pos: next, render, lastUsed: Date.now() });
+    }
+    return encodeCursorReply('firstBatch', batch, id, ns);
+  }
+
+  private takeBatch(items: unknown[], from: number, size: number, render: (item: unknown) => Uint8Array): { batch: Uint8Array[]; next: number } {
+    const batch: Uint8Array[] = [];
+    let bytes = 0;
+    let i = from;
+    const max = size > 0 ? size : Infinity;
+    while (i < items.length && batch.length < max) {
+      const b = render(items[i]);
+      if (batch.length && bytes + b.length > BATCH_BYTES) break;
+      batch.push(b);
+      bytes += b.length;
+      i++;
+    }
+    return { batch, next: i };
+  }
+
+  private renderRecs(projection: unknown): (item: unknown) => Uint8Array {
+    const project: Projector = makeProjector(projection);
+    return (item) => {
+      const rec = item as Rec;
+      return BSON.serialize(project(typedView(rec.doc, rec.ann)), SERIALIZE_OPTIONS);
+    };
+  }
+
+  private find(body: Doc, ctx: CommandContext): Uint8Array {
+    const name = collName(body, 'find');
+    const filter = asDoc(body.filter, 'filter');
+    const sort = asDoc(body.sort, 'sort');
+    let limit = num(body.limit);
+    let singleBatch = body.singleBatch === true;
+    if (limit < 0) {
+      limit = -limit;
+      singleBatch = true;
+    }
+    const skip = num(body.skip);
+    if (skip < 0) fail(2, 'Skip value must be non-negative');
+    const render = this.renderRecs(body.projection);
+    const coll = this.storage.get(ctx.db, name);
+    const recs = coll ? coll.select(filter, { sort, skip, limit }) : [];
+    const batchSize = typeof body.batchSize === 'number' ? body.batchSize : limit > 0 ? Math.min(101, limit) : 101;
+    return this.cursorReply(`${ctx.db}.${name}`, recs, render, batchSize, singleBatch);
+  }
+
+  private getMore(body: Doc): Uint8Array {
+    const id = num(body.getMore, -1);
+    const c = this.cursors.get(id);
+    if (!c) fail(43, `cursor id ${String(body.getMore)} not found`);
+    const size = typeof body.batchSize === 'number' && body.batchSize > 0 ? body.batchSize : 0;
+    const { batch, next } = this.takeBatch(c.items, c.pos, size, c.render);
+    c.pos = next;
+    c.lastUsed = Date.now();
+    let outId = c.id;
+    if (next >= c.items.length) {
+      this.cursors.delete(id);
+      outId = 0;
+    }
+    return encodeCursorReply('nextBatch', batch, outId, c.ns);
+  }
+
+  private killCursors(body: Doc): Doc {
+    const ids = Array.isArray(body.cursors) ? body.cursors : [];
+    const killed: Long[] = [];
+    const notFound: Long[] = [];
+    for (const raw of ids) {
+      const id = num(raw, -1);
+      (this.cursors.delete(id) ? killed : notFound).push(Long.fromNumber(id));
+    }
+    return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
+  }
+
+  private count(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'count');
+    const coll = this.storage.get(ctx.db, name);
+    const n = coll ? coll.countMatching(asDoc(body.query, 'query'), num(body.skip), Math.abs(num(body.limit))) : 0;
+    return { n, ok: 1 };
+  }
+
+  private distinct(body: Doc, ctx: CommandContext): Doc {
+    const name = collName(body, 'distinct');
+    if (typeof body.key !== 'string') fail(14, '"key" had the wrong type. Expected string');
+    const coll = this.storage.get(ctx.db, name);
+    const values: unknown[] = [];
+    if (coll) {
+      const seen = new Set<string>();
+      const segs = body.key.split('.');
+      for (const rec of coll.select(asDoc(body.query, 'query'))) {
+        for (const v of pathValues(rec.doc, segs)) {
+          if (v === undefined || v === EMPTY_ARRAY) continue;
+          const k = canon(v);
+          if (seen.has(k)) continue;
+          seen.add(k);
+          values.push(v);
+        }
+      }
+    }
+    return { values, ok: 1 };
+  }
+
+  private aggregate(body: Doc, ctx: CommandContext): Uint8Array | Doc {
+    if (body.explain) return this.explain({ explain: body }, ctx);
+    const target = body.aggregate;
+    const pipeline = body.pipeline;
+    if (!Array.isArray(pipeline)) fail(14, "'pipeline' option must be specified as an array");
+    const cursorOpt = asDoc(body.cursor, 'cursor');
+    if (!cursorOpt) fail(9, "The 'cursor' option is required, except for aggregate with the explain argument");
+    const stages = pipeline.slice() as Doc[];
+    for (const s of stages) if (!isPlainObject(s) || Object.keys(s).length !== 1) fail(40323, 'A pipeline stage specification object must contain exactly one field.');
+    const dbLevel = target === 1;
+    const name = dbLevel ? '$cmd.aggregate' : collName(body, 'aggregate');
+    const ns = `${ctx.db}.${name}`;
+    const coll = dbLevel ? undefined : this.storage.get(ctx.db, name);
+
+    // $out as the last stage.
+    let out: { db: string; coll: string } | null = null;
+    const last = stages[stages.length - 1];
+    if (last && '$out' in last) {
+      const o = last.$out;
+      if (typeof o === 'string') out = { db: ctx.db, coll: o };
+      else if (isPlainObject(o) && typeof o.coll === 'string') out = { db: typeof o.db === 'string' ? o.db : ctx.db, coll: o.coll };
+      else fail(2, 'Invalid $out specification');
+      stages.pop();
+    }
+    if (stages.some((s) => '$merge' in s)) fail(2, '$merge is not supported by this server');
+
+    // Push the leading $match / $sort / $skip / $limit down to the engine (indexes, top-k sort).
+    let filter: Doc | null = null;
+    let sort: Doc | null = null;
+    let skip = 0;
+    let limit = 0;
+    let i = 0;
+    if (stages[i] && '$match' in stages[i]) filter = asDoc(stages[i++].$match, '$match');
+    if (stages[i] && '$sort' in stages[i]) sort = asDoc(stages[i++].$sort, '$sort');
+    if (stages[i] && '$skip' in stages[i]) skip = num(stages[i++].$skip);
+    if (stages[i] && '$limit' in stages[i]) limit = num(stages[i++].$limit);
+    if (!sort && !skip && stages[i] && '$limit' in stages[i]) limit = num(stages[i++].$limit);
+    const rest = stages.slice(i);
+
+    // countDocuments: [$match, ($skip), ($limit), $group {_id: <const>, n: {$sum: 1}}] or $count.
+    if (!dbLevel) {
+      const fast = this.fastCount(rest);
+      if (fast && !out) {
+        const n = coll ? coll.countMatching(filter, skip, limit) : 0;
+        const docs = n > 0 ? [fast(n)] : [];
+        return this.cursorReply(ns, docs, (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS), cursorOpt?.batchSize, false);
+      }
+    }
+
+    const recs = coll ? coll.select(filter, { sort, skip, limit }) : [];
+    let results: unknown[];
+    let render: (item: unknown) => Uint8Array;
+    if (rest.length === 0 && !out) {
+      results = recs;
+      render = this.renderRecs(undefined);
+    } else {
+      const mutating = rest.some((s) => !NON_MUTATING_STAGES.has(Object.keys(s)[0]));
+      const input = recs.map((r) => r.doc);
+      const agg = new Aggregator(rest, {
+        processingMode: mutating ? ProcessingMode.CLONE_INPUT : ProcessingMode.CLONE_OFF,
+        collectionResolver: (n: string) => Array.from(this.storage.get(ctx.db, n)?.docs.values() ?? [], (r) => r.doc),
+      });
+      results = agg.run(input);
+      render = (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS);
+    }
+    if (out) {
+      const dst = this.storage.ensure(out.db, out.coll);
+      dst.clear();
+      for (const d of results) {
+        const doc = isPlainObject(d) ? d : (d as Rec).doc;
+        dst.insert(withIdFirst(doc), null);
+      }
+      results = [];
+    }
+    return this.cursorReply(ns, results, render, cursorOpt?.batchSize, false);
+  }
+
+  private fastCount(rest: Doc[]): ((n: number) => Doc) | null {
+    if (rest.length !== 1) return null;
+    const st = rest[0];
+    if (typeof st.$count === 'string') {
+      const field = st.$count;
+      return (n) => ({ [field]: n });
+    }
+    const g = st.$group;
+    if (!isPlainObject(g)) return null;
+    const keys = Object.keys(g);
+    if (keys.length !== 2 || keys[0] !== '_id') return null;
+    const id = g._id;
+    if (!(id === null || typeof id === 'number' || (typeof id === 'string' && !id.startsWith('$')))) return null;
+    const field = keys[1];
+    const acc = g[field];
+    if (!isPlainObject(acc) || Object.keys(acc).length !== 1 || acc.$sum !== 1) return null;
+    return (n) => ({ _id: id, [field]: n });
+  }
+
+  private explain(body: Doc, ctx: CommandContext): Doc {
+    const inner = asDoc(body.explain, 'explain');
+    if (!inner) fail(9, 'explain command requires a nested object');
+    const cmd = Object.keys(inner)[0]?.toLowerCase();
+    const name = inner[Object.keys(inner)[0]];
+    const coll = typeof name === 'string' ? this.storage.get(ctx.db, name) : undefined;
+    let filter: Doc | null = null;
+    let sort: Doc | null = null;
+    if (cmd === 'find') {
+      filter = asDoc(inner.filter, 'filter');
+      sort = asDoc(inner.sort, 'sort');
+    } else if (cmd === 'count' || cmd === 'distinct') filter = asDoc(inner.query, 'query');
+    else if (cmd === 'findandmodify') filter = asDoc(inner.query, 'query');
+    else if (cmd === 'aggregate' && Array.isArray(inner.pipeline)) {
+      const first = inner.pipeline[0];
+      if (isPlainObject(first) && '$match' in first) filter = asDoc(first.$match, '$match');
+    } else if (cmd === 'update' && Array.isArray(inner.updates) && isPlainObject(inner.updates[0])) filter = asDoc(inner.updates[0].q, 'q');
+    else if (cmd === 'delete' && Array.isArray(inner.deletes) && isPlainObject(inner.deletes[0])) filter = asDoc(inner.deletes[0].q, 'q');
+    else fail(59, `Explain is not supported for ${String(cmd)}`);
+    const info: { plan?: Plan; examined?: number } = {};
+    const started = Date.now();
+    const recs = coll ? coll.select(filter, { sort }, info) : [];
+    const index = info.plan?.index ?? null;
+    const winningPlan = index
+      ? { stage: 'FETCH', inputStage: { stage: 'IXSCAN', indexName: index, keysExamined: info.plan?.recs?.length ?? 0 } }
+      : { stage: coll ? 'COLLSCAN' : 'EOF' };
+    return {
+      queryPlanner: { namespace: `${ctx.db}.${String(name)}`, parsedQuery: filter ?? {}, winningPlan, rejectedPlans: [] },
+      executionStats: {
+        nReturned: recs.length,
+        executionTimeMillis: Date.now() - started,
+        totalKeysExamined: info.plan?.recs?.length ?? 0,
+        totalDocsExamined: info.examined ?? 0,
+        executionStages: winningPlan,
+      },
+      ok: 1,
+    };
+  }
+}
+
+export { MongoWireError };

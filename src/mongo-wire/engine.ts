@@ -1,0 +1,737 @@
+/**
+ * In-memory storage: databases, collections, hash indexes, the query planner and executor.
+ * Everything here is synchronous: a command runs to completion before the next one starts, which
+ * makes each single-document read-modify-write atomic.
+ */
+import { BSON, UUID } from 'bson';
+import { Query } from 'mingo';
+import { fail, MongoWireError } from './errors';
+import {
+  AnnMap,
+  bsonType,
+  canon,
+  compareValues,
+  Doc,
+  EMPTY_ARRAY,
+  isPlainObject,
+  pathValues,
+  showValue,
+  sortKey,
+} from './values';
+
+export interface Rec {
+  /** Insertion sequence: the natural order. */
+  seq: number;
+  doc: Doc;
+  ann: AnnMap | null;
+  /** BSON size, tracked for capped collections only. */
+  bytes: number;
+}
+
+export interface EngineStats {
+  /** Documents tested against a filter (or returned by a filterless scan). */
+  docsExamined: number;
+  /** Queries answered from an index (including `_id`). */
+  indexLookups: number;
+  /** Queries that scanned the whole collection. */
+  collectionScans: number;
+}
+
+type Bucket = Rec | Set<Rec>;
+
+function bucketAdd(map: Map<string, Bucket>, key: string, rec: Rec): void {
+  const b = map.get(key);
+  if (b === undefined) map.set(key, rec);
+  else if (b instanceof Set) b.add(rec);
+  else if (b !== rec) map.set(key, new Set([b, rec]));
+}
+
+function bucketRemove(map: Map<string, Bucket>, key: string, rec: Rec): void {
+  const b = map.get(key);
+  if (b === undefined) return;
+  if (b instanceof Set) {
+    b.delete(rec);
+    if (b.size === 1) map.set(key, b.values().next().value as Rec);
+    else if (b.size === 0) map.delete(key);
+  } else if (b === rec) map.delete(key);
+}
+
+function bucketSize(b: Bucket | undefined): number {
+  return b === undefined ? 0 : b instanceof Set ? b.size : 1;
+}
+
+/** Options stored with an index that make two specs different. */
+const SIGNIFICANT_OPTIONS = ['unique', 'sparse', 'partialFilterExpression', 'expireAfterSeconds', 'collation'];
+
+export function defaultIndexName(key: Doc): string {
+  return Object.keys(key)
+    .map((k) => `${k}_${String(key[k])}`)
+    .join('_');
+}
+
+export class Index {
+  readonly name: string;
+  readonly key: Doc;
+  readonly fields: string[];
+  readonly segs: string[][];
+  readonly unique: boolean;
+  readonly sparse: boolean;
+  readonly partial: Query | null;
+  /** Options as given (everything but key, name, v, ns). */
+  readonly options: Doc;
+  /** maps[k-1]: canonical key of the first k fields -> records. */
+  readonly maps: Map<string, Bucket>[];
+
+  constructor(spec: Doc) {
+    const key = spec.key;
+    if (!isPlainObject(key) || Object.keys(key).length === 0) fail(67, 'Index key pattern must be a non-empty object');
+    this.key = key;
+    this.fields = Object.keys(key);
+    this.segs = this.fields.map((f) => f.split('.'));
+    this.name = typeof spec.name === 'string' && spec.name ? spec.name : defaultIndexName(key);
+    const options: Doc = {};
+    for (const k of Object.keys(spec)) if (k !== 'key' && k !== 'name' && k !== 'v' && k !== 'ns') options[k] = spec[k];
+    this.options = options;
+    this.unique = options.unique === true || options.unique === 1;
+    this.sparse = options.sparse === true || options.sparse === 1;
+    this.partial = isPlainObject(options.partialFilterExpression) ? new Query(options.partialFilterExpression) : null;
+    this.maps = this.fields.map(() => new Map<string, Bucket>());
+  }
+
+  get ttl(): number | undefined {
+    const v = this.options.expireAfterSeconds;
+    return typeof v === 'number' && this.fields.length === 1 ? v : undefined;
+  }
+
+  spec(): Doc {
+    return { v: 2, key: this.key, name: this.name, ...this.options };
+  }
+
+  sameKey(key: Doc): boolean {
+    const a = Object.keys(key);
+    if (a.length !== this.fields.length) return false;
+    return a.every((k, i) => k === this.fields[i] && canon(key[k]) === canon(this.key[k]));
+  }
+
+  sameOptions(options: Doc): boolean {
+    return SIGNIFICANT_OPTIONS.every((o) => canon(normOpt(o, options[o])) === canon(normOpt(o, this.options[o])));
+  }
+
+  /** Canonical keys for each prefix length (entries[k-1]), or null when the doc is not indexed. */
+  entries(doc: Doc): string[][] | null {
+    if (this.partial && !this.partial.test(doc)) return null;
+    const perField: string[][] = [];
+    let allMissing = true;
+    for (const segs of this.segs) {
+      const vals = pathValues(doc, segs);
+      const keys = new Set<string>();
+      for (const v of vals) {
+        if (v !== undefined) allMissing = false;
+        keys.add(v === EMPTY_ARRAY ? 'a0[]' : canon(v));
+      }
+      perField.push([...keys]);
+    }
+    if (this.sparse && allMissing) return null;
+    const out: string[][] = [];
+    let acc: string[] = [''];
+    for (let j = 0; j < perField.length; j++) {
+      const next: string[] = [];
+      for (const p of acc) for (const k of perField[j]) next.push(j ? p + '|' + k : k);
+      acc = next;
+      out.push(acc);
+    }
+    return out;
+  }
+
+  add(rec: Rec, e: string[][] | null): void {
+    if (!e) return;
+    for (let k = 0; k < e.length; k++) for (const key of e[k]) bucketAdd(this.maps[k], key, rec);
+  }
+
+  remove(rec: Rec, e: string[][] | null): void {
+    if (!e) return;
+    for (let k = 0; k < e.length; k++) for (const key of e[k]) bucketRemove(this.maps[k], key, rec);
+  }
+
+  /** A full key already owned by another record (unique indexes only). */
+  conflict(e: string[][] | null, self: Rec | null): string | null {
+    if (!this.unique || !e) return null;
+    const full = this.maps[this.maps.length - 1];
+    for (const key of e[e.length - 1]) {
+      const b = full.get(key);
+      if (b === undefined) continue;
+      if (b instanceof Set) {
+        for (const r of b) if (r !== self) return key;
+      } else if (b !== self) return key;
+    }
+    return null;
+  }
+
+  /** The field values of `doc` producing the given full key (for E11000 reports). */
+  keyValueFor(doc: Doc, key: string): Doc {
+    const perField = this.segs.map((s) => pathValues(doc, s));
+    const walk = (j: number, prefix: string, vals: unknown[]): unknown[] | null => {
+      if (j === perField.length) return prefix === key ? vals : null;
+      for (const v of perField[j]) {
+        const c = v === EMPTY_ARRAY ? 'a0[]' : canon(v);
+        const r = walk(j + 1, j ? prefix + '|' + c : c, [...vals, v === EMPTY_ARRAY ? [] : v]);
+        if (r) return r;
+      }
+      return null;
+    };
+    const vals = walk(0, '', []) ?? perField.map((v) => v[0]);
+    const out: Doc = {};
+    this.fields.forEach((f, i) => (out[f] = vals[i] === undefined ? null : vals[i]));
+    return out;
+  }
+}
+
+function normOpt(name: string, v: unknown): unknown {
+  if (name === 'unique' || name === 'sparse') return v === true || v === 1;
+  return v === undefined ? null : v;
+}
+
+export interface Plan {
+  /** Candidate records, or null for a collection scan. */
+  recs: Rec[] | null;
+  index: string | null;
+}
+
+export interface SelectOptions {
+  sort?: Doc | null;
+  skip?: number;
+  limit?: number;
+}
+
+export interface Matcher {
+  test(doc: Doc): boolean;
+}
+
+/** Values for which equality is exactly "same canonical key" (no null / array / object subtleties). */
+function isSimpleEqValue(v: unknown): boolean {
+  const t = typeof v;
+  if (t === 'string' || t === 'number' || t === 'boolean') return true;
+  return v instanceof Date || bsonType(v) === 'ObjectId';
+}
+
+interface SimpleCond {
+  segs: string[];
+  one?: string;
+  set?: Set<string>;
+}
+
+/**
+ * Compile a filter (null for an empty filter: everything matches). Filters made only of equality /
+ * `$in` on scalars, ObjectIds and Dates (the hot path: lookups, claims, leases) are matched
+ * directly; anything else goes through mingo.
+ */
+export function compileFilter(filter: Doc | null | undefined): Matcher | null {
+  if (!filter) return null;
+  const keys = Object.keys(filter);
+  if (keys.length === 0) return null;
+  const conds: SimpleCond[] = [];
+  for (const k of keys) {
+    const v = filter[k];
+    if (k.startsWith('$') || k === '') return new Query(filter);
+    const segs = k.split('.');
+    if (isSimpleEqValue(v)) {
+      conds.push({ segs, one: canon(v) });
+      continue;
+    }
+    if (isPlainObject(v)) {
+      const ops = Object.keys(v);
+      if (ops.length === 1 && ops[0] === '$eq' && isSimpleEqValue(v.$eq)) {
+        conds.push({ segs, one: canon(v.$eq) });
+        continue;
+      }
+      if (ops.length === 1 && ops[0] === '$in' && Array.isArray(v.$in) && v.$in.every(isSimpleEqValue)) {
+        conds.push({ segs, set: new Set(v.$in.map(canon)) });
+        continue;
+      }
+    }
+    return new Query(filter);
+  }
+  return {
+    test(doc: Doc): boolean {
+      for (const c of conds) {
+        let hit = false;
+        for (const v of pathValues(doc, c.segs)) {
+          if (v === undefined || v === EMPTY_ARRAY) continue;
+          const cv = canon(v);
+          if (c.one !== undefined ? cv === c.one : c.set!.has(cv)) {
+            hit = true;
+            break;
+          }
+        }
+        if (!hit) return false;
+      }
+      return true;
+    },
+  };
+}
+
+export class Collection {
+  readonly docs = new Map<string, Rec>();
+  readonly indexes: Index[] = [];
+  readonly uuid = new UUID();
+  readonly options: Doc;
+  readonly capped: { size: number; max: number } | null;
+  bytes = 0;
+  private seq = 0;
+
+  constructor(
+    readonly db: string,
+    readonly name: string,
+    options: Doc,
+    private readonly stats: EngineStats,
+  ) {
+    this.options = options;
+    if (options.capped === true || options.capped === 1) {
+      const size = typeof options.size === 'number' ? options.size : 0;
+      const max = typeof options.max === 'number' ? options.max : 0;
+      this.capped = { size: size > 0 ? Math.max(size, 4096) : 0, max: max > 0 ? max : 0 };
+    } else this.capped = null;
+  }
+
+  get ns(): string {
+    return `${this.db}.${this.name}`;
+  }
+
+  get count(): number {
+    return this.docs.size;
+  }
+
+  // ---- writes -----------------------------------------------------------------------------------
+
+  private dupError(index: string, keyPattern: Doc, keyValue: Doc): MongoWireError {
+    const shown = '{ ' + Object.keys(keyValue).map((k) => `${k}: ${showValue(keyValue[k])}`).join(', ') + ' }';
+    return new MongoWireError(11000, `E11000 duplicate key error collection: ${this.ns} index: ${index} dup key: ${shown}`, {
+      keyPattern,
+      keyValue,
+    });
+  }
+
+  insert(doc: Doc, ann: AnnMap | null): Rec {
+    const id = doc._id;
+    if (Array.isArray(id)) fail(2, "can't use an array for _id");
+    if (bsonType(id) === 'BSONRegExp' || id instanceof RegExp) fail(2, "can't use a regex for _id");
+    const idKey = canon(id);
+    if (this.docs.has(idKey)) throw this.dupError('_id_', { _id: 1 }, { _id: id });
+    const entries = this.indexes.map((ix) => ix.entries(doc));
+    for (let i = 0; i < this.indexes.length; i++) {
+      const ix = this.indexes[i];
+      const c = ix.conflict(entries[i], null);
+      if (c !== null) throw this.dupError(ix.name, ix.key, ix.keyValueFor(doc, c));
+    }
+    const rec: Rec = { seq: ++this.seq, doc, ann, bytes: 0 };
+    this.docs.set(idKey, rec);
+    for (let i = 0; i < this.indexes.length; i++) this.indexes[i].add(rec, entries[i]);
+    if (this.capped) {
+      rec.bytes = BSON.calculateObjectSize(doc);
+      this.bytes += rec.bytes;
+      this.enforceCap(rec);
+    }
+    return rec;
+  }
+
+  private enforceCap(keep: Rec): void {
+    const cap = this.capped;
+    if (!cap) return;
+    while ((cap.max && this.docs.size > cap.max) || (cap.size && this.bytes > cap.size)) {
+      const oldest = this.docs.values().next().value as Rec | undefined;
+      if (!oldest || oldest === keep) break;
+      this.remove(oldest);
+    }
+  }
+
+  /** Swap a record's document (same _id) maintaining indexes; throws E11000 without changing anything. */
+  replace(rec: Rec, doc: Doc, ann: AnnMap | null): void {
+    const n = this.indexes.length;
+    const olds: (string[][] | null)[] = new Array(n);
+    const news: (string[][] | null)[] = new Array(n);
+    const changed: boolean[] = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const ix = this.indexes[i];
+      const o = ix.entries(rec.doc);
+      const nw = ix.entries(doc);
+      olds[i] = o;
+      news[i] = nw;
+      changed[i] = !sameEntries(o, nw);
+      if (changed[i]) {
+        const c = ix.conflict(nw, rec);
+        if (c !== null) throw this.dupError(ix.name, ix.key, ix.keyValueFor(doc, c));
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      if (!changed[i]) continue;
+      this.indexes[i].remove(rec, olds[i]);
+      this.indexes[i].add(rec, news[i]);
+    }
+    rec.doc = doc;
+    rec.ann = ann;
+    if (this.capped) {
+      this.bytes -= rec.bytes;
+      rec.bytes = BSON.calculateObjectSize(doc);
+      this.bytes += rec.bytes;
+    }
+  }
+
+  remove(rec: Rec): void {
+    const idKey = canon(rec.doc._id);
+    if (this.docs.get(idKey) !== rec) return;
+    this.docs.delete(idKey);
+    for (const ix of this.indexes) ix.remove(rec, ix.entries(rec.doc));
+    if (this.capped) this.bytes -= rec.bytes;
+  }
+
+  clear(): void {
+    this.docs.clear();
+    for (const ix of this.indexes) for (const m of ix.maps) m.clear();
+    this.bytes = 0;
+  }
+
+  // ---- indexes ----------------------------------------------------------------------------------
+
+  findIndex(nameOrKey: unknown): Index | undefined {
+    if (typeof nameOrKey === 'string') return this.indexes.find((i) => i.name === nameOrKey);
+    if (isPlainObject(nameOrKey)) return this.indexes.find((i) => i.sameKey(nameOrKey));
+    return undefined;
+  }
+
+  /** Returns false when an identical index already exists. */
+  createIndex(spec: Doc): boolean {
+    const ix = new Index(spec);
+    if (ix.fields.length === 1 && ix.fields[0] === '_id' && !ix.partial) {
+      // The _id index always exists.
+      if (ix.name === '_id_' || spec.name === undefined) return false;
+    }
+    if (ix.name === '_id_') {
+      if (ix.fields.length === 1 && ix.fields[0] === '_id') return false;
+      fail(86, `An existing index has the same name as the requested index. Requested index: ${showValue(ix.spec())}, existing index: { v: 2, key: { _id: 1 }, name: "_id_" }`);
+    }
+    for (const ex of this.indexes) {
+      if (ex.name === ix.name) {
+        if (ex.sameKey(ix.key) && ex.sameOptions(ix.options)) return false;
+        fail(
+          86,
+          `An existing index has the same name as the requested index. When index names are not explicitly specified, MongoDB will automatically generate index names based on the keys. Requested index: ${showValue(ix.spec())}, existing index: ${showValue(ex.spec())}`,
+        );
+      }
+    }
+    for (const ex of this.indexes) {
+      if (ex.sameKey(ix.key) && canon(ex.options.partialFilterExpression ?? null) === canon(ix.options.partialFilterExpression ?? null)) {
+        if (ex.sameOptions(ix.options)) fail(85, `Index already exists with a different name: ${ex.name}`);
+        fail(
+          85,
+          `An equivalent index already exists with a different name and options. Requested index: ${showValue(ix.spec())}, existing index: ${showValue(ex.spec())}`,
+        );
+      }
+    }
+    // Build, checking uniqueness before the index becomes visible.
+    for (const rec of this.docs.values()) {
+      const e = ix.entries(rec.doc);
+      const c = ix.conflict(e, rec);
+      if (c !== null) {
+        throw new MongoWireError(
+          11000,
+          `Index build failed: ${this.uuid.toHexString()}: Collection ${this.ns} ( ${this.uuid.toHexString()} ) :: caused by :: E11000 duplicate key error collection: ${this.ns} index: ${ix.name} dup key: ${showValue(ix.keyValueFor(rec.doc, c))}`,
+          { keyPattern: ix.key, keyValue: ix.keyValueFor(rec.doc, c) },
+        );
+      }
+      ix.add(rec, e);
+    }
+    this.indexes.push(ix);
+    return true;
+  }
+
+  dropIndex(ix: Index): void {
+    const i = this.indexes.indexOf(ix);
+    if (i >= 0) this.indexes.splice(i, 1);
+  }
+
+  indexSpecs(): Doc[] {
+    return [{ v: 2, key: { _id: 1 }, name: '_id_' }, ...this.indexes.map((i) => i.spec())];
+  }
+
+  // ---- TTL --------------------------------------------------------------------------------------
+
+  expire(now: number): number {
+    let removed = 0;
+    for (const ix of this.indexes) {
+      const ttl = ix.ttl;
+      if (ttl === undefined) continue;
+      const limit = now - ttl * 1000;
+      // Walk the index keys (canonical dates are 'd<ms>'), not the documents.
+      const victims = new Set<Rec>();
+      for (const [key, bucket] of ix.maps[0]) {
+        if (key.charCodeAt(0) !== 100 /* d */ || Number(key.slice(1)) > limit) continue;
+        if (bucket instanceof Set) for (const r of bucket) victims.add(r);
+        else victims.add(bucket);
+      }
+      for (const r of victims) {
+        this.remove(r);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  // ---- reads ------------------------------------------------------------------------------------
+
+  plan(filter: Doc | null | undefined): Plan {
+    if (!filter) return { recs: null, index: null };
+    const eq = new Map<string, unknown[]>();
+    collectEqualities(filter, eq);
+    if (eq.size === 0) return { recs: null, index: null };
+    const ids = eq.get('_id');
+    if (ids) {
+      const recs: Rec[] = [];
+      const seen = new Set<Rec>();
+      for (const v of ids) {
+        const r = this.docs.get(canon(v));
+        if (r && !seen.has(r)) {
+          seen.add(r);
+          recs.push(r);
+        }
+      }
+      return { recs, index: '_id_' };
+    }
+    let best: { ix: Index; k: number; keys: string[]; count: number } | null = null;
+    for (const ix of this.indexes) {
+      if (ix.partial) continue;
+      let k = 0;
+      while (k < ix.fields.length && eq.has(ix.fields[k])) k++;
+      if (k === 0) continue;
+      let keys: string[] = [''];
+      let ok = true;
+      for (let j = 0; j < k && ok; j++) {
+        const vals = eq.get(ix.fields[j]) as unknown[];
+        if (ix.sparse && vals.some((v) => v === null || v === undefined)) ok = false;
+        const cs = [...new Set(vals.map(canon))];
+        const next: string[] = [];
+        for (const p of keys) for (const c of cs) next.push(j ? p + '|' + c : c);
+        keys = next;
+        if (keys.length > 10000) ok = false;
+      }
+      if (!ok) continue;
+      const map = ix.maps[k - 1];
+      let count = 0;
+      for (const key of keys) count += bucketSize(map.get(key));
+      if (!best || count < best.count || (count === best.count && k > best.k)) best = { ix, k, keys, count };
+    }
+    if (!best) return { recs: null, index: null };
+    const map = best.ix.maps[best.k - 1];
+    const recs: Rec[] = [];
+    const seen = best.keys.length > 1 ? new Set<Rec>() : null;
+    for (const key of best.keys) {
+      const b = map.get(key);
+      if (b === undefined) continue;
+      if (b instanceof Set) {
+        for (const r of b) {
+          if (seen) {
+            if (seen.has(r)) continue;
+            seen.add(r);
+          }
+          recs.push(r);
+        }
+      } else if (!seen || !seen.has(b)) {
+        seen?.add(b);
+        recs.push(b);
+      }
+    }
+    return { recs, index: best.ix.name };
+  }
+
+  /**
+   * Matching records in result order (sort, else natural order), after skip and limit.
+   */
+  select(filter: Doc | null | undefined, opts: SelectOptions = {}, planOut?: { plan?: Plan; examined?: number }): Rec[] {
+    const q = compileFilter(filter);
+    const plan = this.plan(filter);
+    if (planOut) planOut.plan = plan;
+    if (plan.recs) this.stats.indexLookups++;
+    else this.stats.collectionScans++;
+    const examinedBefore = this.stats.docsExamined;
+    const skip = opts.skip && opts.skip > 0 ? opts.skip : 0;
+    const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
+    let sortSpec = opts.sort && Object.keys(opts.sort).length ? opts.sort : null;
+    let reverse = false;
+    if (sortSpec && '$natural' in sortSpec) {
+      reverse = Number(sortSpec.$natural) < 0;
+      sortSpec = null;
+    }
+    const fields = sortSpec
+      ? Object.keys(sortSpec)
+          .filter((f) => typeof sortSpec![f] === 'number' || typeof sortSpec![f] === 'boolean')
+          .map((f) => ({ segs: f.split('.'), dir: Number(sortSpec![f]) < 0 ? -1 : 1 }))
+      : [];
+    let source: Iterable<Rec>;
+    if (plan.recs) {
+      const recs = fields.length ? plan.recs : plan.recs.length > 1 ? plan.recs.slice().sort((a, b) => a.seq - b.seq) : plan.recs;
+      source = reverse ? recs.slice().reverse() : recs;
+    } else source = reverse ? Array.from(this.docs.values()).reverse() : this.docs.values();
+
+    const out: Rec[] = [];
+    if (!fields.length) {
+      let skipped = 0;
+      for (const rec of source) {
+        this.stats.docsExamined++;
+        if (q && !q.test(rec.doc)) continue;
+        if (skipped < skip) {
+          skipped++;
+          continue;
+        }
+        out.push(rec);
+        if (out.length >= limit) break;
+      }
+      if (planOut) planOut.examined = this.stats.docsExamined - examinedBefore;
+      return out;
+    }
+    // Sorted: gather matches with their sort keys, then full sort or top-k.
+    interface Keyed {
+      rec: Rec;
+      keys: unknown[];
+    }
+    const compare = (a: Keyed, b: Keyed): number => {
+      for (let i = 0; i < fields.length; i++) {
+        const c = compareValues(a.keys[i], b.keys[i]);
+        if (c) return c * fields[i].dir;
+      }
+      return a.rec.seq - b.rec.seq;
+    };
+    const want = skip + limit;
+    const matched: Keyed[] = [];
+    const topK = Number.isFinite(want) && want <= 5000;
+    for (const rec of source) {
+      this.stats.docsExamined++;
+      if (q && !q.test(rec.doc)) continue;
+      const item: Keyed = { rec, keys: fields.map((f) => sortKey(rec.doc, f.segs, f.dir)) };
+      if (!topK) {
+        matched.push(item);
+        continue;
+      }
+      if (matched.length >= want && compare(item, matched[matched.length - 1]) >= 0) continue;
+      let lo = 0;
+      let hi = matched.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (compare(matched[mid], item) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+      matched.splice(lo, 0, item);
+      if (matched.length > want) matched.pop();
+    }
+    if (!topK) matched.sort(compare);
+    const end = Number.isFinite(limit) ? skip + limit : matched.length;
+    for (let i = skip; i < Math.min(end, matched.length); i++) out.push(matched[i].rec);
+    if (planOut) planOut.examined = this.stats.docsExamined - examinedBefore;
+    return out;
+  }
+
+  /** Number of matching documents (no materialisation when the filter is empty). */
+  countMatching(filter: Doc | null | undefined, skip = 0, limit = 0): number {
+    if (!filter || Object.keys(filter).length === 0) {
+      let n = Math.max(0, this.docs.size - (skip > 0 ? skip : 0));
+      if (limit > 0) n = Math.min(n, limit);
+      return n;
+    }
+    return this.select(filter, { skip, limit }).length;
+  }
+}
+
+function sameEntries(a: string[][] | null, b: string[][] | null): boolean {
+  if (a === b) return true;
+  if (!a || !b) return false;
+  const x = a[a.length - 1];
+  const y = b[b.length - 1];
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+function hasDollarKey(o: Doc): boolean {
+  for (const k of Object.keys(o)) if (k.startsWith('$')) return true;
+  return false;
+}
+
+function eqUsable(v: unknown): boolean {
+  if (Array.isArray(v) || v instanceof RegExp) return false;
+  if (bsonType(v) === 'BSONRegExp') return false;
+  if (isPlainObject(v) && hasDollarKey(v)) return false;
+  return true;
+}
+
+/** Equality (or `$in`) constraints on top-level paths of a filter (also inside a top-level `$and`). */
+export function collectEqualities(filter: Doc, out: Map<string, unknown[]>): void {
+  for (const k of Object.keys(filter)) {
+    const v = filter[k];
+    if (k === '$and') {
+      if (Array.isArray(v)) for (const sub of v) if (isPlainObject(sub)) collectEqualities(sub, out);
+      continue;
+    }
+    if (k.startsWith('$')) continue;
+    let vals: unknown[] | null = null;
+    if (isPlainObject(v) && hasDollarKey(v)) {
+      if ('$eq' in v && eqUsable(v.$eq)) vals = [v.$eq];
+      else if (Array.isArray(v.$in) && v.$in.every(eqUsable)) vals = v.$in;
+    } else if (eqUsable(v)) vals = [v];
+    if (!vals) continue;
+    const prev = out.get(k);
+    if (!prev || vals.length < prev.length) out.set(k, vals);
+  }
+}
+
+export class Storage {
+  readonly dbs = new Map<string, Map<string, Collection>>();
+
+  constructor(readonly stats: EngineStats) {}
+
+  get(db: string, name: string): Collection | undefined {
+    return this.dbs.get(db)?.get(name);
+  }
+
+  /** Get or create (implicit creation on first write). */
+  ensure(db: string, name: string, options: Doc = {}): Collection {
+    validateCollName(name);
+    let d = this.dbs.get(db);
+    if (!d) {
+      d = new Map();
+      this.dbs.set(db, d);
+    }
+    let c = d.get(name);
+    if (!c) {
+      c = new Collection(db, name, options, this.stats);
+      d.set(name, c);
+    }
+    return c;
+  }
+
+  drop(db: string, name: string): Collection | undefined {
+    const d = this.dbs.get(db);
+    const c = d?.get(name);
+    if (d && c) {
+      d.delete(name);
+      if (d.size === 0) this.dbs.delete(db);
+    }
+    return c;
+  }
+
+  dropDb(db: string): void {
+    this.dbs.delete(db);
+  }
+
+  collections(db: string): Collection[] {
+    return Array.from(this.dbs.get(db)?.values() ?? []);
+  }
+
+  expire(now: number): number {
+    let n = 0;
+    for (const d of this.dbs.values()) for (const c of d.values()) if (c.indexes.some((i) => i.ttl !== undefined)) n += c.expire(now);
+    return n;
+  }
+}
+
+export function validateCollName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) fail(73, `Invalid collection name: ${String(name)}`);
+  if (name.includes('$') || name.includes('\0')) fail(73, `Invalid collection name: ${name}`);
+}

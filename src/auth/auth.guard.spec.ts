@@ -90,7 +90,10 @@ describe('AuthGuard', () => {
 
   it('answers 401 `Unauthorized` and logs the email, IP and reason, never the token', async () => {
     const headers = { ...tokenHeaders('op@x.org', 'wrong') };
-    expect(await statusOf(guard.canActivate(contextFor(headers).context))).toEqual({ status: 401, body: 'Unauthorized' });
+    expect(await statusOf(guard.canActivate(contextFor(headers).context))).toEqual({
+      status: 401,
+      body: 'Unauthorized',
+    });
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain('"op@x.org"');
     expect(warnings[0]).toContain('10.0.0.1');
@@ -98,13 +101,16 @@ describe('AuthGuard', () => {
     expect(warnings[0]).not.toContain(headers['auth-token']);
   });
 
-  it.each(['getTasks', 'updateTask', 'removeTask'] as const)('denies a non-admin the admin-only %s with 403', async (operation) => {
-    const { context } = contextFor(tokenHeaders('op@x.org', 'secret'), { adminOnly: operation });
-    expect(await statusOf(guard.canActivate(context))).toEqual({
-      status: 403,
-      body: `User op@x.org is not an admin, API access to ${operation} denied.`,
-    });
-  });
+  it.each(['getTasks', 'updateTask', 'removeTask'] as const)(
+    'denies a non-admin the admin-only %s with 403',
+    async (operation) => {
+      const { context } = contextFor(tokenHeaders('op@x.org', 'secret'), { adminOnly: operation });
+      expect(await statusOf(guard.canActivate(context))).toEqual({
+        status: 403,
+        body: `User op@x.org is not an admin, API access to ${operation} denied.`,
+      });
+    },
+  );
 
   it('lets the admin group use admin-only routes', async () => {
     const { context } = contextFor(tokenHeaders('root@openhim.org', 'openhim-password'), { adminOnly: 'removeTask' });
@@ -118,7 +124,9 @@ describe('AuthGuard', () => {
 
   it('blocks an IP with 429 after AUTH_FAILURE_LIMIT failures, even with good credentials; other IPs are not affected', async () => {
     for (let i = 0; i < 3; i++) {
-      expect(await statusOf(guard.canActivate(contextFor({ 'auth-username': 'x' }).context))).toMatchObject({ status: 401 });
+      expect(await statusOf(guard.canActivate(contextFor({ 'auth-username': 'x' }).context))).toMatchObject({
+        status: 401,
+      });
     }
     const fourth = contextFor({ 'auth-username': 'x' });
     expect(await statusOf(guard.canActivate(fourth.context))).toEqual({ status: 429, body: 'Too Many Requests' });
@@ -141,7 +149,9 @@ describe('AuthGuard', () => {
     const broken = { find: () => Promise.reject(new Error('connection refused')) } as unknown as CredentialsService;
     jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
     const brokenGuard = new AuthGuard(new Reflector(), new RequestAuthenticator(broken, config), limiter);
-    expect(await statusOf(brokenGuard.canActivate(contextFor(tokenHeaders('op@x.org', 'secret')).context))).toMatchObject({
+    expect(
+      await statusOf(brokenGuard.canActivate(contextFor(tokenHeaders('op@x.org', 'secret')).context)),
+    ).toMatchObject({
       status: 503,
     });
   });

@@ -26,6 +26,9 @@ export class AuthenticateController {
     // A user without token credentials cannot log in either; answer as OpenHIM does for no user.
     if (!user?.salt) throw new HttpException(`Could not find user by email ${email}`, HttpStatus.NOT_FOUND);
     // Compact on purpose: the docs' bash client regex-parses `"salt":"`.
-    response.status(HttpStatus.OK).type('application/json').send(JSON.stringify({ salt: user.salt, ts: new Date().toISOString() }));
+    response
+      .status(HttpStatus.OK)
+      .type('application/json')
+      .send(JSON.stringify({ salt: user.salt, ts: new Date().toISOString() }));
   }
 }

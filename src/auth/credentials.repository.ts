@@ -30,7 +30,10 @@ export class CredentialsRepository {
     const projection = { email: 1, groups: 1, ...PASSWORD_PROJECTION };
     const exact = await this.users.findOne({ email }, projection).lean<UserRecord>().exec();
     if (exact) return exact;
-    return this.users.findOne({ email: exactCaseInsensitive(email) }, projection).lean<UserRecord>().exec();
+    return this.users
+      .findOne({ email: exactCaseInsensitive(email) }, projection)
+      .lean<UserRecord>()
+      .exec();
   }
 
   /** OpenHIM ≥ 7.2 looks the token passport up by the user's stored email. */
@@ -46,7 +49,10 @@ export class CredentialsRepository {
    * racing to create the same user collide on the `_id` index (always unique) instead of creating two.
    * Returns whether this call inserted it.
    */
-  async insertUserIfAbsent(user: Omit<UserRecord, '_id'> & Record<string, unknown>, id: Types.ObjectId): Promise<boolean> {
+  async insertUserIfAbsent(
+    user: Omit<UserRecord, '_id'> & Record<string, unknown>,
+    id: Types.ObjectId,
+  ): Promise<boolean> {
     return this.upsertOnce(this.users, { email: user.email }, { _id: id, ...user });
   }
 
@@ -54,14 +60,22 @@ export class CredentialsRepository {
     passport: PasswordFields & { email: string; user: Types.ObjectId },
     id: Types.ObjectId,
   ): Promise<boolean> {
-    return this.upsertOnce(this.passports, { protocol: 'token', email: passport.email }, { _id: id, protocol: 'token', ...passport });
+    return this.upsertOnce(
+      this.passports,
+      { protocol: 'token', email: passport.email },
+      { _id: id, protocol: 'token', ...passport },
+    );
   }
 
   findUserIdByExactEmail(email: string): Promise<{ _id: Types.ObjectId } | null> {
     return this.users.findOne({ email }, { _id: 1 }).lean<{ _id: Types.ObjectId }>().exec();
   }
 
-  private async upsertOnce<T>(model: Model<T>, filter: Record<string, unknown>, document: Record<string, unknown>): Promise<boolean> {
+  private async upsertOnce<T>(
+    model: Model<T>,
+    filter: Record<string, unknown>,
+    document: Record<string, unknown>,
+  ): Promise<boolean> {
     try {
       const result = await model
         .updateOne(filter, { $setOnInsert: document }, { upsert: true, setDefaultsOnInsert: false, strict: false })

@@ -87,7 +87,11 @@ describe('OpenHIM credential checks', () => {
     });
 
     it('never lets a passport with the default root password outlive a password changed on the user', () => {
-      const defaultFields = { passwordAlgorithm: 'sha512', passwordHash: DEFAULT_ROOT_PASSWORD_HASH, passwordSalt: 'd' };
+      const defaultFields = {
+        passwordAlgorithm: 'sha512',
+        passwordHash: DEFAULT_ROOT_PASSWORD_HASH,
+        passwordSalt: 'd',
+      };
       expect(selectPasswordFields(legacy, defaultFields)).toBe(legacy);
       expect(selectPasswordFields(defaultFields, passport)).toBe(passport);
       const bothDefault = { ...defaultFields };

@@ -33,7 +33,10 @@ export const DEFAULT_ROOT_PASSWORD_HASH =
  * a passport still holding the default root password never outlives a password changed on the
  * user (an OpenHIM < 7.2 updates only the user, and the passport may be the one we created).
  */
-export function selectPasswordFields(user: PasswordFields, tokenPassport: PasswordFields | null | undefined): PasswordFields {
+export function selectPasswordFields(
+  user: PasswordFields,
+  tokenPassport: PasswordFields | null | undefined,
+): PasswordFields {
   if (!tokenPassport) return user;
   const staleDefault =
     tokenPassport.passwordHash === DEFAULT_ROOT_PASSWORD_HASH &&

@@ -36,7 +36,13 @@ export class FailedAuthLimiter implements OnApplicationShutdown {
   /** Counts a failure; returns the seconds `ip` is now blocked for (0 when still under the limit). */
   async recordFailure(ip: string): Promise<number> {
     if (!this.enabled) return 0;
-    const result = await this.storage.increment(key(ip), FAILED_AUTH_WINDOW_MS, this.limit, FAILED_AUTH_WINDOW_MS, THROTTLER_NAME);
+    const result = await this.storage.increment(
+      key(ip),
+      FAILED_AUTH_WINDOW_MS,
+      this.limit,
+      FAILED_AUTH_WINDOW_MS,
+      THROTTLER_NAME,
+    );
     return result.isBlocked ? Math.max(1, result.timeToBlockExpire) : 0;
   }
 

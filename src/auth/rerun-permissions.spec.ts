@@ -10,11 +10,15 @@ describe('RerunPermissions', () => {
   });
 
   it('lets a user rerun when every channel lists one of their groups', () => {
-    expect(permissions.canRerunChannels(operator, [{ txRerunAcl: ['operators'] }, { txRerunAcl: ['x', 'lab'] }])).toBe(true);
+    expect(permissions.canRerunChannels(operator, [{ txRerunAcl: ['operators'] }, { txRerunAcl: ['x', 'lab'] }])).toBe(
+      true,
+    );
   });
 
   it('denies when any channel does not list one of their groups', () => {
-    expect(permissions.canRerunChannels(operator, [{ txRerunAcl: ['operators'] }, { txRerunAcl: ['other'] }])).toBe(false);
+    expect(permissions.canRerunChannels(operator, [{ txRerunAcl: ['operators'] }, { txRerunAcl: ['other'] }])).toBe(
+      false,
+    );
     expect(permissions.canRerunChannels(operator, [{ txRerunAcl: ['operators'] }, {}])).toBe(false);
     expect(permissions.canRerunChannels(operator, [{ txRerunAcl: null }])).toBe(false);
   });

@@ -23,7 +23,8 @@ export function defaultRootUser() {
 }
 
 /** Fixed ids, so API replicas starting together collide on `_id` instead of creating two roots. */
-const fixedId = (name: string) => new Types.ObjectId(createHash('sha256').update(`openhim-rerun:${name}`).digest('hex').slice(0, 24));
+const fixedId = (name: string) =>
+  new Types.ObjectId(createHash('sha256').update(`openhim-rerun:${name}`).digest('hex').slice(0, 24));
 export const DEFAULT_ROOT_USER_ID = fixedId('root-user');
 export const DEFAULT_ROOT_PASSPORT_ID = fixedId('root-token-passport');
 

@@ -51,3 +51,23 @@ export async function headersFor(db: Db, email: string, password: string): Promi
   if (!salt) throw new Error(`No user ${email} in the test database`);
   return tokenHeaders(email, password, salt);
 }
+
+/**
+ * Inserts an OpenHIM ≥ 7.2 user: the `users` document without password fields (unless `legacy`
+ * fields are given) and a `token` passport carrying the sha512 fields. Returns the passport's salt.
+ */
+export async function insertPassportUser(
+  db: Db,
+  user: { email: string; password: string; groups: string[]; legacy?: Record<string, unknown> },
+): Promise<{ salt: string }> {
+  const { insertedId } = await db.collection('users').insertOne({
+    email: user.email,
+    firstname: user.email.split('@')[0],
+    surname: 'Test',
+    groups: user.groups,
+    ...(user.legacy ?? {}),
+  });
+  const record = passwordRecord(user.password);
+  await db.collection('passports').insertOne({ protocol: 'token', email: user.email, user: insertedId, ...record });
+  return { salt: record.passwordSalt };
+}

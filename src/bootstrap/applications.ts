@@ -25,6 +25,7 @@ export async function createApiApplication(
     logger: nestLogLevels(config.LOG_LEVEL),
   });
   app.useBodyParser('json', { limit: config.BODY_LIMIT });
+  if (config.TRUST_PROXY) app.set('trust proxy', trustProxyValue(config.TRUST_PROXY));
   // OpenHIM answers preflights with the caller's origin and these methods.
   app.enableCors({ origin: true, methods: 'GET,HEAD,PUT,POST,DELETE', credentials: true });
   setupSwagger(app);
@@ -62,4 +63,9 @@ export function closeOnSignals(app: INestApplication | INestApplicationContext, 
   };
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+function trustProxyValue(setting: string): boolean | number | string {
+  if (setting === 'true' || setting === 'false') return setting === 'true';
+  return /^\d+$/.test(setting) ? Number(setting) : setting;
 }

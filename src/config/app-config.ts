@@ -62,6 +62,13 @@ export class AppConfig {
   @IsOptional() @Transform(emptyToUndefined) @IsString()
   TLS_KEY_FILE?: string;
 
+  /**
+   * Express "trust proxy": unset/false when clients connect directly; behind a reverse proxy set the
+   * hop count (1) or the proxy addresses, so per-IP limits and logs see the real client IP.
+   */
+  @IsOptional() @Transform(emptyToUndefined) @Matches(/^(true|false|\d+|[\w.:/]+(\s*,\s*[\w.:/]+)*)$/, { message: 'TRUST_PROXY must be true, false, a hop count or a comma-separated list of addresses' })
+  TRUST_PROXY?: string;
+
   /** OpenHIM core's rerun endpoint (core config rerun.host / rerun.httpPort). */
   @IsString()
   RERUN_HOST = 'localhost';
@@ -105,6 +112,26 @@ export class AppConfig {
   @Transform(toInt) @IsInt() @Min(100)
   SWEEP_INTERVAL_MS = 5000;
 
+  /** A lane (one of a task's batchSize slots) yields its worker slot after this long, so every task gets turns. */
+  @Transform(toInt) @IsInt() @Min(100)
+  WORKER_SLICE_MS = 10000;
+
+  /** On SIGTERM, how long in-flight reruns may take to finish before they are abandoned (and reconciled elsewhere). */
+  @Transform(toInt) @IsInt() @Min(0)
+  WORKER_SHUTDOWN_MS = 10000;
+
+  /** Item outcomes and progress counters are written in batches, at most this long after they happen. */
+  @Transform(toInt) @IsInt() @Min(10) @Max(5000)
+  WORKER_FLUSH_MS = 200;
+
+  /** How often items answered 202 are checked for their child transaction's final status. */
+  @Transform(toInt) @IsInt() @Min(50)
+  RERUN_ASYNC_POLL_MS = 2000;
+
+  /** An item answered 202 whose child transaction is not final after this long is recorded with an error. */
+  @Transform(toInt) @IsInt() @Min(100)
+  RERUN_ASYNC_TIMEOUT_MS = 3600000;
+
   @IsString()
   QUEUE_PREFIX = 'openhim-rerun';
 
@@ -116,6 +143,14 @@ export class AppConfig {
 
   @Transform(toInt) @IsInt() @Min(1)
   MAX_BATCH_SIZE = 1000;
+
+  /** POST /bulkrerun splits the matching transactions into tasks of this many. */
+  @Transform(toInt) @IsInt() @Min(1) @Max(100000)
+  BULK_RERUN_TASK_SIZE = 10000;
+
+  /** How long the API waits for Redis when handing a task to the queue before answering 503. */
+  @Transform(toInt) @IsInt() @Min(100)
+  QUEUE_TIMEOUT_MS = 5000;
 
   /** Largest accepted JSON body (bytes or a size like 10mb). */
   @IsString() @Matches(/^\d+(b|kb|mb)?$/i, { message: 'BODY_LIMIT must be a size like 10mb' })

@@ -42,7 +42,10 @@ export interface RunningCli {
 }
 
 /** Start a server from command-line arguments and print the ready line through `print`. */
-export async function runCli(argv: string[], print: (line: string) => void = (l) => process.stdout.write(l + '\n')): Promise<RunningCli> {
+export async function runCli(
+  argv: string[],
+  print: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+): Promise<RunningCli> {
   const opts = parseArgs(argv);
   const server = new MongoWireServer({ host: opts.host, port: opts.port });
   await server.start();

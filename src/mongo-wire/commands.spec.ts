@@ -39,7 +39,15 @@ describe('mongo-wire: commands through the mongodb driver', () => {
     it('answers hello / ismaster / ping / buildInfo / getParameter / serverStatus', async () => {
       const admin = db.admin();
       const hello = await admin.command({ hello: 1 });
-      expect(hello).toMatchObject({ ok: 1, isWritablePrimary: true, helloOk: true, minWireVersion: 0, maxWireVersion: 21, logicalSessionTimeoutMinutes: 30, maxBsonObjectSize: 16777216 });
+      expect(hello).toMatchObject({
+        ok: 1,
+        isWritablePrimary: true,
+        helloOk: true,
+        minWireVersion: 0,
+        maxWireVersion: 21,
+        logicalSessionTimeoutMinutes: 30,
+        maxBsonObjectSize: 16777216,
+      });
       expect(hello.topologyVersion).toBeUndefined();
       expect(hello.localTime).toBeInstanceOf(Date);
       expect((await admin.command({ ismaster: 1 })).ismaster).toBe(true);
@@ -48,7 +56,9 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       const build = await admin.command({ buildInfo: 1 });
       expect(build.version).toMatch(/^\d+\.\d+\.\d+$/);
       expect(build.versionArray).toHaveLength(4);
-      expect((await admin.command({ getParameter: 1, featureCompatibilityVersion: 1 })).featureCompatibilityVersion).toEqual({ version: '7.0' });
+      expect(
+        (await admin.command({ getParameter: 1, featureCompatibilityVersion: 1 })).featureCompatibilityVersion,
+      ).toEqual({ version: '7.0' });
       const status = await admin.command({ serverStatus: 1 });
       expect(status.ok).toBe(1);
       expect(status.connections.current).toBeGreaterThan(0);
@@ -93,7 +103,13 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(all.map((c) => c.name)).toEqual(expect.arrayContaining(['lc_a', 'lc_b']));
       const one = await db.listCollections({ name: 'lc_a' }).toArray();
       expect(one).toHaveLength(1);
-      expect(one[0]).toMatchObject({ name: 'lc_a', type: 'collection', options: {}, info: { readOnly: false }, idIndex: { name: '_id_' } });
+      expect(one[0]).toMatchObject({
+        name: 'lc_a',
+        type: 'collection',
+        options: {},
+        info: { readOnly: false },
+        idIndex: { name: '_id_' },
+      });
       const names = await db.listCollections({ name: { $in: ['lc_a', 'lc_b'] } }, { nameOnly: true }).toArray();
       expect(names).toEqual([
         { name: 'lc_a', type: 'collection' },
@@ -116,7 +132,10 @@ describe('mongo-wire: commands through the mongodb driver', () => {
     it('bounds capped collections, oldest first', async () => {
       await db.createCollection('capped', { capped: true, size: 100000, max: 3 });
       for (let i = 0; i < 5; i++) await db.collection('capped').insertOne({ i });
-      const docs = await db.collection('capped').find({}, { projection: { _id: 0 } }).toArray();
+      const docs = await db
+        .collection('capped')
+        .find({}, { projection: { _id: 0 } })
+        .toArray();
       expect(docs).toEqual([{ i: 2 }, { i: 3 }, { i: 4 }]);
       const info = await db.listCollections({ name: 'capped' }).toArray();
       expect((info[0] as { options?: Document }).options).toMatchObject({ capped: true, max: 3 });
@@ -186,7 +205,9 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(Long.isLong(id)).toBe(true);
       expect(id.isZero()).toBe(false);
       const more = await db.command({ getMore: id, collection: 'big', batchSize: 10 });
-      expect(more.cursor.nextBatch.map((d: { i: number }) => d.i)).toEqual([101, 102, 103, 104, 105, 106, 107, 108, 109, 110]);
+      expect(more.cursor.nextBatch.map((d: { i: number }) => d.i)).toEqual([
+        101, 102, 103, 104, 105, 106, 107, 108, 109, 110,
+      ]);
       const killed = await db.command({ killCursors: 'big', cursors: [id] });
       expect(killed.cursorsKilled.map(String)).toEqual([String(id)]);
       const err = await serverError(db.command({ getMore: id, collection: 'big' }));
@@ -218,6 +239,30 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(top.map((d) => d.i)).toEqual([2, 5]);
     });
 
+    it('orders mixed types and arrays like MongoDB, and keeps natural order through updates', async () => {
+      const c = db.collection('mixed');
+      await c.insertMany([
+        { k: 'b', v: 'str' },
+        { k: 'a', v: 5 },
+        { k: 'c' },
+        { k: 'd', v: null },
+        { k: 'e', v: [10, 1] },
+        { k: 'f', v: new Date(0) },
+        { k: 'g', v: true },
+      ]);
+      const asc = await c.find().sort({ v: 1 }).toArray();
+      expect(asc.map((d) => d.k)).toEqual(['c', 'd', 'e', 'a', 'b', 'g', 'f']);
+      const desc = await c.find().sort({ v: -1 }).toArray();
+      expect(desc.map((d) => d.k)).toEqual(['f', 'g', 'b', 'e', 'a', 'c', 'd']);
+      await c.updateOne({ k: 'b' }, { $set: { v: 'changed', extra: 'x'.repeat(1000) } });
+      expect((await c.find().toArray()).map((d) => d.k)).toEqual(['b', 'a', 'c', 'd', 'e', 'f', 'g']);
+      expect((await c.find().sort({ $natural: -1 }).limit(2).toArray()).map((d) => d.k)).toEqual(['g', 'f']);
+      expect(await db.command({ count: 'mixed', query: { k: { $gte: 'b' } }, skip: 1, limit: 3 })).toEqual({
+        n: 3,
+        ok: 1,
+      });
+    });
+
     it('matches $in with ObjectIds and date ranges', async () => {
       const c = db.collection('refs');
       const ids = [new ObjectId(), new ObjectId(), new ObjectId()];
@@ -228,9 +273,13 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect((await c.find({ ref: { $gt: ids[0] } }).toArray()).map((d) => d.i)).toEqual([1, 2]);
       expect((await c.find({ ref: { $nin: [ids[1]] } }).toArray()).map((d) => d.i)).toEqual([0, 2]);
       expect((await c.find({ ref: { $ne: ids[1] }, i: { $in: [1, 2] } }).toArray()).map((d) => d.i)).toEqual([2]);
-      expect((await c.find({ $or: [{ ref: ids[0] }, { at: new Date(base + 2 * 86_400_000) }] }).toArray()).map((d) => d.i)).toEqual([0, 2]);
-      expect((await c.find({ _id: { $in: [] } }).toArray())).toEqual([]);
-      const range = await c.find({ at: { $gte: new Date(base + 86_400_000), $lt: new Date(base + 3 * 86_400_000) } }).toArray();
+      expect(
+        (await c.find({ $or: [{ ref: ids[0] }, { at: new Date(base + 2 * 86_400_000) }] }).toArray()).map((d) => d.i),
+      ).toEqual([0, 2]);
+      expect(await c.find({ _id: { $in: [] } }).toArray()).toEqual([]);
+      const range = await c
+        .find({ at: { $gte: new Date(base + 86_400_000), $lt: new Date(base + 3 * 86_400_000) } })
+        .toArray();
       expect(range.map((d) => d.i)).toEqual([1, 2]);
       expect((await c.find().sort({ at: -1 }).toArray()).map((d) => d.i)).toEqual([2, 1, 0]);
       expect((await c.find().sort({ ref: 1 }).toArray()).map((d) => d.i)).toEqual([0, 1, 2]);
@@ -241,7 +290,16 @@ describe('mongo-wire: commands through the mongodb driver', () => {
     it('preserves int32 / int64 / double / decimal types', async () => {
       const c = db.collection('types');
       const big = Long.fromString('9007199254740993');
-      await c.insertOne({ _id: 1 as never, i: new Int32(5), l: Long.fromNumber(5), d: new Double(5), f: 5.5, big, dec: Decimal128.fromString('1.10'), nested: [{ l: Long.fromNumber(7) }] });
+      await c.insertOne({
+        _id: 1 as never,
+        i: new Int32(5),
+        l: Long.fromNumber(5),
+        d: new Double(5),
+        f: 5.5,
+        big,
+        dec: Decimal128.fromString('1.10'),
+        nested: [{ l: Long.fromNumber(7) }],
+      });
       const raw = await c.findOne({ _id: 1 as never }, { promoteValues: false });
       expect(raw?.i).toBeInstanceOf(Int32);
       expect(raw?.l).toBeInstanceOf(Long);
@@ -289,10 +347,18 @@ describe('mongo-wire: commands through the mongodb driver', () => {
   describe('updates', () => {
     it('reports n / nModified for updateOne, updateMany and no-op sets', async () => {
       const c = db.collection('upd');
-      await c.insertMany([{ k: 1, v: 0 }, { k: 1, v: 0 }, { k: 2, v: 0 }]);
+      await c.insertMany([
+        { k: 1, v: 0 },
+        { k: 1, v: 0 },
+        { k: 2, v: 0 },
+      ]);
       expect(await c.updateOne({ k: 1 }, { $set: { v: 1 } })).toMatchObject({ matchedCount: 1, modifiedCount: 1 });
       expect(await c.updateMany({ k: 1 }, { $set: { v: 1 } })).toMatchObject({ matchedCount: 2, modifiedCount: 1 });
-      expect(await c.updateMany({ k: 3 }, { $set: { v: 1 } })).toMatchObject({ matchedCount: 0, modifiedCount: 0, upsertedCount: 0 });
+      expect(await c.updateMany({ k: 3 }, { $set: { v: 1 } })).toMatchObject({
+        matchedCount: 0,
+        modifiedCount: 0,
+        upsertedCount: 0,
+      });
       const raw = await db.command({ update: 'upd', updates: [{ q: { k: 2 }, u: { $inc: { v: 5 } } }] });
       expect(raw).toEqual({ n: 1, nModified: 1, ok: 1 });
     });
@@ -306,12 +372,30 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       );
       expect(res.upsertedCount).toBe(1);
       const doc = await c.findOne({ _id: res.upsertedId as ObjectId });
-      expect(doc).toEqual({ _id: res.upsertedId, key: 'a', meta: { kind: 'k' }, tag: 't', extra: 1, v: 1, created: 'now' });
-      const again = await c.updateOne({ key: 'a' }, { $set: { v: 2 }, $setOnInsert: { created: 'later' } }, { upsert: true });
+      expect(doc).toEqual({
+        _id: res.upsertedId,
+        key: 'a',
+        meta: { kind: 'k' },
+        tag: 't',
+        extra: 1,
+        v: 1,
+        created: 'now',
+      });
+      const again = await c.updateOne(
+        { key: 'a' },
+        { $set: { v: 2 }, $setOnInsert: { created: 'later' } },
+        { upsert: true },
+      );
       expect(again).toMatchObject({ matchedCount: 1, modifiedCount: 1, upsertedCount: 0 });
       expect((await c.findOne({ key: 'a' }))?.created).toBe('now');
-      const raw = await db.command({ update: 'ups', updates: [{ q: { _id: 'fixed' }, u: { $set: { x: 1 } }, upsert: true }] });
+      const raw = await db.command({
+        update: 'ups',
+        updates: [{ q: { _id: 'fixed' }, u: { $set: { x: 1 } }, upsert: true }],
+      });
       expect(raw).toEqual({ n: 1, nModified: 0, upserted: [{ index: 0, _id: 'fixed' }], ok: 1 });
+      await c.updateOne({ counter: Long.fromNumber(7), kind: 'long-seed' }, { $inc: { hits: 1 } }, { upsert: true });
+      const seeded = await c.findOne({ kind: 'long-seed' }, { promoteValues: false });
+      expect(seeded?.counter).toBeInstanceOf(Long);
       const replaced = await c.replaceOne({ _id: 'r1' as never, ignored: true }, { body: 1 }, { upsert: true });
       expect(replaced.upsertedId).toBe('r1');
       expect(await c.findOne({ _id: 'r1' as never })).toEqual({ _id: 'r1', body: 1 });
@@ -320,7 +404,9 @@ describe('mongo-wire: commands through the mongodb driver', () => {
     it('treats _id in $set like MongoDB: same value dropped, different value 66 ImmutableField', async () => {
       const c = db.collection('immutable');
       const { insertedId } = await c.insertOne({ a: 1 });
-      expect(await c.updateOne({ _id: insertedId }, { $set: { _id: insertedId, a: 2 } })).toMatchObject({ modifiedCount: 1 });
+      expect(await c.updateOne({ _id: insertedId }, { $set: { _id: insertedId, a: 2 } })).toMatchObject({
+        modifiedCount: 1,
+      });
       const err = await serverError(c.updateOne({ _id: insertedId }, { $set: { _id: new ObjectId() } }));
       expect(err.code).toBe(66);
       const repl = await serverError(c.replaceOne({ _id: insertedId }, { _id: new ObjectId(), a: 3 }));
@@ -330,7 +416,11 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(fam.codeName).toBe('ImmutableField');
       expect(await c.findOne({ _id: insertedId })).toEqual({ _id: insertedId, a: 2 });
       // findByIdAndUpdate(id, wholeDoc) style
-      const same = await c.findOneAndUpdate({ _id: insertedId }, { $set: { _id: insertedId, a: 4 } }, { returnDocument: 'after' });
+      const same = await c.findOneAndUpdate(
+        { _id: insertedId },
+        { $set: { _id: insertedId, a: 4 } },
+        { returnDocument: 'after' },
+      );
       expect(same).toEqual({ _id: insertedId, a: 4 });
     });
 
@@ -354,7 +444,10 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       });
       const res = await c.updateOne(
         { _id: insertedId, 'transactions.tid': 't2' },
-        { $set: { 'transactions.$.tstatus': 'Completed', 'transactions.$.rerunID': rerunID }, $inc: { 'transactions.$.tries': 1 } },
+        {
+          $set: { 'transactions.$.tstatus': 'Completed', 'transactions.$.rerunID': rerunID },
+          $inc: { 'transactions.$.tries': 1 },
+        },
       );
       expect(res.modifiedCount).toBe(1);
       const doc = await c.findOne({ _id: insertedId });
@@ -363,10 +456,20 @@ describe('mongo-wire: commands through the mongodb driver', () => {
         { tid: 't2', tstatus: 'Completed', rerunID, tries: 1 },
         { tid: 't3', tstatus: 'Queued' },
       ]);
-      await c.updateOne({ _id: insertedId, transactions: { $elemMatch: { tid: 't3', tstatus: 'Queued' } } }, { $set: { 'transactions.$.tstatus': 'Failed', 'transactions.$.error': 'x' } });
-      expect((await c.findOne({ _id: insertedId }))?.transactions[2]).toEqual({ tid: 't3', tstatus: 'Failed', error: 'x' });
+      await c.updateOne(
+        { _id: insertedId, transactions: { $elemMatch: { tid: 't3', tstatus: 'Queued' } } },
+        { $set: { 'transactions.$.tstatus': 'Failed', 'transactions.$.error': 'x' } },
+      );
+      expect((await c.findOne({ _id: insertedId }))?.transactions[2]).toEqual({
+        tid: 't3',
+        tstatus: 'Failed',
+        error: 'x',
+      });
       const err = await serverError(c.updateOne({ _id: insertedId }, { $set: { 'transactions.$.tstatus': 'X' } }));
       expect(err.code).toBe(2);
+      const nested = await c.insertOne({ run: { items: [{ id: 1 }, { id: 2 }] } });
+      await c.updateMany({ 'run.items.id': 2 }, { $set: { 'run.items.$.done': true } });
+      expect((await c.findOne({ _id: nested.insertedId }))?.run.items).toEqual([{ id: 1 }, { id: 2, done: true }]);
     });
 
     it('applies several array-filter ($[id]) and $[] paths under one array in one update', async () => {
@@ -389,7 +492,11 @@ describe('mongo-wire: commands through the mongodb driver', () => {
         ['Done', 12, 'me'],
         ['P', 13, undefined],
       ]);
-      await c.updateOne({ _id: insertedId }, { $set: { 'items.$[i].sub.$[j].hit': true } }, { arrayFilters: [{ 'i.k': { $in: ['a', 'b'] } }, { 'j.v': { $gte: 2 } }] });
+      await c.updateOne(
+        { _id: insertedId },
+        { $set: { 'items.$[i].sub.$[j].hit': true } },
+        { arrayFilters: [{ 'i.k': { $in: ['a', 'b'] } }, { 'j.v': { $gte: 2 } }] },
+      );
       doc = await c.findOne({ _id: insertedId });
       expect(doc?.items[0].sub).toEqual([{ v: 1 }, { v: 2, hit: true }]);
       expect(doc?.items[1].sub).toEqual([{ v: 3, hit: true }]);
@@ -425,8 +532,14 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(doc?.gone).toBeUndefined();
       expect(doc?.touched).toBeInstanceOf(Date);
       await c.updateOne({ _id: insertedId }, { $pull: { arr: { $gte: 3 } }, $pop: { set: 1 } });
-      expect(await c.findOne({ _id: insertedId }, { projection: { arr: 1, set: 1, _id: 0 } })).toEqual({ arr: [0, 1, 2], set: ['a'] });
-      const raw = await db.command({ update: 'ops', updates: [{ q: { _id: insertedId }, u: { $pushAll: { arr: [7, 8] } } }] });
+      expect(await c.findOne({ _id: insertedId }, { projection: { arr: 1, set: 1, _id: 0 } })).toEqual({
+        arr: [0, 1, 2],
+        set: ['a'],
+      });
+      const raw = await db.command({
+        update: 'ops',
+        updates: [{ q: { _id: insertedId }, u: { $pushAll: { arr: [7, 8] } } }],
+      });
       expect(raw.nModified).toBe(1);
       expect((await c.findOne({ _id: insertedId }))?.arr).toEqual([0, 1, 2, 7, 8]);
       const bad = await serverError(db.collection('ops').updateOne({ _id: insertedId }, { $inc: { renamed: 1 } }));
@@ -456,12 +569,28 @@ describe('mongo-wire: commands through the mongodb driver', () => {
 
     it('findOneAndUpdate / Replace / Delete with sort, new, upsert and fields', async () => {
       const c = db.collection('fam');
-      await c.insertMany([{ q: 1, p: 3 }, { q: 1, p: 1 }, { q: 1, p: 2 }]);
-      const before = await c.findOneAndUpdate({ q: 1 }, { $set: { hit: true } }, { sort: { p: 1 }, projection: { _id: 0 } });
+      await c.insertMany([
+        { q: 1, p: 3 },
+        { q: 1, p: 1 },
+        { q: 1, p: 2 },
+      ]);
+      const before = await c.findOneAndUpdate(
+        { q: 1 },
+        { $set: { hit: true } },
+        { sort: { p: 1 }, projection: { _id: 0 } },
+      );
       expect(before).toEqual({ q: 1, p: 1 });
-      const after = await c.findOneAndUpdate({ q: 1, hit: { $exists: false } }, { $inc: { p: 10 } }, { sort: { p: -1 }, returnDocument: 'after', projection: { _id: 0, p: 1 } });
+      const after = await c.findOneAndUpdate(
+        { q: 1, hit: { $exists: false } },
+        { $inc: { p: 10 } },
+        { sort: { p: -1 }, returnDocument: 'after', projection: { _id: 0, p: 1 } },
+      );
       expect(after).toEqual({ p: 13 });
-      const upserted = await c.findOneAndUpdate({ q: 2 }, { $set: { p: 0 } }, { upsert: true, returnDocument: 'after', includeResultMetadata: true });
+      const upserted = await c.findOneAndUpdate(
+        { q: 2 },
+        { $set: { p: 0 } },
+        { upsert: true, returnDocument: 'after', includeResultMetadata: true },
+      );
       expect(upserted.lastErrorObject).toMatchObject({ n: 1, updatedExisting: false });
       expect(upserted.lastErrorObject?.upserted).toBeInstanceOf(ObjectId);
       expect(upserted.value).toMatchObject({ q: 2, p: 0 });
@@ -494,24 +623,42 @@ describe('mongo-wire: commands through the mongodb driver', () => {
     it('runs pipelines through mingo with cursor replies', async () => {
       const out = await db
         .collection('agg')
-        .aggregate([{ $match: { v: { $gte: 1 } } }, { $group: { _id: '$g', total: { $sum: '$v' } } }, { $sort: { total: -1, _id: 1 } }])
+        .aggregate([
+          { $match: { v: { $gte: 1 } } },
+          { $group: { _id: '$g', total: { $sum: '$v' } } },
+          { $sort: { total: -1, _id: 1 } },
+        ])
         .toArray();
       expect(out).toEqual([
         { _id: 'a', total: 4 },
         { _id: 'c', total: 4 },
         { _id: 'b', total: 2 },
       ]);
-      const raw = await db.command({ aggregate: 'agg', pipeline: [{ $project: { _id: 0, g: 1 } }], cursor: { batchSize: 2 } });
+      const raw = await db.command({
+        aggregate: 'agg',
+        pipeline: [{ $project: { _id: 0, g: 1 } }],
+        cursor: { batchSize: 2 },
+      });
       expect(raw.cursor.firstBatch).toEqual([{ g: 'a' }, { g: 'b' }]);
       expect(raw.cursor.ns).toBe('t.agg');
-      await db.collection('agg').aggregate([{ $project: { 'tags': 0, 'sub.a': 0 } }, { $unwind: '$g' }]).toArray();
+      await db
+        .collection('agg')
+        .aggregate([{ $project: { tags: 0, 'sub.a': 0 } }, { $unwind: '$g' }])
+        .toArray();
       expect((await db.collection('agg').findOne({ g: 'a' }))?.tags).toEqual(['x', 'y']);
-      const added = await db.collection('agg').aggregate([{ $addFields: { 'nested.x': 1 } }]).toArray();
+      const added = await db
+        .collection('agg')
+        .aggregate([{ $addFields: { 'nested.x': 1 } }])
+        .toArray();
       expect(added[0].nested).toEqual({ x: 1 });
       expect((await db.collection('agg').findOne({ g: 'b' }))?.nested).toBeUndefined();
       const joined = await db
         .collection('agg')
-        .aggregate([{ $match: { g: 'b' } }, { $lookup: { from: 'agg', localField: 'g', foreignField: 'g', as: 'same' } }, { $project: { n: { $size: '$same' } } }])
+        .aggregate([
+          { $match: { g: 'b' } },
+          { $lookup: { from: 'agg', localField: 'g', foreignField: 'g', as: 'same' } },
+          { $project: { n: { $size: '$same' } } },
+        ])
         .toArray();
       expect(joined[0].n).toBe(1);
     });
@@ -531,7 +678,10 @@ describe('mongo-wire: commands through the mongodb driver', () => {
     });
 
     it('writes $out', async () => {
-      await db.collection('agg').aggregate([{ $match: { g: 'a' } }, { $out: 'agg_out' }]).toArray();
+      await db
+        .collection('agg')
+        .aggregate([{ $match: { g: 'a' } }, { $out: 'agg_out' }])
+        .toArray();
       expect(await db.collection('agg_out').countDocuments()).toBe(2);
     });
   });
@@ -542,7 +692,12 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(await c.createIndex({ a: 1 })).toBe('a_1');
       expect(await c.createIndex({ b: 1, c: -1 }, { unique: true, name: 'bc' })).toBe('bc');
       const again = await db.command({ createIndexes: 'idx', indexes: [{ key: { a: 1 }, name: 'a_1' }] });
-      expect(again).toMatchObject({ numIndexesBefore: 3, numIndexesAfter: 3, note: 'all indexes already exist', ok: 1 });
+      expect(again).toMatchObject({
+        numIndexesBefore: 3,
+        numIndexesAfter: 3,
+        note: 'all indexes already exist',
+        ok: 1,
+      });
       expect(await c.indexes()).toEqual([
         { v: 2, key: { _id: 1 }, name: '_id_' },
         { v: 2, key: { a: 1 }, name: 'a_1' },
@@ -577,13 +732,17 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       await c.insertOne({ email: 'a@b.c' });
       const err = await serverError(c.insertOne({ email: 'a@b.c' }));
       expect(err.code).toBe(11000);
-      expect(err.message).toBe('E11000 duplicate key error collection: t.uniq index: email_1 dup key: { email: "a@b.c" }');
+      expect(err.message).toBe(
+        'E11000 duplicate key error collection: t.uniq index: email_1 dup key: { email: "a@b.c" }',
+      );
       expect(err.keyValue).toEqual({ email: 'a@b.c' });
       expect(err.keyPattern).toEqual({ email: 1 });
       const id = new ObjectId();
       await c.insertOne({ _id: id, email: 'x' });
       const idErr = await serverError(c.insertOne({ _id: id, email: 'y' }));
-      expect(idErr.message).toBe(`E11000 duplicate key error collection: t.uniq index: _id_ dup key: { _id: ObjectId('${id.toHexString()}') }`);
+      expect(idErr.message).toBe(
+        `E11000 duplicate key error collection: t.uniq index: _id_ dup key: { _id: ObjectId('${id.toHexString()}') }`,
+      );
       // an update into a duplicate fails without changing the document
       const upd = await serverError(c.updateOne({ _id: id }, { $set: { email: 'a@b.c', other: 1 } }));
       expect(upd.code).toBe(11000);
@@ -617,7 +776,10 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect((await c.findOne({ taskId, seq: 10 }))?.tstatus).toBe('Queued');
       await c.deleteOne({ taskId, seq: 10 });
       await c.insertOne({ taskId, seq: 10, tstatus: 'again' });
-      expect((await c.find({ taskId, seq: { $in: [0, 10] } }).toArray()).map((d) => d.tstatus)).toEqual(['Processing', 'again']);
+      expect((await c.find({ taskId, seq: { $in: [0, 10] } }).toArray()).map((d) => d.tstatus)).toEqual([
+        'Processing',
+        'again',
+      ]);
     });
 
     it('honours sparse and partial unique indexes', async () => {
@@ -627,7 +789,10 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect((await serverError(c.insertOne({ code: 'x' }))).code).toBe(11000);
       const p = db.collection('partial');
       await p.createIndex({ code: 1 }, { unique: true, partialFilterExpression: { active: true } });
-      await p.insertMany([{ code: 'x', active: false }, { code: 'x', active: true }]);
+      await p.insertMany([
+        { code: 'x', active: false },
+        { code: 'x', active: true },
+      ]);
       expect((await serverError(p.insertOne({ code: 'x', active: true }))).code).toBe(11000);
       expect(await p.countDocuments({ code: 'x' })).toBe(2);
     });
@@ -642,7 +807,9 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       const unordered = await db.command({ insert: 'bulk', documents: [{ k: 1 }, { k: 3 }, { k: 4 }], ordered: false });
       expect(unordered.n).toBe(2);
       expect(unordered.writeErrors.map((e: { index: number }) => e.index)).toEqual([0]);
-      const viaDriver = await c.insertMany([{ k: 5 }, { k: 5 }, { k: 6 }], { ordered: true }).catch((e: MongoServerError) => e);
+      const viaDriver = await c
+        .insertMany([{ k: 5 }, { k: 5 }, { k: 6 }], { ordered: true })
+        .catch((e: MongoServerError) => e);
       expect((viaDriver as MongoServerError).code).toBe(11000);
       expect(await c.countDocuments({ k: { $in: [5, 6] } })).toBe(1);
     });

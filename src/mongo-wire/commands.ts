@@ -60,7 +60,17 @@ const ENVELOPE = new Set([
 ]);
 
 /** Stages that never mutate their input documents in mingo. */
-const NON_MUTATING_STAGES = new Set(['$match', '$sort', '$skip', '$limit', '$count', '$group', '$sortByCount', '$sample', '$project']);
+const NON_MUTATING_STAGES = new Set([
+  '$match',
+  '$sort',
+  '$skip',
+  '$limit',
+  '$count',
+  '$group',
+  '$sortByCount',
+  '$sample',
+  '$project',
+]);
 
 function num(v: unknown, dflt = 0): number {
   if (typeof v === 'number' && Number.isFinite(v)) return v;
@@ -77,7 +87,8 @@ function collName(body: Doc, name: string): string {
 
 function asDoc(v: unknown, what: string): Doc | null {
   if (v === undefined || v === null) return null;
-  if (!isPlainObject(v)) fail(14, `"${what}" had the wrong type. Expected object, found ${Array.isArray(v) ? 'array' : typeof v}`);
+  if (!isPlainObject(v))
+    fail(14, `"${what}" had the wrong type. Expected object, found ${Array.isArray(v) ? 'array' : typeof v}`);
   return v;
 }
 
@@ -118,7 +129,13 @@ export class Dispatcher {
     h(['getParameter'], (b) => this.getParameter(b));
     h(['serverStatus'], () => this.serverStatus());
     h(['hostInfo'], () => ({
-      system: { currentTime: new Date(), hostname: os.hostname(), cpuAddrSize: 64, memSizeMB: Math.round(os.totalmem() / 1048576), numCores: os.cpus().length },
+      system: {
+        currentTime: new Date(),
+        hostname: os.hostname(),
+        cpuAddrSize: 64,
+        memSizeMB: Math.round(os.totalmem() / 1048576),
+        numCores: os.cpus().length,
+      },
       os: { type: os.type(), name: os.platform(), version: os.release() },
       extra: {},
       ok: 1,
@@ -128,11 +145,31 @@ export class Dispatcher {
     h(['connectionStatus'], () => ({ authInfo: { authenticatedUsers: [], authenticatedUserRoles: [] }, ok: 1 }));
     h(['getLog'], () => ({ totalLinesWritten: 0, log: [], ok: 1 }));
     h(['getLastError', 'getPrevError'], () => ({ n: 0, err: null, ok: 1 }));
-    h(['resetError', 'killOp', 'fsync', 'logout', 'setFeatureCompatibilityVersion', 'refreshSessions', 'killSessions', 'killAllSessions', 'killAllSessionsByPattern', 'endSessions', 'commitTransaction', 'abortTransaction'], () => ({ ok: 1 }));
+    h(
+      [
+        'resetError',
+        'killOp',
+        'fsync',
+        'logout',
+        'setFeatureCompatibilityVersion',
+        'refreshSessions',
+        'killSessions',
+        'killAllSessions',
+        'killAllSessionsByPattern',
+        'endSessions',
+        'commitTransaction',
+        'abortTransaction',
+      ],
+      () => ({ ok: 1 }),
+    );
     h(['startSession'], () => ({ id: { id: new UUID() }, timeoutMinutes: 30, ok: 1 }));
     h(['currentOp'], () => ({ inprog: [], ok: 1 }));
     h(['replSetGetStatus'], () => fail(76, 'not running with --replSet'));
-    h(['getDefaultRWConcern'], () => ({ defaultReadConcern: { level: 'local' }, defaultWriteConcern: { w: 1, wtimeout: 0 }, ok: 1 }));
+    h(['getDefaultRWConcern'], () => ({
+      defaultReadConcern: { level: 'local' },
+      defaultWriteConcern: { w: 1, wtimeout: 0 },
+      ok: 1,
+    }));
     h(['listCommands'], () => this.listCommands());
     h(['create'], (b, c) => this.create(b, c));
     h(['drop'], (b, c) => this.drop(b, c));
@@ -149,7 +186,16 @@ export class Dispatcher {
     h(['validate'], (b, c) => {
       const coll = this.storage.get(c.db, collName(b, 'validate'));
       if (!coll) fail(26, `Collection '${c.db}.${String(b.validate)}' does not exist to validate.`);
-      return { ns: coll.ns, nInvalidDocuments: 0, nrecords: coll.count, nIndexes: coll.indexes.length + 1, valid: true, warnings: [], errors: [], ok: 1 };
+      return {
+        ns: coll.ns,
+        nInvalidDocuments: 0,
+        nrecords: coll.count,
+        nIndexes: coll.indexes.length + 1,
+        valid: true,
+        warnings: [],
+        errors: [],
+        ok: 1,
+      };
     });
     h(['createIndexes'], (b, c) => this.createIndexes(b, c));
     h(['listIndexes'], (b, c) => this.listIndexes(b, c));
@@ -251,8 +297,15 @@ export class Dispatcher {
       uptime: Math.floor((now - this.startedAt) / 1000),
       uptimeMillis: Long.fromNumber(now - this.startedAt),
       localTime: new Date(now),
-      connections: { current: this.connections.current, available: 100000, totalCreated: this.connections.totalCreated },
-      metrics: { document: { examined: this.stats.docsExamined, objects }, cursor: { open: { total: this.cursors.size } } },
+      connections: {
+        current: this.connections.current,
+        available: 100000,
+        totalCreated: this.connections.totalCreated,
+      },
+      metrics: {
+        document: { examined: this.stats.docsExamined, objects },
+        cursor: { open: { total: this.cursors.size } },
+      },
       ok: 1,
     };
   }
@@ -350,7 +403,13 @@ export class Dispatcher {
     }
     if (body.nameOnly) infos = infos.map((i) => ({ name: i.name, type: i.type }));
     const cursor = asDoc(body.cursor, 'cursor') ?? {};
-    return this.cursorReply(`${ctx.db}.$cmd.listCollections`, infos, (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS), cursor.batchSize, false);
+    return this.cursorReply(
+      `${ctx.db}.$cmd.listCollections`,
+      infos,
+      (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS),
+      cursor.batchSize,
+      false,
+    );
   }
 
   private dbSize(db: string): number {
@@ -436,7 +495,11 @@ export class Dispatcher {
       if (!isPlainObject(spec)) fail(2, 'Index spec must be an object');
       if (coll.createIndex(spec)) created++;
     }
-    const out: Doc = { numIndexesBefore: before, numIndexesAfter: coll.indexes.length + 1, createdCollectionAutomatically: !existed };
+    const out: Doc = {
+      numIndexesBefore: before,
+      numIndexesAfter: coll.indexes.length + 1,
+      createdCollectionAutomatically: !existed,
+    };
     if (!created) out.note = 'all indexes already exist';
     out.ok = 1;
     return out;
@@ -447,7 +510,13 @@ export class Dispatcher {
     const coll = this.storage.get(ctx.db, name);
     if (!coll) fail(26, `ns does not exist: ${ctx.db}.${name}`);
     const cursor = asDoc(body.cursor, 'cursor') ?? {};
-    return this.cursorReply(coll.ns, coll.indexSpecs(), (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS), cursor.batchSize, false);
+    return this.cursorReply(
+      coll.ns,
+      coll.indexSpecs(),
+      (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS),
+      cursor.batchSize,
+      false,
+    );
   }
 
   private dropIndexes(body: Doc, ctx: CommandContext): Doc {
@@ -457,7 +526,8 @@ export class Dispatcher {
     const was = coll.indexes.length + 1;
     const target = body.index;
     const dropOne = (t: unknown): void => {
-      if (t === '_id_' || (isPlainObject(t) && Object.keys(t).length === 1 && '_id' in t)) fail(72, 'cannot drop _id index');
+      if (t === '_id_' || (isPlainObject(t) && Object.keys(t).length === 1 && '_id' in t))
+        fail(72, 'cannot drop _id index');
       const ix = coll.findIndex(t);
       if (!ix) {
         if (typeof t === 'string') fail(27, `index not found with name [${t}]`);
@@ -498,7 +568,14 @@ export class Dispatcher {
     return writeErrors.length ? { n, writeErrors, ok: 1 } : { n, ok: 1 };
   }
 
-  private upsertDoc(db: string, name: string, filter: Doc | null, filterAnns: RawAnn[], u: ParsedUpdate, arrayFilters: Doc[] | undefined): Rec {
+  private upsertDoc(
+    db: string,
+    name: string,
+    filter: Doc | null,
+    filterAnns: RawAnn[],
+    u: ParsedUpdate,
+    arrayFilters: Doc[] | undefined,
+  ): Rec {
     const seed = seedFromFilter(filter, filterAnns);
     const base = u.kind === 'replace' ? (seed.doc._id !== undefined ? { _id: seed.doc._id } : {}) : seed.doc;
     const baseAnn = u.kind === 'replace' ? null : seed.ann;
@@ -654,7 +731,12 @@ export class Dispatcher {
     return encodeCursorReply('firstBatch', batch, id, ns);
   }
 
-  private takeBatch(items: unknown[], from: number, size: number, render: (item: unknown) => Uint8Array): { batch: Uint8Array[]; next: number } {
+  private takeBatch(
+    items: unknown[],
+    from: number,
+    size: number,
+    render: (item: unknown) => Uint8Array,
+  ): { batch: Uint8Array[]; next: number } {
     const batch: Uint8Array[] = [];
     let bytes = 0;
     let i = from;
@@ -759,7 +841,9 @@ export class Dispatcher {
     const cursorOpt = asDoc(body.cursor, 'cursor');
     if (!cursorOpt) fail(9, "The 'cursor' option is required, except for aggregate with the explain argument");
     const stages = pipeline.slice() as Doc[];
-    for (const s of stages) if (!isPlainObject(s) || Object.keys(s).length !== 1) fail(40323, 'A pipeline stage specification object must contain exactly one field.');
+    for (const s of stages)
+      if (!isPlainObject(s) || Object.keys(s).length !== 1)
+        fail(40323, 'A pipeline stage specification object must contain exactly one field.');
     const dbLevel = target === 1;
     const name = dbLevel ? '$cmd.aggregate' : collName(body, 'aggregate');
     const ns = `${ctx.db}.${name}`;
@@ -771,7 +855,8 @@ export class Dispatcher {
     if (last && '$out' in last) {
       const o = last.$out;
       if (typeof o === 'string') out = { db: ctx.db, coll: o };
-      else if (isPlainObject(o) && typeof o.coll === 'string') out = { db: typeof o.db === 'string' ? o.db : ctx.db, coll: o.coll };
+      else if (isPlainObject(o) && typeof o.coll === 'string')
+        out = { db: typeof o.db === 'string' ? o.db : ctx.db, coll: o.coll };
       else fail(2, 'Invalid $out specification');
       stages.pop();
     }
@@ -796,7 +881,13 @@ export class Dispatcher {
       if (fast && !out) {
         const n = coll ? coll.countMatching(filter, skip, limit) : 0;
         const docs = n > 0 ? [fast(n)] : [];
-        return this.cursorReply(ns, docs, (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS), cursorOpt?.batchSize, false);
+        return this.cursorReply(
+          ns,
+          docs,
+          (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS),
+          cursorOpt?.batchSize,
+          false,
+        );
       }
     }
 
@@ -863,22 +954,29 @@ export class Dispatcher {
     else if (cmd === 'aggregate' && Array.isArray(inner.pipeline)) {
       const first = inner.pipeline[0];
       if (isPlainObject(first) && '$match' in first) filter = asDoc(first.$match, '$match');
-    } else if (cmd === 'update' && Array.isArray(inner.updates) && isPlainObject(inner.updates[0])) filter = asDoc(inner.updates[0].q, 'q');
-    else if (cmd === 'delete' && Array.isArray(inner.deletes) && isPlainObject(inner.deletes[0])) filter = asDoc(inner.deletes[0].q, 'q');
+    } else if (cmd === 'update' && Array.isArray(inner.updates) && isPlainObject(inner.updates[0]))
+      filter = asDoc(inner.updates[0].q, 'q');
+    else if (cmd === 'delete' && Array.isArray(inner.deletes) && isPlainObject(inner.deletes[0]))
+      filter = asDoc(inner.deletes[0].q, 'q');
     else fail(59, `Explain is not supported for ${String(cmd)}`);
     const info: { plan?: Plan; examined?: number } = {};
     const started = Date.now();
     const recs = coll ? coll.select(filter, { sort }, info) : [];
     const index = info.plan?.index ?? null;
     const winningPlan = index
-      ? { stage: 'FETCH', inputStage: { stage: 'IXSCAN', indexName: index, keysExamined: info.plan?.recs?.length ?? 0 } }
+      ? { stage: 'FETCH', inputStage: { stage: 'IXSCAN', indexName: index, keysExamined: info.plan?.count ?? 0 } }
       : { stage: coll ? 'COLLSCAN' : 'EOF' };
     return {
-      queryPlanner: { namespace: `${ctx.db}.${String(name)}`, parsedQuery: filter ?? {}, winningPlan, rejectedPlans: [] },
+      queryPlanner: {
+        namespace: `${ctx.db}.${String(name)}`,
+        parsedQuery: filter ?? {},
+        winningPlan,
+        rejectedPlans: [],
+      },
       executionStats: {
         nReturned: recs.length,
         executionTimeMillis: Date.now() - started,
-        totalKeysExamined: info.plan?.recs?.length ?? 0,
+        totalKeysExamined: info.plan?.count ?? 0,
         totalDocsExamined: info.examined ?? 0,
         executionStages: winningPlan,
       },

@@ -81,20 +81,17 @@ describe('mongo-wire: concurrency and lifecycle', () => {
       ),
     );
     for (const names of res) expect(names).toEqual(['taskId_1_seq_1', 'status_1']);
-    expect((await cs[0].db().collection('shared_idx').indexes()).map((i) => i.name)).toEqual(['_id_', 'taskId_1_seq_1', 'status_1']);
+    expect((await cs[0].db().collection('shared_idx').indexes()).map((i) => i.name)).toEqual([
+      '_id_',
+      'taskId_1_seq_1',
+      'status_1',
+    ]);
   });
 
   it('many clients inserting in parallel all land, with unique _ids', async () => {
     const cs = await Promise.all(Array.from({ length: 5 }, () => connect(10)));
     await Promise.all(
-      cs.flatMap((c, ci) =>
-        Array.from({ length: 40 }, (_, i) =>
-          c
-            .db()
-            .collection('par')
-            .insertOne({ ci, i }),
-        ),
-      ),
+      cs.flatMap((c, ci) => Array.from({ length: 40 }, (_, i) => c.db().collection('par').insertOne({ ci, i }))),
     );
     expect(await cs[0].db().collection('par').countDocuments()).toBe(200);
     expect(await cs[0].db().collection('par').countDocuments({ ci: 3 })).toBe(40);

@@ -192,9 +192,13 @@ function normOpt(name: string, v: unknown): unknown {
 }
 
 export interface Plan {
-  /** Candidate records, or null for a collection scan. */
-  recs: Rec[] | null;
+  /** Candidate records (unordered), or null for a collection scan. */
+  recs: Iterable<Rec> | null;
+  /** Number of candidates. */
+  count: number;
   index: string | null;
+  /** Fields whose equality the candidates satisfy by construction (the index prefix used). */
+  covered?: string[];
 }
 
 export interface SelectOptions {
@@ -205,6 +209,8 @@ export interface SelectOptions {
 
 export interface Matcher {
   test(doc: Doc): boolean;
+  /** For pure equality / $in filters: the paths they constrain. */
+  simplePaths?: string[];
 }
 
 /** Values for which equality is exactly "same canonical key" (no null / array / object subtleties). */
@@ -252,6 +258,7 @@ export function compileFilter(filter: Doc | null | undefined): Matcher | null {
     return new Query(filter);
   }
   return {
+    simplePaths: keys,
     test(doc: Doc): boolean {
       for (const c of conds) {
         let hit = false;
@@ -304,11 +311,20 @@ export class Collection {
   // ---- writes -----------------------------------------------------------------------------------
 
   private dupError(index: string, keyPattern: Doc, keyValue: Doc): MongoWireError {
-    const shown = '{ ' + Object.keys(keyValue).map((k) => `${k}: ${showValue(keyValue[k])}`).join(', ') + ' }';
-    return new MongoWireError(11000, `E11000 duplicate key error collection: ${this.ns} index: ${index} dup key: ${shown}`, {
-      keyPattern,
-      keyValue,
-    });
+    const shown =
+      '{ ' +
+      Object.keys(keyValue)
+        .map((k) => `${k}: ${showValue(keyValue[k])}`)
+        .join(', ') +
+      ' }';
+    return new MongoWireError(
+      11000,
+      `E11000 duplicate key error collection: ${this.ns} index: ${index} dup key: ${shown}`,
+      {
+        keyPattern,
+        keyValue,
+      },
+    );
   }
 
   insert(doc: Doc, ann: AnnMap | null): Rec {
@@ -407,7 +423,10 @@ export class Collection {
     }
     if (ix.name === '_id_') {
       if (ix.fields.length === 1 && ix.fields[0] === '_id') return false;
-      fail(86, `An existing index has the same name as the requested index. Requested index: ${showValue(ix.spec())}, existing index: { v: 2, key: { _id: 1 }, name: "_id_" }`);
+      fail(
+        86,
+        `An existing index has the same name as the requested index. Requested index: ${showValue(ix.spec())}, existing index: { v: 2, key: { _id: 1 }, name: "_id_" }`,
+      );
     }
     for (const ex of this.indexes) {
       if (ex.name === ix.name) {
@@ -419,7 +438,10 @@ export class Collection {
       }
     }
     for (const ex of this.indexes) {
-      if (ex.sameKey(ix.key) && canon(ex.options.partialFilterExpression ?? null) === canon(ix.options.partialFilterExpression ?? null)) {
+      if (
+        ex.sameKey(ix.key) &&
+        canon(ex.options.partialFilterExpression ?? null) === canon(ix.options.partialFilterExpression ?? null)
+      ) {
         if (ex.sameOptions(ix.options)) fail(85, `Index already exists with a different name: ${ex.name}`);
         fail(
           85,
@@ -479,22 +501,24 @@ export class Collection {
   // ---- reads ------------------------------------------------------------------------------------
 
   plan(filter: Doc | null | undefined): Plan {
-    if (!filter) return { recs: null, index: null };
+    if (!filter) return { recs: null, count: 0, index: null };
     const eq = new Map<string, unknown[]>();
     collectEqualities(filter, eq);
-    if (eq.size === 0) return { recs: null, index: null };
+    if (eq.size === 0) return { recs: null, count: 0, index: null };
     const ids = eq.get('_id');
     if (ids) {
       const recs: Rec[] = [];
-      const seen = new Set<Rec>();
+      const seen = ids.length > 1 ? new Set<Rec>() : null;
       for (const v of ids) {
         const r = this.docs.get(canon(v));
-        if (r && !seen.has(r)) {
+        if (!r) continue;
+        if (seen) {
+          if (seen.has(r)) continue;
           seen.add(r);
-          recs.push(r);
         }
+        recs.push(r);
       }
-      return { recs, index: '_id_' };
+      return { recs, count: recs.length, index: '_id_', covered: ['_id'] };
     }
     let best: { ix: Index; k: number; keys: string[]; count: number } | null = null;
     for (const ix of this.indexes) {
@@ -519,45 +543,48 @@ export class Collection {
       for (const key of keys) count += bucketSize(map.get(key));
       if (!best || count < best.count || (count === best.count && k > best.k)) best = { ix, k, keys, count };
     }
-    if (!best) return { recs: null, index: null };
+    if (!best) return { recs: null, count: 0, index: null };
     const map = best.ix.maps[best.k - 1];
-    const recs: Rec[] = [];
-    const seen = best.keys.length > 1 ? new Set<Rec>() : null;
+    const covered = best.ix.fields.slice(0, best.k);
+    if (best.keys.length === 1) {
+      const b = map.get(best.keys[0]);
+      const recs: Iterable<Rec> = b === undefined ? [] : b instanceof Set ? b : [b];
+      return { recs, count: best.count, index: best.ix.name, covered };
+    }
+    const seen = new Set<Rec>();
     for (const key of best.keys) {
       const b = map.get(key);
       if (b === undefined) continue;
-      if (b instanceof Set) {
-        for (const r of b) {
-          if (seen) {
-            if (seen.has(r)) continue;
-            seen.add(r);
-          }
-          recs.push(r);
-        }
-      } else if (!seen || !seen.has(b)) {
-        seen?.add(b);
-        recs.push(b);
-      }
+      if (b instanceof Set) for (const r of b) seen.add(r);
+      else seen.add(b);
     }
-    return { recs, index: best.ix.name };
+    return { recs: seen, count: seen.size, index: best.ix.name, covered };
   }
 
   /**
    * Matching records in result order (sort, else natural order), after skip and limit.
+   * Index candidates are unordered: they are ordered by the sort (ties: natural order) with a
+   * bounded top-k when there is a limit; a filterless or unindexed natural-order read streams.
    */
-  select(filter: Doc | null | undefined, opts: SelectOptions = {}, planOut?: { plan?: Plan; examined?: number }): Rec[] {
-    const q = compileFilter(filter);
+  select(
+    filter: Doc | null | undefined,
+    opts: SelectOptions = {},
+    planOut?: { plan?: Plan; examined?: number },
+  ): Rec[] {
+    let q = compileFilter(filter);
     const plan = this.plan(filter);
     if (planOut) planOut.plan = plan;
+    // Candidates from an index whose prefix is exactly the (equality-only) filter all match.
+    if (isCovered(q, plan)) q = null;
     if (plan.recs) this.stats.indexLookups++;
     else this.stats.collectionScans++;
     const examinedBefore = this.stats.docsExamined;
     const skip = opts.skip && opts.skip > 0 ? opts.skip : 0;
     const limit = opts.limit && opts.limit > 0 ? opts.limit : Infinity;
     let sortSpec = opts.sort && Object.keys(opts.sort).length ? opts.sort : null;
-    let reverse = false;
+    let seqDir = 1;
     if (sortSpec && '$natural' in sortSpec) {
-      reverse = Number(sortSpec.$natural) < 0;
+      seqDir = Number(sortSpec.$natural) < 0 ? -1 : 1;
       sortSpec = null;
     }
     const fields = sortSpec
@@ -565,14 +592,11 @@ export class Collection {
           .filter((f) => typeof sortSpec![f] === 'number' || typeof sortSpec![f] === 'boolean')
           .map((f) => ({ segs: f.split('.'), dir: Number(sortSpec![f]) < 0 ? -1 : 1 }))
       : [];
-    let source: Iterable<Rec>;
-    if (plan.recs) {
-      const recs = fields.length ? plan.recs : plan.recs.length > 1 ? plan.recs.slice().sort((a, b) => a.seq - b.seq) : plan.recs;
-      source = reverse ? recs.slice().reverse() : recs;
-    } else source = reverse ? Array.from(this.docs.values()).reverse() : this.docs.values();
-
     const out: Rec[] = [];
-    if (!fields.length) {
+
+    if (!plan.recs && !fields.length) {
+      // Natural order over the collection: stream, stop at skip + limit.
+      const source: Iterable<Rec> = seqDir < 0 ? Array.from(this.docs.values()).reverse() : this.docs.values();
       let skipped = 0;
       for (const rec of source) {
         this.stats.docsExamined++;
@@ -587,56 +611,86 @@ export class Collection {
       if (planOut) planOut.examined = this.stats.docsExamined - examinedBefore;
       return out;
     }
-    // Sorted: gather matches with their sort keys, then full sort or top-k.
-    interface Keyed {
+
+    interface Item {
       rec: Rec;
       keys: unknown[];
     }
-    const compare = (a: Keyed, b: Keyed): number => {
-      for (let i = 0; i < fields.length; i++) {
+    const nf = fields.length;
+    const NO_KEYS: unknown[] = [];
+    const compare = (a: Item, b: Item): number => {
+      for (let i = 0; i < nf; i++) {
         const c = compareValues(a.keys[i], b.keys[i]);
         if (c) return c * fields[i].dir;
       }
-      return a.rec.seq - b.rec.seq;
+      return (a.rec.seq - b.rec.seq) * seqDir;
     };
     const want = skip + limit;
-    const matched: Keyed[] = [];
     const topK = Number.isFinite(want) && want <= 5000;
-    for (const rec of source) {
+    const items: Item[] = [];
+    for (const rec of plan.recs ?? this.docs.values()) {
       this.stats.docsExamined++;
       if (q && !q.test(rec.doc)) continue;
-      const item: Keyed = { rec, keys: fields.map((f) => sortKey(rec.doc, f.segs, f.dir)) };
+      if (topK && items.length >= want) {
+        // Reject without allocating when it sorts after the current worst.
+        const worst = items[items.length - 1];
+        let c = 0;
+        for (let i = 0; i < nf && !c; i++)
+          c = compareValues(sortKey(rec.doc, fields[i].segs, fields[i].dir), worst.keys[i]) * fields[i].dir;
+        if (c > 0 || (c === 0 && (rec.seq - worst.rec.seq) * seqDir > 0)) continue;
+      }
+      const item: Item = { rec, keys: nf ? fields.map((f) => sortKey(rec.doc, f.segs, f.dir)) : NO_KEYS };
       if (!topK) {
-        matched.push(item);
+        items.push(item);
         continue;
       }
-      if (matched.length >= want && compare(item, matched[matched.length - 1]) >= 0) continue;
       let lo = 0;
-      let hi = matched.length;
+      let hi = items.length;
       while (lo < hi) {
         const mid = (lo + hi) >> 1;
-        if (compare(matched[mid], item) <= 0) lo = mid + 1;
+        if (compare(items[mid], item) <= 0) lo = mid + 1;
         else hi = mid;
       }
-      matched.splice(lo, 0, item);
-      if (matched.length > want) matched.pop();
+      items.splice(lo, 0, item);
+      if (items.length > want) items.pop();
     }
-    if (!topK) matched.sort(compare);
-    const end = Number.isFinite(limit) ? skip + limit : matched.length;
-    for (let i = skip; i < Math.min(end, matched.length); i++) out.push(matched[i].rec);
+    if (!topK) items.sort(compare);
+    const end = Math.min(Number.isFinite(limit) ? skip + limit : items.length, items.length);
+    for (let i = skip; i < end; i++) out.push(items[i].rec);
     if (planOut) planOut.examined = this.stats.docsExamined - examinedBefore;
     return out;
   }
 
-  /** Number of matching documents (no materialisation when the filter is empty). */
+  /** Number of matching documents, without materialising or ordering anything. */
   countMatching(filter: Doc | null | undefined, skip = 0, limit = 0): number {
-    if (!filter || Object.keys(filter).length === 0) {
-      let n = Math.max(0, this.docs.size - (skip > 0 ? skip : 0));
-      if (limit > 0) n = Math.min(n, limit);
-      return n;
+    let n: number;
+    if (!filter || Object.keys(filter).length === 0) n = this.docs.size;
+    else {
+      let q = compileFilter(filter);
+      const plan = this.plan(filter);
+      if (isCovered(q, plan)) q = null;
+      if (plan.recs) this.stats.indexLookups++;
+      else this.stats.collectionScans++;
+      if (!q && plan.recs) n = plan.count;
+      else {
+        n = 0;
+        for (const rec of plan.recs ?? this.docs.values()) {
+          this.stats.docsExamined++;
+          if (!q || q.test(rec.doc)) n++;
+        }
+      }
     }
-    return this.select(filter, { skip, limit }).length;
+    n = Math.max(0, n - (skip > 0 ? skip : 0));
+    return limit > 0 ? Math.min(n, limit) : n;
   }
+}
+
+/** True when every candidate of the plan satisfies the (equality-only) filter by construction. */
+function isCovered(q: Matcher | null, plan: Plan): boolean {
+  const paths = q?.simplePaths;
+  const covered = plan.covered;
+  if (!paths || !covered || paths.length !== covered.length) return false;
+  return paths.every((p) => covered.includes(p));
 }
 
 function sameEntries(a: string[][] | null, b: string[][] | null): boolean {
@@ -726,7 +780,8 @@ export class Storage {
 
   expire(now: number): number {
     let n = 0;
-    for (const d of this.dbs.values()) for (const c of d.values()) if (c.indexes.some((i) => i.ttl !== undefined)) n += c.expire(now);
+    for (const d of this.dbs.values())
+      for (const c of d.values()) if (c.indexes.some((i) => i.ttl !== undefined)) n += c.expire(now);
     return n;
   }
 }

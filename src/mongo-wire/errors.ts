@@ -48,8 +48,7 @@ export function toWireError(err: unknown): MongoWireError {
   const message = err instanceof Error ? err.message : String(err);
   if (/would create a conflict/i.test(message)) return new MongoWireError(40, message);
   if (/unknown (query |top level )?operator/i.test(message)) return new MongoWireError(2, message);
-  if (/Unknown pipeline operator|unknown pipeline/i.test(message))
-    return new MongoWireError(40324, message);
+  if (/Unknown pipeline operator|unknown pipeline/i.test(message)) return new MongoWireError(40324, message);
   if (err instanceof Error && err.constructor && err.constructor.name === 'MingoError') {
     return new MongoWireError(2, message);
   }

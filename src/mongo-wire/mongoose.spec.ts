@@ -7,7 +7,12 @@ describe('mongo-wire: mongoose', () => {
   let conn: Connection;
   let conn2: Connection;
 
-  const transactionSchema = new Schema({ tid: String, tstatus: { type: String, default: 'Queued' }, rerunID: String, error: String });
+  const transactionSchema = new Schema({
+    tid: String,
+    tstatus: { type: String, default: 'Queued' },
+    rerunID: String,
+    error: String,
+  });
   const taskSchema = new Schema({
     status: { type: String, default: 'Queued', index: true },
     taskId: { type: Schema.Types.ObjectId, required: true },
@@ -21,7 +26,10 @@ describe('mongo-wire: mongoose', () => {
   beforeAll(async () => {
     server = new MongoWireServer();
     await server.start();
-    [conn, conn2] = await Promise.all([mongoose.createConnection(server.uri('openhim')).asPromise(), mongoose.createConnection(server.uri('openhim')).asPromise()]);
+    [conn, conn2] = await Promise.all([
+      mongoose.createConnection(server.uri('openhim')).asPromise(),
+      mongoose.createConnection(server.uri('openhim')).asPromise(),
+    ]);
   });
 
   afterAll(async () => {
@@ -91,7 +99,10 @@ describe('mongo-wire: mongoose', () => {
     await A.updateOne({ taskId, seq: 42 }, { $setOnInsert: { status: 'Paused' } }, { upsert: true });
     const seen = await B.findOne({ taskId, seq: 42 }).lean<{ status: string }>();
     expect(seen?.status).toBe('Paused');
-    const agg = await B.aggregate<{ _id: string; n: number }>([{ $match: { taskId } }, { $group: { _id: '$status', n: { $sum: 1 } } }]);
+    const agg = await B.aggregate<{ _id: string; n: number }>([
+      { $match: { taskId } },
+      { $group: { _id: '$status', n: { $sum: 1 } } },
+    ]);
     expect(agg).toEqual([{ _id: 'Paused', n: 1 }]);
   });
 });

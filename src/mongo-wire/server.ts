@@ -6,7 +6,16 @@ import { BSON } from 'bson';
 import { ConnectionInfo, Dispatcher } from './commands';
 import { errorReply, toWireError } from './errors';
 import { EngineStats } from './engine';
-import { encodeOpMsg, encodeOpReply, MAX_MESSAGE_SIZE, OP_MSG, OP_QUERY, parseOpMsg, parseOpQuery, readHeader } from './wire';
+import {
+  encodeOpMsg,
+  encodeOpReply,
+  MAX_MESSAGE_SIZE,
+  OP_MSG,
+  OP_QUERY,
+  parseOpMsg,
+  parseOpQuery,
+  readHeader,
+} from './wire';
 
 export interface MongoWireServerOptions {
   /** Interface to listen on (default 127.0.0.1). */
@@ -134,7 +143,10 @@ export class MongoWireServer {
       return;
     }
     this.sockets.add(socket);
-    const conn: ConnectionInfo = { id: this.nextConnectionId++, remote: `${socket.remoteAddress}:${socket.remotePort}` };
+    const conn: ConnectionInfo = {
+      id: this.nextConnectionId++,
+      remote: `${socket.remoteAddress}:${socket.remotePort}`,
+    };
     const counters = this.dispatcher.connections;
     counters.current++;
     counters.totalCreated++;

@@ -83,18 +83,28 @@ export function parseUpdate(u: unknown, anns: RawAnn[]): ParsedUpdate {
   const keys = Object.keys(u);
   if (keys.length === 0 || !keys[0].startsWith('$')) {
     for (const k of keys) {
-      if (k.startsWith('$')) fail(52, `The dollar ($) prefixed field '${k}' in '${k}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith.`);
+      if (k.startsWith('$'))
+        fail(
+          52,
+          `The dollar ($) prefixed field '${k}' in '${k}' is not allowed in the context of an update's replacement document. Consider using an aggregation pipeline with $replaceWith.`,
+        );
     }
     return { kind: 'replace', replacement: u, anns };
   }
   const ops: Record<string, Doc> = {};
   for (const op of keys) {
     if (!OPERATORS.has(op)) {
-      fail(9, `Unknown modifier: ${op}. Expected a valid update modifier or pipeline-style update specified as an array`);
+      fail(
+        9,
+        `Unknown modifier: ${op}. Expected a valid update modifier or pipeline-style update specified as an array`,
+      );
     }
     const arg = u[op];
     if (!isPlainObject(arg)) {
-      fail(9, `Modifiers operate on fields but we found type ${typeName(arg)} instead. For example: {$mod: {<field>: ...}} not {${op}: ${showValue(arg)}}`);
+      fail(
+        9,
+        `Modifiers operate on fields but we found type ${typeName(arg)} instead. For example: {$mod: {<field>: ...}} not {${op}: ${showValue(arg)}}`,
+      );
     }
     if (op === '$pushAll') {
       const push = (ops.$push ??= {});
@@ -149,7 +159,10 @@ class PathResolver {
       const s = segs[i];
       if (isPositionalSeg(s)) {
         if (!POSITIONAL.test(s)) {
-          fail(2, `The array filter identifier in '${s}' must begin with a lowercase letter and contain only alphanumeric characters`);
+          fail(
+            2,
+            `The array filter identifier in '${s}' must begin with a lowercase letter and contain only alphanumeric characters`,
+          );
         }
         if (!Array.isArray(cur)) {
           if (s === '$') fail(2, 'The positional operator did not find the match needed from the query.');
@@ -166,7 +179,8 @@ class PathResolver {
         } else {
           const id = s.slice(2, -1);
           const q = this.arrayFilter(id, field);
-          for (let j = 0; j < cur.length; j++) if (q.test({ [id]: cur[j] })) walk(cur[j], i + 1, [...prefix, String(j)]);
+          for (let j = 0; j < cur.length; j++)
+            if (q.test({ [id]: cur[j] })) walk(cur[j], i + 1, [...prefix, String(j)]);
         }
         return;
       }
@@ -238,7 +252,10 @@ function checkTypes(ops: Record<string, Doc>, doc: Doc): void {
     for (const p of Object.keys(arg)) {
       const v = arg[p];
       if (typeof v !== 'number') {
-        fail(14, `Cannot ${op === '$inc' ? 'increment' : 'multiply'} with non-numeric argument: {${p}: ${showValue(v)}}`);
+        fail(
+          14,
+          `Cannot ${op === '$inc' ? 'increment' : 'multiply'} with non-numeric argument: {${p}: ${showValue(v)}}`,
+        );
       }
       const cur = getPath(doc, p);
       if (cur !== undefined && typeof cur !== 'number') {
@@ -256,7 +273,10 @@ function checkTypes(ops: Record<string, Doc>, doc: Doc): void {
       const cur = getPath(doc, p);
       if (cur !== undefined && !Array.isArray(cur)) {
         if (op === '$push' || op === '$addToSet') {
-          fail(2, `The field '${p}' must be an array but is of type ${typeName(cur)} in document {_id: ${showValue(doc._id)}}`);
+          fail(
+            2,
+            `The field '${p}' must be an array but is of type ${typeName(cur)} in document {_id: ${showValue(doc._id)}}`,
+          );
         }
         fail(2, `Cannot apply ${op} to a non-array value`);
       }
@@ -340,11 +360,15 @@ export function applyUpdate(oldDoc: Doc, oldAnn: AnnMap | null, u: ParsedUpdate,
   if (u.kind === 'replace') return applyReplacement(oldDoc, u, ctx);
   if (u.kind === 'pipeline') {
     const input = cloneDoc(oldDoc);
-    const out = new Aggregator(u.pipeline ?? [], { processingMode: ProcessingMode.CLONE_INPUT }).run([input])[0] as Doc | undefined;
+    const out = new Aggregator(u.pipeline ?? [], { processingMode: ProcessingMode.CLONE_INPUT }).run([input])[0] as
+      Doc | undefined;
     if (!out) fail(2, 'Update pipeline produced no document');
     if (oldDoc._id !== undefined) {
       if (out._id === undefined || canon(out._id) !== canon(oldDoc._id)) {
-        fail(66, `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${showValue(out._id)}`);
+        fail(
+          66,
+          `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${showValue(out._id)}`,
+        );
       }
     }
     const doc = out._id !== undefined && Object.keys(out)[0] !== '_id' ? { _id: out._id, ...out } : out;
@@ -382,7 +406,9 @@ export function applyUpdate(oldDoc: Doc, oldAnn: AnnMap | null, u: ParsedUpdate,
   checkTypes(finalOps, oldDoc);
 
   const doc = cloneDoc(oldDoc);
-  const modifiedPaths = Object.keys(finalOps).length ? (fastUpdate(doc, finalOps) ?? mingoUpdate(doc, finalOps as never)) : [];
+  const modifiedPaths = Object.keys(finalOps).length
+    ? (fastUpdate(doc, finalOps) ?? mingoUpdate(doc, finalOps as never))
+    : [];
   if (!ctx.insert && canon(doc._id) !== canon(oldDoc._id)) {
     fail(66, `Performing an update on the path '_id' would modify the immutable field '_id'`);
   }
@@ -436,7 +462,10 @@ export function applyUpdate(oldDoc: Doc, oldAnn: AnnMap | null, u: ParsedUpdate,
 function applyReplacement(oldDoc: Doc, u: ParsedUpdate, ctx: UpdateContext): UpdateResult {
   const repl = u.replacement ?? {};
   if (oldDoc._id !== undefined && repl._id !== undefined && canon(repl._id) !== canon(oldDoc._id)) {
-    fail(66, `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${showValue(repl._id)}`);
+    fail(
+      66,
+      `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${showValue(repl._id)}`,
+    );
   }
   const doc: Doc = {};
   const id = oldDoc._id !== undefined ? oldDoc._id : repl._id;

@@ -69,7 +69,8 @@ export function normalizeInPlace(v: unknown, segs: string[], sink: RawAnn[] | nu
         return (v as { value: number }).value;
       case 'Double': {
         const n = (v as Double).value;
-        if (sink && needsDoubleAnn(n)) sink.push({ segs: segs.slice(), ann: { kind: 'double', num: n, orig: v as Double } });
+        if (sink && needsDoubleAnn(n))
+          sink.push({ segs: segs.slice(), ann: { kind: 'double', num: n, orig: v as Double } });
         return n;
       }
       case 'Long': {
@@ -367,6 +368,8 @@ const cmp = (a: number | string, b: number | string): number => (a < b ? -1 : a 
 /** Total order following MongoDB's BSON comparison order. */
 export function compareValues(a: unknown, b: unknown): number {
   if (a === b) return 0;
+  if (typeof a === 'number' && typeof b === 'number' && !Number.isNaN(a) && !Number.isNaN(b))
+    return a < b ? -1 : a > b ? 1 : 0;
   const ra = typeRank(a);
   const rb = typeRank(b);
   if (ra !== rb) return ra - rb;
@@ -431,6 +434,10 @@ export function compareValues(a: unknown, b: unknown): number {
 
 /** Sort key of a document for one field: min (ascending) or max (descending) over array values. */
 export function sortKey(doc: unknown, segs: readonly string[], dir: number): unknown {
+  if (segs.length === 1 && isPlainObject(doc)) {
+    const v = doc[segs[0]];
+    if (!Array.isArray(v)) return v;
+  }
   const vals = pathValues(doc, segs);
   let best: unknown = undefined;
   let first = true;

@@ -89,13 +89,19 @@ describe('mongo-wire: wire protocol', () => {
       return { msg: Buffer.concat([b, body, doc]), id };
     }
 
-    static opMsg(body: Document, opts: { flags?: number; sequences?: [string, Document[]][]; checksum?: boolean } = {}): { msg: Buffer; id: number } {
+    static opMsg(
+      body: Document,
+      opts: { flags?: number; sequences?: [string, Document[]][]; checksum?: boolean } = {},
+    ): { msg: Buffer; id: number } {
       const parts: Buffer[] = [];
       const flags = Buffer.alloc(4);
       flags.writeUInt32LE((opts.flags ?? 0) | (opts.checksum ? 1 : 0), 0);
       parts.push(flags, Buffer.from([0]), Buffer.from(BSON.serialize(body)));
       for (const [name, docs] of opts.sequences ?? []) {
-        const payload = Buffer.concat([Buffer.from(name + '\0', 'utf8'), ...docs.map((d) => Buffer.from(BSON.serialize(d)))]);
+        const payload = Buffer.concat([
+          Buffer.from(name + '\0', 'utf8'),
+          ...docs.map((d) => Buffer.from(BSON.serialize(d))),
+        ]);
         const size = Buffer.alloc(4);
         size.writeInt32LE(4 + payload.length, 0);
         parts.push(Buffer.from([1]), size, payload);
@@ -126,7 +132,13 @@ describe('mongo-wire: wire protocol', () => {
 
   it('answers the legacy OP_QUERY ismaster handshake with OP_REPLY', async () => {
     const c = await RawClient.connect(server.port);
-    const r = await c.call(RawClient.opQuery('admin.$cmd', { ismaster: 1, helloOk: true, client: { driver: { name: 'raw' } }, compression: ['zstd'] }, 4));
+    const r = await c.call(
+      RawClient.opQuery(
+        'admin.$cmd',
+        { ismaster: 1, helloOk: true, client: { driver: { name: 'raw' } }, compression: ['zstd'] },
+        4,
+      ),
+    );
     expect(r.opCode).toBe(1);
     expect(r.raw.readInt32LE(32)).toBe(1); // numberReturned
     expect(r.body).toMatchObject({ ok: 1, ismaster: true, helloOk: true, maxWireVersion: 21, minWireVersion: 0 });
@@ -136,12 +148,32 @@ describe('mongo-wire: wire protocol', () => {
 
   it('routes every OP_QUERY on <db>.$cmd through the dispatcher (old drivers)', async () => {
     const c = await RawClient.connect(server.port);
-    const ins = await c.call(RawClient.opQuery('legacy.$cmd', { insert: 'things', documents: [{ _id: 1, v: 'a' }, { _id: 2, v: 'b' }] }));
+    const ins = await c.call(
+      RawClient.opQuery('legacy.$cmd', {
+        insert: 'things',
+        documents: [
+          { _id: 1, v: 'a' },
+          { _id: 2, v: 'b' },
+        ],
+      }),
+    );
     expect(ins.opCode).toBe(1);
     expect(ins.body).toEqual({ n: 2, ok: 1 });
-    const find = await c.call(RawClient.opQuery('legacy.$cmd', { $query: { find: 'things', filter: { _id: 2 } }, $readPreference: { mode: 'primary' } }));
+    const find = await c.call(
+      RawClient.opQuery('legacy.$cmd', {
+        $query: { find: 'things', filter: { _id: 2 } },
+        $readPreference: { mode: 'primary' },
+      }),
+    );
     expect(find.body.cursor.firstBatch).toEqual([{ _id: 2, v: 'b' }]);
-    const fam = await c.call(RawClient.opQuery('legacy.$cmd', { findandmodify: 'things', query: { _id: 1 }, update: { $set: { v: 'z' } }, new: true }));
+    const fam = await c.call(
+      RawClient.opQuery('legacy.$cmd', {
+        findandmodify: 'things',
+        query: { _id: 1 },
+        update: { $set: { v: 'z' } },
+        new: true,
+      }),
+    );
     expect(fam.body.value).toEqual({ _id: 1, v: 'z' });
     const count = await c.call(RawClient.opQuery('legacy.$cmd', { count: 'things', query: {} }));
     expect(count.body).toEqual({ n: 2, ok: 1 });
@@ -151,14 +183,37 @@ describe('mongo-wire: wire protocol', () => {
 
   it('merges OP_MSG kind-1 document sequences into the command', async () => {
     const c = await RawClient.connect(server.port);
-    const ins = await c.call(RawClient.opMsg({ insert: 'seq', $db: 'wire' }, { sequences: [['documents', [{ _id: 1 }, { _id: 2 }, { _id: 3 }]]] }));
+    const ins = await c.call(
+      RawClient.opMsg(
+        { insert: 'seq', $db: 'wire' },
+        { sequences: [['documents', [{ _id: 1 }, { _id: 2 }, { _id: 3 }]]] },
+      ),
+    );
     expect(ins.opCode).toBe(2013);
     expect(ins.body).toEqual({ n: 3, ok: 1 });
     const upd = await c.call(
-      RawClient.opMsg({ update: 'seq', $db: 'wire' }, { sequences: [['updates', [{ q: { _id: 1 }, u: { $set: { a: 1 } } }, { q: { _id: 9 }, u: { $set: { a: 9 } }, upsert: true }]]] }),
+      RawClient.opMsg(
+        { update: 'seq', $db: 'wire' },
+        {
+          sequences: [
+            [
+              'updates',
+              [
+                { q: { _id: 1 }, u: { $set: { a: 1 } } },
+                { q: { _id: 9 }, u: { $set: { a: 9 } }, upsert: true },
+              ],
+            ],
+          ],
+        },
+      ),
     );
     expect(upd.body).toEqual({ n: 2, nModified: 1, upserted: [{ index: 1, _id: 9 }], ok: 1 });
-    const del = await c.call(RawClient.opMsg({ delete: 'seq', $db: 'wire' }, { sequences: [['deletes', [{ q: { _id: 2 }, limit: 1 }]]], checksum: true }));
+    const del = await c.call(
+      RawClient.opMsg(
+        { delete: 'seq', $db: 'wire' },
+        { sequences: [['deletes', [{ q: { _id: 2 }, limit: 1 }]]], checksum: true },
+      ),
+    );
     expect(del.body).toEqual({ n: 1, ok: 1 });
     const find = await c.call(RawClient.opMsg({ find: 'seq', filter: {}, $db: 'wire' }));
     expect(find.body.cursor.firstBatch.map((d: Document) => d._id)).toEqual([1, 3, 9]);
@@ -168,7 +223,10 @@ describe('mongo-wire: wire protocol', () => {
 
   it('sends no reply for moreToCome requests', async () => {
     const c = await RawClient.connect(server.port);
-    const fire = RawClient.opMsg({ insert: 'fire', documents: [{ x: 1 }], writeConcern: { w: 0 }, $db: 'wire' }, { flags: 2 });
+    const fire = RawClient.opMsg(
+      { insert: 'fire', documents: [{ x: 1 }], writeConcern: { w: 0 }, $db: 'wire' },
+      { flags: 2 },
+    );
     c.socket.write(fire.msg);
     c.socket.write(RawClient.opMsg({ endSessions: [], $db: 'admin' }, { flags: 2 }).msg);
     const ping = RawClient.opMsg({ ping: 1, $db: 'admin' });
@@ -182,7 +240,14 @@ describe('mongo-wire: wire protocol', () => {
   it('copes with fragmented and pipelined messages and command names in any case', async () => {
     const c = await RawClient.connect(server.port);
     const a = RawClient.opMsg({ PING: 1, $db: 'admin' });
-    const b = RawClient.opMsg({ findAndModify: 'frag', query: { k: 1 }, update: { $inc: { n: 1 } }, upsert: true, new: true, $db: 'wire' });
+    const b = RawClient.opMsg({
+      findAndModify: 'frag',
+      query: { k: 1 },
+      update: { $inc: { n: 1 } },
+      upsert: true,
+      new: true,
+      $db: 'wire',
+    });
     const all = Buffer.concat([a.msg, b.msg]);
     for (let i = 0; i < all.length; i += 7) c.socket.write(all.subarray(i, i + 7));
     const r1 = await c.next();

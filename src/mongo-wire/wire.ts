@@ -103,7 +103,8 @@ export function parseOpQuery(msg: Buffer): Command {
   const off = nsEnd + 1 + 8; // numberToSkip, numberToReturn
   let { doc } = decodeDoc(msg, off);
   const first = Object.keys(doc)[0];
-  if ((first === '$query' || first === 'query') && doc[first] && typeof doc[first] === 'object') doc = doc[first] as Doc;
+  if ((first === '$query' || first === 'query') && doc[first] && typeof doc[first] === 'object')
+    doc = doc[first] as Doc;
   const dot = ns.indexOf('.');
   const db = dot >= 0 ? ns.slice(0, dot) : ns;
   const coll = dot >= 0 ? ns.slice(dot + 1) : '';
@@ -145,7 +146,12 @@ export function encodeOpReply(responseTo: number, doc: Uint8Array, flags = 0): B
  * `{cursor: {<batchField>: [...docs], id: Long, ns}, ok: 1}` assembled from already serialized
  * documents (each document is serialized exactly once).
  */
-export function encodeCursorReply(batchField: 'firstBatch' | 'nextBatch', docs: Uint8Array[], id: number, ns: string): Uint8Array {
+export function encodeCursorReply(
+  batchField: 'firstBatch' | 'nextBatch',
+  docs: Uint8Array[],
+  id: number,
+  ns: string,
+): Uint8Array {
   let arrayLen = 5;
   for (let i = 0; i < docs.length; i++) arrayLen += 2 + String(i).length + docs[i].length;
   const nsBytes = Buffer.from(ns, 'utf8');

@@ -179,7 +179,45 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(await c.find({ name: 'a' }, { projection: { _id: 0, name: 1 } }).toArray()).toEqual([{ name: 'a' }]);
       const excl = await c.findOne({ name: 'a' }, { projection: { tags: 0 } });
       expect(Object.keys(excl ?? {})).toEqual(['_id', 'name', 'age']);
-      expect(await c.find({ age: { $gte: 30 } }).count()).toBe(2);
+      expect(await c.countDocuments({ age: { $gte: 30 } })).toBe(2);
+    });
+
+    it('projects with $slice, positional field.$ and $elemMatch', async () => {
+      const c = db.collection('proj');
+      await c.insertOne({
+        _id: 'p' as never,
+        a: [1, 2, 3, 4],
+        s: [
+          { x: 1, y: 2 },
+          { x: 2, y: 3 },
+        ],
+        n: 5,
+        sub: { list: [1, 2, 3] },
+      });
+      expect(await c.findOne({}, { projection: { a: { $slice: 2 } } })).toEqual({
+        _id: 'p',
+        a: [1, 2],
+        s: [
+          { x: 1, y: 2 },
+          { x: 2, y: 3 },
+        ],
+        n: 5,
+        sub: { list: [1, 2, 3] },
+      });
+      expect(await c.findOne({}, { projection: { n: 1, 'sub.list': { $slice: -1 } } })).toEqual({
+        _id: 'p',
+        n: 5,
+        sub: { list: [3] },
+      });
+      expect(await c.findOne({}, { projection: { a: { $slice: [1, 2] }, _id: 0, n: 1 } })).toEqual({ a: [2, 3], n: 5 });
+      expect(await c.findOne({ 's.x': 2 }, { projection: { 's.$': 1 } })).toEqual({ _id: 'p', s: [{ x: 2, y: 3 }] });
+      expect(await c.findOne({}, { projection: { s: { $elemMatch: { y: 2 } }, _id: 0 } })).toEqual({
+        s: [{ x: 1, y: 2 }],
+      });
+      const mixed = await serverError(c.findOne({}, { projection: { a: 1, n: 0 } }));
+      expect(mixed.code).toBe(31254);
+      // the stored document is untouched by projections
+      expect((await c.findOne({}))?.sub).toEqual({ list: [1, 2, 3] });
     });
 
     it('streams cursors larger than one batch with getMore', async () => {
@@ -652,6 +690,13 @@ describe('mongo-wire: commands through the mongodb driver', () => {
         .toArray();
       expect(added[0].nested).toEqual({ x: 1 });
       expect((await db.collection('agg').findOne({ g: 'b' }))?.nested).toBeUndefined();
+      const badStage = await serverError(
+        db
+          .collection('agg')
+          .aggregate([{ $frob: 1 }])
+          .toArray(),
+      );
+      expect(badStage.code).toBe(40324);
       const joined = await db
         .collection('agg')
         .aggregate([

@@ -675,7 +675,7 @@ export class Dispatcher {
     const remove = body.remove === true || body.remove === 1;
     const returnNew = body.new === true || body.new === 1;
     const upsert = body.upsert === true || body.upsert === 1;
-    const project = makeProjector(body.fields);
+    const project = makeProjector(body.fields, asDoc(body.query, 'query'));
     const arrayFilters = Array.isArray(body.arrayFilters) ? (body.arrayFilters as Doc[]) : undefined;
     if (!remove && body.update === undefined) fail(9, 'Either an update or remove=true must be specified');
     if (remove && body.update !== undefined) fail(9, 'Cannot specify both an update and remove=true');
@@ -751,8 +751,8 @@ export class Dispatcher {
     return { batch, next: i };
   }
 
-  private renderRecs(projection: unknown): (item: unknown) => Uint8Array {
-    const project: Projector = makeProjector(projection);
+  private renderRecs(projection: unknown, filter: Doc | null = null): (item: unknown) => Uint8Array {
+    const project: Projector = makeProjector(projection, filter);
     return (item) => {
       const rec = item as Rec;
       return BSON.serialize(project(typedView(rec.doc, rec.ann)), SERIALIZE_OPTIONS);
@@ -771,7 +771,7 @@ export class Dispatcher {
     }
     const skip = num(body.skip);
     if (skip < 0) fail(2, 'Skip value must be non-negative');
-    const render = this.renderRecs(body.projection);
+    const render = this.renderRecs(body.projection, filter);
     const coll = this.storage.get(ctx.db, name);
     const recs = coll ? coll.select(filter, { sort, skip, limit }) : [];
     const batchSize = typeof body.batchSize === 'number' ? body.batchSize : limit > 0 ? Math.min(101, limit) : 101;

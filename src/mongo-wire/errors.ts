@@ -48,7 +48,8 @@ export function toWireError(err: unknown): MongoWireError {
   const message = err instanceof Error ? err.message : String(err);
   if (/would create a conflict/i.test(message)) return new MongoWireError(40, message);
   if (/unknown (query |top level )?operator/i.test(message)) return new MongoWireError(2, message);
-  if (/Unknown pipeline operator|unknown pipeline/i.test(message)) return new MongoWireError(40324, message);
+  const stage = /(?:unregistered|unknown) pipeline operator:? '?(\$\w+)/i.exec(message);
+  if (stage) return new MongoWireError(40324, `Unrecognized pipeline stage name: '${stage[1]}'`);
   if (err instanceof Error && err.constructor && err.constructor.name === 'MingoError') {
     return new MongoWireError(2, message);
   }

@@ -1,6 +1,6 @@
 /**
- * Find-style projections. Plain inclusion / exclusion (the common case, also with dotted paths)
- * is done here; projections with operators ($slice, $elemMatch, expressions) go through mingo.
+ * Find-style projections. Inclusion / exclusion (also with dotted paths), `$slice` and the
+ * positional `field.$` are done here; other operators ($elemMatch, expressions) go through mingo.
  */
 import { Query } from 'mingo';
 import { fail } from './errors';
@@ -71,37 +71,123 @@ function exclude(obj: Doc, tree: Tree): Doc {
   return out;
 }
 
-export function makeProjector(spec: unknown): Projector {
+/**
+ * Replace the value at a dotted path (through plain objects only) of a projected document,
+ * copying the objects along the path so nothing stored is modified.
+ */
+function replaceAt(doc: Doc, segs: string[], fn: (v: unknown) => unknown): void {
+  let cur: Doc = doc;
+  for (let i = 0; i < segs.length - 1; i++) {
+    const next = cur[segs[i]];
+    if (!isPlainObject(next)) return;
+    const copy = { ...next };
+    cur[segs[i]] = copy;
+    cur = copy;
+  }
+  const last = segs[segs.length - 1];
+  if (last in cur) cur[last] = fn(cur[last]);
+}
+
+function sliceArray(v: unknown, spec: unknown): unknown {
+  if (!Array.isArray(v)) return v;
+  if (typeof spec === 'number') return spec >= 0 ? v.slice(0, spec) : v.slice(Math.max(0, v.length + spec));
+  const [skip, limit] = spec as [number, number];
+  const start = skip >= 0 ? skip : Math.max(0, v.length + skip);
+  return v.slice(start, start + limit);
+}
+
+function isSliceSpec(v: unknown): boolean {
+  if (!isPlainObject(v) || Object.keys(v).length !== 1 || !('$slice' in v)) return false;
+  const s = v.$slice;
+  return typeof s === 'number' || (Array.isArray(s) && s.length === 2 && s.every((x) => typeof x === 'number'));
+}
+
+/** Index of the first element of the array at `arrayPath` matching the filter's conditions on it. */
+function positionalMatch(arrayPath: string, arr: unknown[], filter: Doc | null): number {
+  const conds: Doc[] = [];
+  const gather = (f: Doc): void => {
+    for (const k of Object.keys(f)) {
+      if (k === '$and' && Array.isArray(f[k])) {
+        for (const sub of f[k] as unknown[]) if (isPlainObject(sub)) gather(sub);
+      } else if (k === arrayPath || k.startsWith(arrayPath + '.')) conds.push({ [k]: f[k] });
+    }
+  };
+  if (filter) gather(filter);
+  if (!conds.length) return -1;
+  const q = new Query(conds.length === 1 ? conds[0] : { $and: conds });
+  const segs = arrayPath.split('.');
+  for (let i = 0; i < arr.length; i++) {
+    const probe: Doc = {};
+    let cur = probe;
+    for (let j = 0; j < segs.length - 1; j++) {
+      const next: Doc = {};
+      cur[segs[j]] = next;
+      cur = next;
+    }
+    cur[segs[segs.length - 1]] = [arr[i]];
+    if (q.test(probe)) return i;
+  }
+  return -1;
+}
+
+export function makeProjector(spec: unknown, filter: Doc | null = null): Projector {
   if (!isPlainObject(spec)) return identity;
   const keys = Object.keys(spec);
   if (keys.length === 0) return identity;
-  let simple = true;
   let idSetting: boolean | undefined;
   const incl: string[] = [];
   const excl: string[] = [];
+  const slices: [string[], unknown][] = [];
+  let positional: string | null = null;
   for (const k of keys) {
     const v = spec[k];
+    if (isSliceSpec(v) && !k.includes('$')) {
+      slices.push([k.split('.'), (v as Doc).$slice]);
+      continue;
+    }
+    if (k.endsWith('.$') && !k.slice(0, -2).includes('$') && (typeof v === 'number' || typeof v === 'boolean') && v) {
+      if (positional) fail(31276, 'Cannot specify more than one positional projection per query.');
+      positional = k.slice(0, -2);
+      incl.push(positional);
+      continue;
+    }
     if (k.includes('$') || !(typeof v === 'number' || typeof v === 'boolean')) {
-      simple = false;
-      break;
+      const q = new Query({});
+      return (doc) => (q.find([doc], spec).next() as Doc | undefined) ?? {};
     }
     const on = Boolean(v);
     if (k === '_id') idSetting = on;
     else (on ? incl : excl).push(k);
   }
-  if (!simple) {
-    const q = new Query({});
-    return (doc) => (q.find([doc], spec).next() as Doc | undefined) ?? {};
-  }
   if (incl.length && excl.length) fail(31254, `Cannot do exclusion on field ${excl[0]} in inclusion projection`);
-  if (incl.length || idSetting === true) {
+  let base: Projector;
+  if (incl.length || (idSetting === true && !excl.length)) {
     const tree: Tree = {};
     for (const p of incl) addPath(tree, p);
+    for (const [segs] of slices) addPath(tree, segs.join('.'));
     if (idSetting !== false) tree._id = true;
-    return (doc) => include(doc, tree);
-  }
-  const tree: Tree = {};
-  for (const p of excl) addPath(tree, p);
-  if (idSetting === false) tree._id = true;
-  return (doc) => exclude(doc, tree);
+    base = (doc) => include(doc, tree);
+  } else if (excl.length || idSetting === false) {
+    const tree: Tree = {};
+    for (const p of excl) addPath(tree, p);
+    if (idSetting === false) tree._id = true;
+    base = (doc) => exclude(doc, tree);
+  } else base = (doc) => ({ ...doc });
+  const pos = positional;
+  if (!slices.length && !pos) return base;
+  return (doc) => {
+    const out = base(doc);
+    for (const [segs, s] of slices) replaceAt(out, segs, (v) => sliceArray(v, s));
+    if (pos) {
+      const segs = pos.split('.');
+      let arr: unknown = doc;
+      for (const s of segs) arr = isPlainObject(arr) ? arr[s] : undefined;
+      const idx = Array.isArray(arr) ? positionalMatch(pos, arr, filter) : -1;
+      if (idx < 0)
+        fail(51246, 'Executor error during find command :: caused by :: positional operator did not match any element');
+      const el = (arr as unknown[])[idx];
+      replaceAt(out, segs, () => [el]);
+    }
+    return out;
+  };
 }

@@ -1,5 +1,29 @@
 import { Module } from '@nestjs/common';
+import { RerunQueueModule } from '../rerun/rerun-queue.module';
+import { BulkRerunController } from './bulk-rerun.controller';
+import { BulkRerunService } from './bulk-rerun.service';
+import { AutoRetriesRepository } from './repositories/auto-retries.repository';
+import { ChannelsRepository } from './repositories/channels.repository';
+import { TasksRepository } from './repositories/tasks.repository';
+import { TransactionsRepository } from './repositories/transactions.repository';
+import { TaskCreator } from './task-creator.service';
+import { TaskQueue } from './task-queue.service';
+import { TasksController } from './tasks.controller';
+import { TasksService } from './tasks.service';
 
-// Placeholder: replaced by the tasks API (issue 4).
-@Module({})
+/** OpenHIM's tasks API (create, list, read, pause/resume/cancel, delete) and bulk rerun. */
+@Module({
+  imports: [RerunQueueModule],
+  controllers: [TasksController, BulkRerunController],
+  providers: [
+    TasksRepository,
+    TransactionsRepository,
+    ChannelsRepository,
+    AutoRetriesRepository,
+    TaskQueue,
+    TaskCreator,
+    TasksService,
+    BulkRerunService,
+  ],
+})
 export class TasksModule {}

@@ -1,0 +1,63 @@
+import { Body, Controller, HttpCode, Post, UseGuards } from '@nestjs/common';
+import {
+  ApiBody,
+  ApiConsumes,
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+  getSchemaPath,
+} from '@nestjs/swagger';
+import { Auth, CurrentUser } from '../auth/auth.decorators';
+import type { AuthenticatedUser } from '../auth/authenticated-user';
+import { BULK_RERUN_STARTED, BulkRerunService } from './bulk-rerun.service';
+import { BulkRerunDto, SAMPLE_BULK_RERUN } from './dto/bulk-rerun.dto';
+import { BulkRerunDryRunResponse, BulkRerunResponse } from './dto/task-response.dto';
+import { ApiTextErrors } from './swagger-responses';
+import { DISABLED_CHANNELS } from './task-creator.service';
+import { QUEUE_UNAVAILABLE } from './task-queue.service';
+import { BodyValidationPipe } from './validation/body-validation.pipe';
+import { JSON_REQUIRED, JsonBodyGuard } from './validation/json-body.guard';
+
+@ApiTags('tasks')
+@Controller('bulkrerun')
+export class BulkRerunController {
+  constructor(private readonly bulkRerun: BulkRerunService) {}
+
+  @Post()
+  @Auth()
+  @UseGuards(JsonBodyGuard)
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Rerun every transaction matching filters (OpenHIM ≥ 7.1)',
+    description:
+      'Selects the matching transactions that exist now, oldest request first, and creates tasks of ' +
+      'BULK_RERUN_TASK_SIZE transactions each, in the background. Non-admins are limited to the channels whose ' +
+      'txRerunAcl lists one of their groups (naming another channelID is a 403). With dryRun, answers the count ' +
+      'and the planned task sizes and creates nothing.',
+  })
+  @ApiConsumes('application/json')
+  @ApiBody({
+    type: BulkRerunDto,
+    examples: {
+      sample: { value: SAMPLE_BULK_RERUN },
+      dryRun: { value: { filters: { status: 'Failed', 'response.status': '5xx' }, dryRun: true } },
+    },
+  })
+  @ApiExtraModels(BulkRerunResponse, BulkRerunDryRunResponse)
+  @ApiOkResponse({
+    description: 'Started (or, with dryRun, the plan)',
+    schema: { oneOf: [{ $ref: getSchemaPath(BulkRerunResponse) }, { $ref: getSchemaPath(BulkRerunDryRunResponse) }] },
+    example: BULK_RERUN_STARTED,
+  })
+  @ApiTextErrors(
+    [400, 'Invalid body or filters, or matching transactions on a disabled or deleted channel', DISABLED_CHANNELS],
+    [403, 'A non-admin named a channel they may not rerun', 'Forbidden: Unauthorized channel 5bb777777bbb66cc5d4444aa'],
+    [413, 'The body is larger than BODY_LIMIT', 'Request body too large'],
+    [415, 'The body is not application/json', JSON_REQUIRED],
+    [503, 'The queue (Redis) is unavailable; nothing was created', QUEUE_UNAVAILABLE],
+  )
+  start(@CurrentUser() user: AuthenticatedUser, @Body(BodyValidationPipe) dto: BulkRerunDto) {
+    return this.bulkRerun.start(user, dto);
+  }
+}

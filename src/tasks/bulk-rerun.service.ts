@@ -1,0 +1,122 @@
+import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { Types } from 'mongoose';
+import type { AuthenticatedUser } from '../auth/authenticated-user';
+import { RerunPermissions } from '../auth/rerun-permissions';
+import { AppConfig } from '../config/app-config';
+import { BulkRerunDto } from './dto/bulk-rerun.dto';
+import { forbidden } from './errors';
+import { toTransactionQuery } from './filters/transaction-filters';
+import { ChannelsRepository } from './repositories/channels.repository';
+import { TransactionsRepository } from './repositories/transactions.repository';
+import { TaskCreator } from './task-creator.service';
+import { TaskQueue } from './task-queue.service';
+
+export const BULK_RERUN_STARTED = { success: true, message: 'Tasks created for bulk rerun of transactions' } as const;
+
+export interface BulkRerunPlan {
+  dryRun: true;
+  count: number;
+  tasks: number[];
+}
+
+/** Sizes of the tasks that `count` transactions make, `taskSize` at most each. */
+export function planTasks(count: number, taskSize: number): number[] {
+  const sizes: number[] = [];
+  for (let left = count; left > 0; left -= taskSize) sizes.push(Math.min(left, taskSize));
+  return sizes;
+}
+
+/**
+ * POST /bulkrerun (OpenHIM ≥ 7.1): every transaction matching the filters, oldest first, split into
+ * tasks of BULK_RERUN_TASK_SIZE. The checks run before answering; the tasks are created afterwards.
+ */
+@Injectable()
+export class BulkRerunService implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(BulkRerunService.name);
+  private readonly running = new Set<Promise<void>>();
+
+  constructor(
+    private readonly transactions: TransactionsRepository,
+    private readonly channels: ChannelsRepository,
+    private readonly creator: TaskCreator,
+    private readonly queue: TaskQueue,
+    private readonly permissions: RerunPermissions,
+    private readonly config: AppConfig,
+  ) {}
+
+  async start(user: AuthenticatedUser, dto: BulkRerunDto): Promise<typeof BULK_RERUN_STARTED | BulkRerunPlan> {
+    const query: Record<string, unknown> = { ...toTransactionQuery(dto.filters) };
+    if (!user.isAdmin) await this.limitToRerunnableChannels(user, query);
+    // Reruns create new (child) transactions that may match the filters too: only what exists now counts.
+    const snapshot = { $and: [query, { 'request.timestamp': { $lte: new Date() } }] };
+
+    const count = await this.transactions.count(snapshot);
+    if (count > 0) {
+      const { channelIds, someWithoutChannel } = await this.transactions.distinctChannels(snapshot);
+      await this.creator.checkChannels(user, channelIds, someWithoutChannel);
+    }
+    const taskSize = Math.min(this.config.BULK_RERUN_TASK_SIZE, this.config.MAX_TASK_TIDS);
+    if (dto.dryRun) return { dryRun: true, count, tasks: planTasks(count, taskSize) };
+    if (count === 0) return BULK_RERUN_STARTED;
+    if (!dto.pauseQueue) await this.queue.assertAvailable();
+
+    const work = this.createTasks(user.email, snapshot, count, taskSize, dto).finally(() => this.running.delete(work));
+    this.running.add(work);
+    return BULK_RERUN_STARTED;
+  }
+
+  /** Resolves when every background creation, and its tasks' side effects, has finished (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.running.size) await Promise.allSettled([...this.running]);
+    await this.creator.settled();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.idle();
+  }
+
+  /** OpenHIM limits non-admins to their channels: here, the channels they may rerun. */
+  private async limitToRerunnableChannels(user: AuthenticatedUser, query: Record<string, unknown>): Promise<void> {
+    const candidates = await this.channels.findRerunnableBy(user.groups);
+    const allowed = candidates
+      .filter((channel) => this.permissions.canRerunChannels(user, [channel]))
+      .map((channel) => channel._id);
+    const requested = query.channelID as Types.ObjectId | undefined;
+    if (requested) {
+      if (!allowed.some((id) => id.equals(requested))) {
+        throw forbidden(`Forbidden: Unauthorized channel ${requested.toHexString()}`);
+      }
+    } else {
+      query.channelID = { $in: allowed };
+    }
+  }
+
+  private async createTasks(
+    email: string,
+    query: Record<string, unknown>,
+    count: number,
+    taskSize: number,
+    dto: BulkRerunDto,
+  ) {
+    const created: string[] = [];
+    try {
+      for await (const ids of this.transactions.idsOldestFirst(query, taskSize, count)) {
+        const id = await this.creator.store({
+          tids: ids.map((tid) => tid.toHexString()),
+          user: email,
+          batchSize: dto.batchSize ?? 1,
+          paused: dto.pauseQueue === true,
+          ratePerSecond: dto.ratePerSecond,
+        });
+        created.push(id);
+      }
+      this.logger.log(
+        `Bulk rerun by ${email}: ${count} transactions in ${created.length} task(s): ${created.join(', ')}`,
+      );
+    } catch (error) {
+      this.logger.error(
+        `Bulk rerun by ${email} stopped after ${created.length} task(s) (${created.join(', ') || 'none'}): ${(error as Error).message}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsOptional } from 'class-validator';
+import { AppConfig } from '../../config/app-config';
+import { HasLimitChecks } from '../validation/body-validation.pipe';
+import { IsBatchSize, IsPositiveNumber, IsStrictBoolean, IsTidList, toNumberIfNumeric } from '../validation/checks';
+
+/** The sample of OpenHIM's "Create Task" documentation. */
+export const SAMPLE_TASK = {
+  tids: ['5bb777777bbb66cc5d4444ee', '5ceec0bb3ca344f9a30df633', '5af732d1cbf94ba88b8f0bc0'],
+  batchSize: 2,
+  paused: true,
+};
+
+export class CreateTaskDto implements HasLimitChecks {
+  @ApiProperty({
+    description:
+      'Ids of the transactions to rerun (24-character hex). A repeated id is rerun once, at its first position. ' +
+      'Ids of transactions that do not exist are accepted and fail when the task runs (as in OpenHIM).',
+    example: SAMPLE_TASK.tids,
+    type: [String],
+  })
+  @IsTidList()
+  tids: string[];
+
+  @ApiPropertyOptional({
+    description: 'How many transactions of this task are rerun at once (default 1).',
+    example: SAMPLE_TASK.batchSize,
+    minimum: 1,
+  })
+  @IsOptional()
+  @Transform(toNumberIfNumeric)
+  @IsBatchSize()
+  batchSize?: number;
+
+  @ApiPropertyOptional({
+    description: 'Create the task Paused: it does not run until resumed with PUT /tasks/{id} {"status":"Queued"}.',
+    example: SAMPLE_TASK.paused,
+  })
+  @IsOptional()
+  @IsStrictBoolean()
+  paused?: boolean;
+
+  @ApiPropertyOptional({
+    description: 'Beyond OpenHIM: at most this many reruns of this task start per second (default: no limit).',
+    example: 20,
+  })
+  @IsOptional()
+  @IsPositiveNumber()
+  ratePerSecond?: number;
+
+  limitProblems(config: AppConfig): string[] {
+    const problems: string[] = [];
+    if (this.tids.length > config.MAX_TASK_TIDS) {
+      problems.push(`tids may contain at most ${config.MAX_TASK_TIDS} transaction ids (got ${this.tids.length})`);
+    }
+    if (this.batchSize !== undefined && this.batchSize > config.MAX_BATCH_SIZE) {
+      problems.push(`batchSize must be at most ${config.MAX_BATCH_SIZE} (got ${this.batchSize})`);
+    }
+    return problems;
+  }
+}

@@ -1,0 +1,17 @@
+import { Injectable } from '@nestjs/common';
+import { InjectModel } from '@nestjs/mongoose';
+import { Model, Types } from 'mongoose';
+import { AutoRetry } from '../../database/schemas';
+import { chunk, ID_QUERY_CHUNK, mapLimit } from './chunks';
+
+/** OpenHIM's `autoretries` queue: a task's transactions leave it. */
+@Injectable()
+export class AutoRetriesRepository {
+  constructor(@InjectModel(AutoRetry.name) private readonly autoRetries: Model<AutoRetry>) {}
+
+  async removeTransactions(ids: readonly Types.ObjectId[]): Promise<void> {
+    await mapLimit(chunk(ids, ID_QUERY_CHUNK), 4, (slice) =>
+      this.autoRetries.deleteMany({ transactionID: { $in: slice } }).exec(),
+    );
+  }
+}

@@ -1,0 +1,86 @@
+import { Injectable } from '@nestjs/common';
+import { InjectModel } from '@nestjs/mongoose';
+import { Model, Types } from 'mongoose';
+import { Transaction } from '../../database/schemas';
+import { chunk, ID_QUERY_CHUNK, mapLimit } from './chunks';
+
+const CHUNK_CONCURRENCY = 4;
+
+/** OpenHIM's `transactions` (read; we write only autoRetry/autoRetryAttempt). */
+@Injectable()
+export class TransactionsRepository {
+  constructor(@InjectModel(Transaction.name) private readonly transactions: Model<Transaction>) {}
+
+  /**
+   * Distinct channels of the existing transactions among `ids`; with `withMissing`, also whether some
+   * have no channel. (Only `_id: {$in}` filters here: they are answered from the `_id` index.)
+   */
+  async channelsOf(
+    ids: readonly Types.ObjectId[],
+    withMissing: boolean,
+  ): Promise<{ channelIds: Types.ObjectId[]; someWithoutChannel: boolean }> {
+    const seen = new Map<string, Types.ObjectId>();
+    let someWithoutChannel = false;
+    const add = (value: unknown) => {
+      if (value instanceof Types.ObjectId) seen.set(value.toHexString(), value);
+      else someWithoutChannel = true;
+    };
+    await mapLimit(chunk(ids, ID_QUERY_CHUNK), CHUNK_CONCURRENCY, async (slice) => {
+      const filter = { _id: { $in: slice } };
+      if (withMissing) {
+        const docs = await this.transactions.find(filter, { channelID: 1 }).lean<{ channelID?: unknown }[]>().exec();
+        docs.forEach((doc) => add(doc.channelID));
+      } else {
+        ((await this.transactions.distinct('channelID', filter).exec()) as unknown[]).forEach(add);
+      }
+    });
+    return { channelIds: [...seen.values()], someWithoutChannel };
+  }
+
+  /** A task takes its transactions out of OpenHIM's automatic retries. */
+  async disableAutoRetry(ids: readonly Types.ObjectId[]): Promise<void> {
+    await mapLimit(chunk(ids, ID_QUERY_CHUNK), CHUNK_CONCURRENCY, (slice) =>
+      this.transactions.updateMany({ _id: { $in: slice } }, { $set: { autoRetry: false, autoRetryAttempt: 0 } }).exec(),
+    );
+  }
+
+  async count(query: Record<string, unknown>): Promise<number> {
+    return this.transactions.countDocuments(query).exec();
+  }
+
+  async distinctChannels(
+    query: Record<string, unknown>,
+  ): Promise<{ channelIds: Types.ObjectId[]; someWithoutChannel: boolean }> {
+    const [values, withoutChannel] = await Promise.all([
+      this.transactions.distinct('channelID', query).exec(),
+      this.transactions.exists({ $and: [query, { channelID: null }] }).exec(),
+    ]);
+    const channelIds = (values as unknown[]).filter(
+      (value): value is Types.ObjectId => value instanceof Types.ObjectId,
+    );
+    return { channelIds, someWithoutChannel: Boolean(withoutChannel) };
+  }
+
+  /** Ids matching `query`, oldest request first (ties by id: stable), in slices of `size`. */
+  async *idsOldestFirst(query: Record<string, unknown>, size: number, max: number): AsyncGenerator<Types.ObjectId[]> {
+    const cursor = this.transactions
+      .find(query, { _id: 1 })
+      .sort({ 'request.timestamp': 1, _id: 1 })
+      .limit(max)
+      .lean<{ _id: Types.ObjectId }[]>()
+      .cursor({ batchSize: Math.min(size, 10000) });
+    let slice: Types.ObjectId[] = [];
+    try {
+      for await (const doc of cursor) {
+        slice.push(doc._id);
+        if (slice.length === size) {
+          yield slice;
+          slice = [];
+        }
+      }
+      if (slice.length) yield slice;
+    } finally {
+      await cursor.close().catch(() => undefined);
+    }
+  }
+}

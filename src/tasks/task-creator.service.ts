@@ -1,0 +1,153 @@
+import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { badRequest, forbidden } from './errors';
+import { Types } from 'mongoose';
+import type { AuthenticatedUser } from '../auth/authenticated-user';
+import { INSUFFICIENT_RERUN_PERMISSIONS, RerunAclChannel, RerunPermissions } from '../auth/rerun-permissions';
+import { AutoRetriesRepository } from './repositories/auto-retries.repository';
+import { ChannelAccess, ChannelsRepository } from './repositories/channels.repository';
+import { TasksRepository } from './repositories/tasks.repository';
+import { TransactionsRepository } from './repositories/transactions.repository';
+import { TaskQueue } from './task-queue.service';
+
+export const DISABLED_CHANNELS = 'Cannot queue task as there are transactions with disabled or deleted channels';
+
+export interface TaskSpec {
+  /** Distinct, lowercase, in order. */
+  tids: string[];
+  user: string;
+  batchSize: number;
+  paused: boolean;
+  ratePerSecond?: number;
+}
+
+/** Distinct ids in order of first occurrence (ids are case-insensitive hex). */
+export function distinctTids(tids: readonly string[]): string[] {
+  return [...new Set(tids.map((tid) => tid.toLowerCase()))];
+}
+
+/**
+ * Creating a task, shared by POST /tasks and POST /bulkrerun: OpenHIM's permission and channel
+ * checks, then the store format the engine relies on (docs/design.md), then the queue, then
+ * OpenHIM's side effects on the transactions.
+ */
+@Injectable()
+export class TaskCreator implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(TaskCreator.name);
+  private readonly pending = new Set<Promise<void>>();
+
+  constructor(
+    private readonly tasks: TasksRepository,
+    private readonly transactions: TransactionsRepository,
+    private readonly channels: ChannelsRepository,
+    private readonly autoRetries: AutoRetriesRepository,
+    private readonly queue: TaskQueue,
+    private readonly permissions: RerunPermissions,
+  ) {}
+
+  /** 403 unless the user may rerun every channel involved; then 400 if one is disabled or deleted. */
+  async checkTransactions(user: AuthenticatedUser, ids: readonly Types.ObjectId[]): Promise<void> {
+    // Admins may rerun anything: only non-admins need to know about transactions without a channel.
+    const { channelIds, someWithoutChannel } = await this.transactions.channelsOf(ids, !user.isAdmin);
+    await this.checkChannels(user, channelIds, someWithoutChannel);
+  }
+
+  async checkChannels(
+    user: AuthenticatedUser,
+    channelIds: readonly Types.ObjectId[],
+    someWithoutChannel: boolean,
+  ): Promise<void> {
+    const channels = await this.channels.findByIds(channelIds);
+    if (!user.isAdmin) {
+      const byId = new Map(channels.map((channel) => [channel._id.toHexString(), channel]));
+      // A channel that no longer exists, or a transaction without one, grants nothing (OpenHIM denies it).
+      const involved: RerunAclChannel[] = channelIds.map((id) => byId.get(id.toHexString()) ?? {});
+      if (someWithoutChannel) involved.push({});
+      if (!this.permissions.canRerunChannels(user, involved)) {
+        throw forbidden(INSUFFICIENT_RERUN_PERMISSIONS);
+      }
+    }
+    if (channels.some(isUnavailable)) throw badRequest(DISABLED_CHANNELS);
+  }
+
+  /**
+   * Items first, then the task document, then the queue: a failure removes what was written, so
+   * there is never a task without queued work nor queued work for a half-written task.
+   * Throws a 503 when the queue is unavailable. Returns the task id.
+   *
+   * `check` (the permission and channel checks) runs while the items are written, to halve the time
+   * a large task takes; items are invisible until the task document exists, and are removed again
+   * when the check fails.
+   *
+   * OpenHIM's side effects on the transactions follow in the background (OpenHIM does not wait for
+   * them either): on the embedded server they take longer than creating the task itself.
+   */
+  async store(spec: TaskSpec, check?: () => Promise<void>): Promise<string> {
+    const taskId = this.tasks.newId();
+    const id = taskId.toHexString();
+    const started = Date.now();
+    try {
+      const [checked, written] = await Promise.allSettled([
+        check ? check() : Promise.resolve(),
+        this.tasks.insertItems(taskId, spec.tids),
+      ]);
+      // A refusal (403/400) says more than a write error it may have caused.
+      if (checked.status === 'rejected') throw checked.reason;
+      if (written.status === 'rejected') throw written.reason;
+      const itemsWritten = Date.now();
+      await this.tasks.insertTask({
+        _id: taskId,
+        status: spec.paused ? 'Paused' : 'Queued',
+        created: new Date(),
+        user: spec.user,
+        total: spec.tids.length,
+        batchSize: spec.batchSize,
+        ratePerSecond: spec.ratePerSecond,
+      });
+      if (!spec.paused) await this.queue.schedule(id, spec.batchSize);
+      this.logger.debug(
+        `Task ${id}: ${spec.tids.length} items written in ${itemsWritten - started} ms, task stored and queued in ${Date.now() - itemsWritten} ms`,
+      );
+    } catch (error) {
+      await this.tasks
+        .deleteTaskAndItems(taskId)
+        .catch((cleanup: Error) =>
+          this.logger.error(`Could not remove the half-created task ${id}: ${cleanup.message}`),
+        );
+      throw error;
+    }
+    const sideEffects = this.takeOutOfAutoRetry(id, spec.tids).finally(() => this.pending.delete(sideEffects));
+    this.pending.add(sideEffects);
+    return id;
+  }
+
+  /** Resolves when the side effects of every task created so far are done (tests, shutdown). */
+  async settled(): Promise<void> {
+    while (this.pending.size) await Promise.allSettled([...this.pending]);
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.settled();
+  }
+
+  /** OpenHIM's side effects: the task's transactions leave the automatic retries. Logged, never thrown. */
+  private async takeOutOfAutoRetry(taskId: string, tids: readonly string[]): Promise<void> {
+    const started = Date.now();
+    const ids = tids.map((tid) => new Types.ObjectId(tid));
+    const results = await Promise.allSettled([
+      this.transactions.disableAutoRetry(ids),
+      this.autoRetries.removeTransactions(ids),
+    ]);
+    const failures = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
+    for (const failure of failures) {
+      this.logger.error(
+        `Task ${taskId}: could not take its transactions out of auto-retry: ${(failure.reason as Error).message}`,
+      );
+    }
+    if (!failures.length)
+      this.logger.debug(`Task ${taskId}: transactions taken out of auto-retry in ${Date.now() - started} ms`);
+  }
+}
+
+function isUnavailable(channel: ChannelAccess): boolean {
+  return channel.status === 'disabled' || channel.status === 'deleted';
+}

@@ -1,0 +1,37 @@
+import { TASK_STATUSES, TaskStatus } from '../database/schemas';
+
+/** What `PUT /tasks/:id` may do (docs/design.md, "Task lifecycle"); the engine owns the other moves. */
+export const STATUS_CHANGES: ReadonlyArray<{ to: TaskStatus; from: readonly TaskStatus[]; action: string }> = [
+  { to: 'Paused', from: ['Queued', 'Processing', 'Pending Async'], action: 'pause' },
+  { to: 'Queued', from: ['Paused'], action: 'resume' },
+  { to: 'Cancelled', from: ['Queued', 'Processing', 'Paused', 'Pending Async'], action: 'cancel' },
+];
+
+export const ALLOWED_CHANGES_TEXT =
+  'Allowed changes: Queued, Processing or Pending Async to Paused (pause); Paused to Queued (resume); ' +
+  'any status but Completed to Cancelled (cancel)';
+
+export function isTaskStatus(value: unknown): value is TaskStatus {
+  return typeof value === 'string' && (TASK_STATUSES as readonly string[]).includes(value);
+}
+
+export type StatusDecision =
+  | { kind: 'noop' }
+  | { kind: 'change'; from: readonly TaskStatus[]; action: string }
+  | { kind: 'refused'; message: string };
+
+/** Decides a requested change from the task's current status. */
+export function decideStatusChange(current: string, target: TaskStatus): StatusDecision {
+  if (current === target) return { kind: 'noop' };
+  const change = STATUS_CHANGES.find((candidate) => candidate.to === target);
+  if (!change) {
+    return {
+      kind: 'refused',
+      message: `The status ${target} cannot be set through the API (the rerun engine sets it). ${ALLOWED_CHANGES_TEXT}`,
+    };
+  }
+  if (!(change.from as readonly string[]).includes(current)) {
+    return { kind: 'refused', message: `Cannot change a task from ${current} to ${target}. ${ALLOWED_CHANGES_TEXT}` };
+  }
+  return { kind: 'change', from: change.from, action: change.action };
+}

@@ -1,0 +1,217 @@
+import {
+  applyDecorators,
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Header,
+  HttpCode,
+  Param,
+  Post,
+  Put,
+  Query,
+  Res,
+  UseGuards,
+} from '@nestjs/common';
+import {
+  ApiBody,
+  ApiConsumes,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiProduces,
+  ApiQuery,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { Response } from 'express';
+import { Types } from 'mongoose';
+import { Auth, CurrentUser } from '../auth/auth.decorators';
+import type { AuthenticatedUser } from '../auth/authenticated-user';
+import { INSUFFICIENT_RERUN_PERMISSIONS } from '../auth/rerun-permissions';
+import { CreateTaskDto, SAMPLE_TASK } from './dto/create-task.dto';
+import { TaskDetailView, TaskView } from './dto/task-response.dto';
+import { UpdateTaskDto } from './dto/update-task.dto';
+import { TASK_ITEM_PAGING, TASK_LIST_PAGING } from './filters/task-filters';
+import { ApiTextErrors, ApiTextResponse } from './swagger-responses';
+import { DISABLED_CHANNELS } from './task-creator.service';
+import { QUEUE_UNAVAILABLE } from './task-queue.service';
+import { ALLOWED_CHANGES_TEXT } from './task-status';
+import { TASK_DELETED, TASK_UPDATED, taskNotFound, TasksService } from './tasks.service';
+import { BodyValidationPipe } from './validation/body-validation.pipe';
+import { JSON_REQUIRED, JsonBodyGuard } from './validation/json-body.guard';
+import { TaskIdPipe } from './validation/task-id.pipe';
+
+const TEXT = 'text/plain; charset=utf-8';
+const EXAMPLE_ID = '65f0c0ffee0000000000c001';
+const notAdmin = (op: string) => `User jane@example.org is not an admin, API access to ${op} denied.`;
+const BAD_ID: [number, string, string] = [
+  400,
+  'Malformed task id',
+  'Invalid task id "abc": expected a 24-character hex id',
+];
+const NOT_FOUND: [number, string, string] = [404, 'No such task', taskNotFound(EXAMPLE_ID)];
+const WRONG_TYPE: [number, string, string] = [415, 'The body is not application/json', JSON_REQUIRED];
+const TOO_LARGE: [number, string, string] = [413, 'The body is larger than BODY_LIMIT', 'Request body too large'];
+
+const PagingQueries = (limits: { defaultLimit: number; maxLimit: number }, what: string) =>
+  applyDecorators(
+    ApiQuery({ name: 'filterPage', required: false, description: 'Page number, from 0 (default 0).', example: 0 }),
+    ApiQuery({
+      name: 'filterLimit',
+      required: false,
+      description: `${what} per page (default ${limits.defaultLimit}, at most ${limits.maxLimit}).`,
+      example: 10,
+    }),
+  );
+
+@ApiTags('tasks')
+@Controller('tasks')
+export class TasksController {
+  constructor(private readonly tasks: TasksService) {}
+
+  @Post()
+  @Auth()
+  @UseGuards(JsonBodyGuard)
+  @HttpCode(201)
+  @Header('Content-Type', TEXT)
+  @ApiOperation({
+    summary: 'Create a rerun task',
+    description:
+      'Reruns the given transactions (OpenHIM). Admins may rerun any transaction; other users only transactions ' +
+      "of channels whose txRerunAcl lists one of their groups. The transactions leave OpenHIM's automatic retries. " +
+      'The response carries `Location: /tasks/{id}`.',
+  })
+  @ApiConsumes('application/json')
+  @ApiBody({
+    type: CreateTaskDto,
+    examples: { sample: { summary: "OpenHIM's documentation sample", value: SAMPLE_TASK } },
+  })
+  @ApiProduces('text/plain')
+  @ApiTextResponse(201, 'Created', `User root@openhim.org created task with id ${EXAMPLE_ID}`)
+  @ApiTextErrors(
+    [
+      400,
+      'Invalid body (each bad field is named), batch size <= 0, or a transaction on a disabled or deleted channel',
+      DISABLED_CHANNELS,
+    ],
+    [403, 'The user may not rerun a channel of these transactions', INSUFFICIENT_RERUN_PERMISSIONS],
+    TOO_LARGE,
+    WRONG_TYPE,
+    [503, 'The queue (Redis) is unavailable; nothing was created', QUEUE_UNAVAILABLE],
+  )
+  async create(
+    @CurrentUser() user: AuthenticatedUser,
+    @Body(BodyValidationPipe) dto: CreateTaskDto,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<string> {
+    const id = await this.tasks.create(user, dto);
+    response.location(`/tasks/${id}`);
+    return `User ${user.email} created task with id ${id}`;
+  }
+
+  @Get()
+  @Auth({ adminOnly: 'getTasks' })
+  @ApiOperation({
+    summary: 'List tasks (admin)',
+    description:
+      'Newest first, without their transactions. Unknown parameters, filter keys or operators are refused (400).',
+  })
+  @ApiQuery({
+    name: 'filters',
+    required: false,
+    description:
+      'JSON object (default {}): status (a task status, or {"$in":[...]}), user (creator email), created (a date ' +
+      'range {"$gte","$gt","$lte","$lt"} with ISO 8601 dates, as an object or as a JSON string as the console sends it).',
+    example:
+      '{"status":"Paused","created":"{\\"$gte\\":\\"2024-05-01T00:00:00+00:00\\",\\"$lte\\":\\"2024-05-01T23:59:59+00:00\\"}"}',
+  })
+  @PagingQueries(TASK_LIST_PAGING, 'Tasks')
+  @ApiOkResponse({ type: [TaskView] })
+  @ApiTextErrors(
+    [400, 'Invalid filters or paging', 'Unknown filter "foo" (allowed: status, user, created)'],
+    [403, 'Not an admin', notAdmin('getTasks')],
+  )
+  list(@Query() query: Record<string, unknown>) {
+    return this.tasks.list(query);
+  }
+
+  @Get(':id')
+  @Auth()
+  @ApiOperation({
+    summary: 'Read a task',
+    description:
+      'The task with one page of its transactions (in task order) after filtering, and totalFilteredTransactions. ' +
+      'filterLimit=0 gives the task without transactions (the console polls progress this way).',
+  })
+  @ApiParam({ name: 'id', example: EXAMPLE_ID })
+  @ApiQuery({
+    name: 'filters',
+    required: false,
+    description:
+      'JSON object (default {}): tstatus (Queued, Processing, Completed, Failed), rerunStatus, hasErrors ("yes" or "no").',
+    example: '{"tstatus":"Completed","rerunStatus":"Successful"}',
+  })
+  @PagingQueries(TASK_ITEM_PAGING, 'Transactions')
+  @ApiOkResponse({ type: TaskDetailView })
+  @ApiTextErrors([400, 'Malformed id, invalid filters or paging', BAD_ID[2]], NOT_FOUND)
+  read(@Param('id', TaskIdPipe) id: Types.ObjectId, @Query() query: Record<string, unknown>) {
+    return this.tasks.read(id, query);
+  }
+
+  @Put(':id')
+  @Auth({ adminOnly: 'updateTask' })
+  @UseGuards(JsonBodyGuard)
+  @HttpCode(200)
+  @Header('Content-Type', TEXT)
+  @ApiOperation({
+    summary: 'Pause, resume or cancel a task (admin)',
+    description: `Only the status changes; other fields of the task a client echoes back are ignored. ${ALLOWED_CHANGES_TEXT}. Resuming hands the remaining work back to the queue.`,
+  })
+  @ApiParam({ name: 'id', example: EXAMPLE_ID })
+  @ApiConsumes('application/json')
+  @ApiBody({
+    type: UpdateTaskDto,
+    examples: {
+      pause: { value: { _id: EXAMPLE_ID, status: 'Paused' } },
+      resume: { value: { _id: EXAMPLE_ID, status: 'Queued' } },
+      cancel: { value: { _id: EXAMPLE_ID, status: 'Cancelled' } },
+    },
+  })
+  @ApiProduces('text/plain')
+  @ApiTextResponse(200, 'Updated (or already in that status)', TASK_UPDATED)
+  @ApiTextErrors(
+    [
+      400,
+      'Malformed id, invalid body, or a change that is not allowed',
+      `Cannot change a task from Completed to Paused. ${ALLOWED_CHANGES_TEXT}`,
+    ],
+    [403, 'Not an admin', notAdmin('updateTask')],
+    NOT_FOUND,
+    WRONG_TYPE,
+    [503, 'Resume: the queue (Redis) is unavailable; the task stays Paused', QUEUE_UNAVAILABLE],
+  )
+  async update(
+    @Param('id', TaskIdPipe) id: Types.ObjectId,
+    @Body(BodyValidationPipe) dto: UpdateTaskDto,
+  ): Promise<string> {
+    await this.tasks.update(id, dto);
+    return TASK_UPDATED;
+  }
+
+  @Delete(':id')
+  @Auth({ adminOnly: 'removeTask' })
+  @HttpCode(200)
+  @Header('Content-Type', TEXT)
+  @ApiOperation({
+    summary: 'Delete a task (admin)',
+    description: 'Stops its outstanding work, then removes the task and its items.',
+  })
+  @ApiParam({ name: 'id', example: EXAMPLE_ID })
+  @ApiProduces('text/plain')
+  @ApiTextResponse(200, 'Deleted', TASK_DELETED)
+  @ApiTextErrors(BAD_ID, [403, 'Not an admin', notAdmin('removeTask')], NOT_FOUND)
+  async remove(@Param('id', TaskIdPipe) id: Types.ObjectId): Promise<string> {
+    await this.tasks.remove(id);
+    return TASK_DELETED;
+  }
+}

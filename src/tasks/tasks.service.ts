@@ -1,0 +1,163 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Types } from 'mongoose';
+import type { AuthenticatedUser } from '../auth/authenticated-user';
+import { TaskStatus } from '../database/schemas';
+import { badRequest, notFound } from './errors';
+import { assertKnownParams, parseFiltersParam, parsePaging, QueryParams } from './filters/query-params';
+import {
+  isUnfiltered,
+  itemMatches,
+  itemQuery,
+  TASK_ITEM_PAGING,
+  TASK_LIST_PAGING,
+  toTaskItemFilter,
+  toTaskListQuery,
+} from './filters/task-filters';
+import { CreateTaskDto } from './dto/create-task.dto';
+import { UpdateTaskDto } from './dto/update-task.dto';
+import {
+  ItemRecord,
+  PUBLIC_ITEM_FIELDS,
+  PUBLIC_TASK_FIELDS,
+  TaskRecord,
+  TasksRepository,
+} from './repositories/tasks.repository';
+import { distinctTids, TaskCreator } from './task-creator.service';
+import { TaskQueue } from './task-queue.service';
+import { decideStatusChange } from './task-status';
+
+export const PAGING_PARAMS = ['filters', 'filterPage', 'filterLimit'] as const;
+export const TASK_UPDATED = 'The Task was successfully updated';
+export const TASK_DELETED = 'The Task was successfully deleted';
+export const taskNotFound = (id: string) => `We could not find a Task with this ID: ${id}.`;
+
+export type TaskView = Record<string, unknown>;
+
+/** How many times a status change is retried when the engine changes the status at the same moment. */
+const STATUS_RACE_RETRIES = 5;
+
+@Injectable()
+export class TasksService {
+  private readonly logger = new Logger(TasksService.name);
+
+  constructor(
+    private readonly tasks: TasksRepository,
+    private readonly creator: TaskCreator,
+    private readonly queue: TaskQueue,
+  ) {}
+
+  /** POST /tasks: returns the new task's id. */
+  async create(user: AuthenticatedUser, dto: CreateTaskDto): Promise<string> {
+    const tids = distinctTids(dto.tids);
+    const ids = tids.map((tid) => new Types.ObjectId(tid));
+    const id = await this.creator.store(
+      {
+        tids,
+        user: user.email,
+        batchSize: dto.batchSize ?? 1,
+        paused: dto.paused === true,
+        ratePerSecond: dto.ratePerSecond,
+      },
+      () => this.creator.checkTransactions(user, ids),
+    );
+    this.logger.log(
+      `User ${user.email} created task ${id} (${tids.length} transactions${dto.paused ? ', paused' : ''})`,
+    );
+    return id;
+  }
+
+  /** GET /tasks */
+  async list(query: QueryParams): Promise<TaskView[]> {
+    assertKnownParams(query, PAGING_PARAMS);
+    const filters = toTaskListQuery(parseFiltersParam(query));
+    const paging = parsePaging(query, TASK_LIST_PAGING);
+    // filterLimit=0 meant "no limit" in OpenHIM (MongoDB's limit(0)): the most we give is the maximum.
+    if (paging.limit === 0) paging.limit = TASK_LIST_PAGING.maxLimit;
+    const tasks = await this.tasks.list(filters, paging);
+    return tasks.map(publicTask);
+  }
+
+  /** GET /tasks/:id */
+  async read(id: Types.ObjectId, query: QueryParams): Promise<TaskView> {
+    assertKnownParams(query, PAGING_PARAMS);
+    const filter = toTaskItemFilter(parseFiltersParam(query));
+    const paging = parsePaging(query, TASK_ITEM_PAGING);
+    const task = await this.tasks.findById(id);
+    if (!task) throw notFound(taskNotFound(id.toHexString()));
+
+    let transactions: ItemRecord[];
+    let totalFilteredTransactions: number;
+    if (task.itemsStore === 'items') {
+      if (isUnfiltered(filter)) {
+        transactions = await this.tasks.findItemsBySeq(id, paging);
+        totalFilteredTransactions = task.totalTransactions ?? (await this.tasks.countItems(id, {}));
+      } else {
+        const query = itemQuery(filter);
+        [transactions, totalFilteredTransactions] = await Promise.all([
+          this.tasks.findItems(id, query, paging),
+          this.tasks.countItems(id, query),
+        ]);
+      }
+    } else {
+      // Created by OpenHIM core: the items are embedded in the task document.
+      const matching = (await this.tasks.embeddedItems(id)).filter((item) => itemMatches(item, filter));
+      totalFilteredTransactions = matching.length;
+      transactions = matching.slice(paging.skip, paging.skip + paging.limit);
+    }
+    return { ...publicTask(task), transactions: transactions.map(publicItem), totalFilteredTransactions };
+  }
+
+  /** PUT /tasks/:id: pause, resume or cancel. */
+  async update(id: Types.ObjectId, dto: UpdateTaskDto): Promise<void> {
+    const hexId = id.toHexString();
+    if (dto._id !== undefined && dto._id.toLowerCase() !== hexId) {
+      throw badRequest(`_id in the body (${dto._id}) is not the task id in the path (${hexId})`);
+    }
+    const target: TaskStatus = dto.status;
+    for (let attempt = 0; attempt < STATUS_RACE_RETRIES; attempt++) {
+      const task = await this.tasks.findById(id);
+      if (!task) throw notFound(taskNotFound(hexId));
+      const decision = decideStatusChange(task.status, target);
+      if (decision.kind === 'noop') return;
+      if (decision.kind === 'refused') throw badRequest(decision.message);
+      // Conditional: the engine may have moved the status since we read it; then decide again.
+      if (!(await this.tasks.setStatusIf(id, decision.from, target))) continue;
+
+      const batchSize = task.batchSize ?? 1;
+      if (target === 'Queued') {
+        try {
+          await this.queue.schedule(hexId, batchSize);
+        } catch (error) {
+          // Put it back as it was, so that nothing claims it is running.
+          await this.tasks.setStatusIf(id, ['Queued'], 'Paused').catch(() => undefined);
+          throw error;
+        }
+      } else {
+        await this.queue.unschedule(hexId, batchSize);
+      }
+      this.logger.log(`Task ${hexId}: ${decision.action} (${task.status} -> ${target})`);
+      return;
+    }
+    throw badRequest(`The status of task ${hexId} keeps changing; try again`);
+  }
+
+  /** DELETE /tasks/:id: stops the outstanding work, then removes the task and its items. */
+  async remove(id: Types.ObjectId): Promise<void> {
+    const hexId = id.toHexString();
+    const task = await this.tasks.findById(id);
+    if (!task) throw notFound(taskNotFound(hexId));
+    await this.queue.unschedule(hexId, task.batchSize ?? 1);
+    // The task document goes first: running lanes notice it is gone and stop.
+    if (!(await this.tasks.deleteTaskAndItems(id))) throw notFound(taskNotFound(hexId));
+    this.logger.log(`Task ${hexId} deleted`);
+  }
+}
+
+function pick(record: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const view: Record<string, unknown> = {};
+  for (const field of fields) if (record[field] !== undefined) view[field] = record[field];
+  return view;
+}
+
+const publicTask = (task: TaskRecord) => pick(task, PUBLIC_TASK_FIELDS);
+const publicItem = (item: ItemRecord) => pick(item, PUBLIC_ITEM_FIELDS);

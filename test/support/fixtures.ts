@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { getQueueToken } from '@nestjs/bull';
 import type { Job, Queue } from 'bull';
 import { Db, ObjectId } from 'mongodb';
-import { headersFor, insertUser, ROOT_EMAIL, ROOT_PASSWORD } from './openhim-auth';
+import { headersFor, insertUser, ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from './openhim-auth';
 
 /** Users of the tasks API tests: OpenHIM's root, a second admin, a user the ACLs name, and one they do not. */
 export const USERS = {
@@ -103,6 +103,23 @@ export async function seedUsersAndChannels(db: Db): Promise<void> {
 /** Fresh token headers (they are valid for AUTH_WINDOW_SECONDS). */
 export function authAs(db: Db, user: UserName): Promise<Record<string, string>> {
   return headersFor(db, USERS[user].email, USERS[user].password);
+}
+
+/**
+ * Reads every fixture user's salt once; the returned function then makes fresh token headers
+ * synchronously (so supertest chains stay chains).
+ */
+export async function tokenSigner(db: Db): Promise<(user: UserName) => Record<string, string>> {
+  const salts = new Map<UserName, string>();
+  for (const name of Object.keys(USERS) as UserName[]) {
+    const { email } = USERS[name];
+    const passport = await db.collection('passports').findOne({ email, protocol: 'token' });
+    const record = await db.collection('users').findOne({ email });
+    const salt = (passport?.passwordSalt ?? record?.passwordSalt) as string | undefined;
+    if (!salt) throw new Error(`No user ${email} in the test database`);
+    salts.set(name, salt);
+  }
+  return (user) => tokenHeaders(USERS[user].email, USERS[user].password, salts.get(user)!);
 }
 
 /**

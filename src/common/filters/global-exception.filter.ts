@@ -1,27 +1,34 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 
 /**
  * One place that turns errors into responses. OpenHIM answers errors with plain text, so an
- * HttpException whose response is a string is sent as `text/plain`; objects go out as JSON.
- * Anything else is a 500 carrying an error id that is logged with the stack (never sent).
+ * HttpException whose response is a string is sent as `text/plain`, and so is one in Nest's default
+ * shape `{statusCode, message, error}` (what `new BadRequestException('text')`, unknown routes and
+ * malformed JSON bodies give); other objects go out as JSON. Anything else is a 500 carrying an
+ * error id that is logged with the stack (never sent).
  */
 @Catch()
 export class GlobalExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const response = host.switchToHttp().getResponse<Response>();
+    const http = host.switchToHttp();
+    const response = http.getResponse<Response>();
     if (response.headersSent) return;
 
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const body = exception.getResponse();
-      if (typeof body === 'string') {
-        response.status(status).type('text/plain').send(body);
-      } else {
+      const text = typeof body === 'string' ? body : defaultShapeMessage(body);
+      if (text === undefined) {
         response.status(status).json(body);
+      } else if (status === HttpStatus.BAD_REQUEST && isUnparsedJsonBody(http.getRequest<Request>())) {
+        // Nest turns body-parser's SyntaxError into a bare BadRequestException: say what it was.
+        response.status(status).type('text/plain').send(`Malformed JSON body: ${text}`);
+      } else {
+        response.status(status).type('text/plain').send(text);
       }
       return;
     }
@@ -40,6 +47,21 @@ export class GlobalExceptionFilter implements ExceptionFilter {
       .type('text/plain')
       .send(`Internal server error (error id ${errorId})`);
   }
+}
+
+/** The message of Nest's default error body `{statusCode, message, error}`, when that is what it is. */
+function defaultShapeMessage(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const record = body as Record<string, unknown>;
+  const onlyDefaultKeys = Object.keys(record).every((key) => ['statusCode', 'message', 'error'].includes(key));
+  return onlyDefaultKeys && typeof record.message === 'string' ? record.message : undefined;
+}
+
+/** A JSON body that body-parser could not parse leaves `req.body` unset. */
+function isUnparsedJsonBody(request: Request | undefined): boolean {
+  return Boolean(
+    request && typeof request.is === 'function' && request.is('application/json') && request.body === undefined,
+  );
 }
 
 /** body-parser errors (malformed JSON, too large, bad charset) carry their own 4xx status. */

@@ -187,6 +187,7 @@ export class TasksController {
     ],
     [403, 'Not an admin', notAdmin('updateTask')],
     NOT_FOUND,
+    TOO_LARGE,
     WRONG_TYPE,
     [503, 'Resume: the queue (Redis) is unavailable; the task stays Paused', QUEUE_UNAVAILABLE],
   )

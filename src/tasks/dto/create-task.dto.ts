@@ -15,17 +15,21 @@ export const SAMPLE_TASK = {
 export class CreateTaskDto implements HasLimitChecks {
   @ApiProperty({
     description:
-      'Ids of the transactions to rerun (24-character hex). A repeated id is rerun once, at its first position. ' +
-      'Ids of transactions that do not exist are accepted and fail when the task runs (as in OpenHIM).',
+      'Ids of the transactions to rerun (24-character hex), at most MAX_TASK_TIDS (default 100000). A repeated ' +
+      'id is rerun once, at its first position. Ids of transactions that do not exist are accepted and fail when ' +
+      'the task runs (as in OpenHIM).',
     example: SAMPLE_TASK.tids,
-    type: [String],
+    type: 'array',
+    items: { type: 'string', pattern: '^[0-9a-fA-F]{24}$' },
+    minItems: 1,
   })
   @IsTidList()
   tids: string[];
 
   @ApiPropertyOptional({
-    description: 'How many transactions of this task are rerun at once (default 1).',
+    description: 'How many transactions of this task are rerun at once (default 1, at most MAX_BATCH_SIZE).',
     example: SAMPLE_TASK.batchSize,
+    type: 'integer',
     minimum: 1,
   })
   @IsOptional()

@@ -1,0 +1,165 @@
+/**
+ * Every way our tasks API answers differently from OpenHIM core 4.0.5 for the same request against
+ * the same database, with the reason. test/differential.e2e-spec.ts sends each case of
+ * differential-cases.ts to both and pins this table: a case that differs must be listed here
+ * (with both status codes as observed), a case listed here must differ, and nothing else may.
+ * The README's "Differences from OpenHIM" table is rendered from it (`differencesMarkdown()`).
+ */
+export interface Difference {
+  id: string;
+  /** What is sent (README column 1). */
+  what: string;
+  /** What OpenHIM core 4.0.5 does (README column 2). */
+  openhim: string;
+  /** What we do (README column 3). */
+  ours: string;
+  /** Why (README column 4). */
+  reason: string;
+  /** Differential case id → [OpenHIM status, our status] as observed. */
+  cases: Record<string, [number, number]>;
+  /** For a difference outside the tasks API's answers: the test that pins it. */
+  pinnedBy?: string;
+}
+
+export const DIFFERENCES: Difference[] = [
+  {
+    id: 'unparseable-auth-ts',
+    what: '`auth-ts` that is not a date (token computed over it)',
+    openhim: '200: an unparseable time skips the time-window check, so such a token never expires',
+    ours: '401 `Unauthorized`',
+    reason: 'Security defect: a captured token would be replayable forever.',
+    cases: { 'auth-unparseable-ts': [200, 401] },
+  },
+  {
+    id: 'basic-auth',
+    what: 'HTTP Basic credentials on the API',
+    openhim: '401 (4.0.5 has token authentication only)',
+    ours: '200 when `AUTH_TYPES` includes `basic` (the default)',
+    reason: 'OpenHIM ≥ 5.1 accepts Basic on its API; `AUTH_TYPES=token` gives 4.0.5 behaviour.',
+    cases: { 'auth-basic': [401, 200] },
+  },
+  {
+    id: 'optional-query',
+    what: '`GET /tasks` or `GET /tasks/:id` without `filters`; `GET /tasks/:id` without `filterPage`/`filterLimit`',
+    openhim: '500 (`JSON.parse(undefined)`); without paging: 200 with `transactions: []` (sliced with NaN)',
+    ours: '200; `filters` defaults to `{}`, paging to page 0 of 100',
+    reason: 'Defect: a plain `GET /tasks` is a reasonable request, and the task page should not be empty.',
+    cases: { 'list-no-filters': [500, 200], 'get-no-query': [500, 200], 'get-no-paging': [200, 200] },
+  },
+  {
+    id: 'strict-list-filters',
+    what: '`GET /tasks` with `filters` that are not JSON, name other fields, or use other operators',
+    openhim: 'not JSON: 500; anything else goes into the MongoDB query as sent (any field, any operator): 200',
+    ours: '400 naming the bad part; only `status` (or `{"$in": [...]}`), `user`, `created` (date range)',
+    reason: 'Raw operators from the query string are a query-injection hole; a typo should not silently match nothing.',
+    cases: { 'list-bad-json': [500, 400], 'list-operator': [200, 400], 'list-unknown-field': [200, 400] },
+  },
+  {
+    id: 'has-errors-filter',
+    what: '`GET /tasks/:id` with `filters={"hasErrors":"yes"|"no"}`',
+    openhim: 'tests a field `hasErrors` that task items never have: `yes` returns nothing, `no` everything',
+    ours: '`yes`: items with an `error`; `no`: items without',
+    reason: 'Defect: the console\'s "has errors" filter never worked.',
+    cases: { 'get-has-errors-yes': [200, 200], 'get-has-errors-no': [200, 200] },
+  },
+  {
+    id: 'missing-task',
+    what: '`GET`, `PUT`, `DELETE /tasks/:id` of a task that does not exist',
+    openhim: 'GET 500 (`Cannot read properties of null`); PUT and DELETE 200 "successfully updated/deleted"',
+    ours: '404 `We could not find a Task with this ID: <id>.`',
+    reason: 'Defect: a client must be able to tell that nothing happened.',
+    cases: { 'get-missing': [500, 404], 'update-missing': [200, 404], 'delete-missing': [200, 404] },
+  },
+  {
+    id: 'malformed-task-id',
+    what: '`GET`, `PUT`, `DELETE /tasks/abc` (not an ObjectId)',
+    openhim: '500 with the mongoose CastError',
+    ours: '400 `Invalid task id "abc": expected a 24-character hex id`',
+    reason: 'Client error, not a server error.',
+    cases: { 'get-bad-id': [500, 400], 'update-bad-id': [500, 400], 'delete-bad-id': [500, 400] },
+  },
+  {
+    id: 'create-validation',
+    what: '`POST /tasks` with `tids` missing, empty, not an array or not ids; `batchSize` not a whole number; `paused` not a boolean; a body that is not JSON',
+    openhim:
+      '500 with the internal error (missing tids, non-numeric batchSize, a non-id tid, a text body); 201 for `tids: []`, ' +
+      '`tids` as a string (one item per character), `batchSize: 2.5`, `paused: "yes"`',
+    ours: '400 naming every bad field (415 for a body that is not `application/json`); nothing is created',
+    reason: 'Bad input is a 4xx that says what is wrong, never a 500 or a task that cannot run.',
+    cases: {
+      'create-no-tids': [500, 400],
+      'create-empty-tids': [201, 400],
+      'create-bad-tid': [500, 400],
+      'create-tids-string': [201, 400],
+      'create-batch-string': [500, 400],
+      'create-batch-fraction': [201, 400],
+      'create-paused-string': [201, 400],
+      'create-text-body': [500, 415],
+    },
+  },
+  {
+    id: 'malformed-json',
+    what: '`POST /tasks` with malformed JSON',
+    openhim: '400 `Bad Request`',
+    ours: "400 with the JSON parser's message",
+    reason: 'Says what is wrong.',
+    cases: { 'create-malformed-json': [400, 400] },
+  },
+  {
+    id: 'duplicate-tids',
+    what: '`POST /tasks` with a transaction id repeated',
+    openhim: 'one item per entry: the transaction is rerun twice',
+    ours: 'one item per distinct id (its first position); `totalTransactions` counts distinct ids',
+    reason: 'A task reruns each transaction once; a repeat is a client mistake, not a request for a second rerun.',
+    cases: { 'create-duplicate-tids': [201, 201] },
+  },
+  {
+    id: 'auto-retry-off',
+    what: '`POST /tasks` of transactions queued for automatic retry',
+    openhim: 'deletes their `autoretries` entries; leaves `autoRetry: true` and `autoRetryAttempt` on the transactions',
+    ours: 'also sets `autoRetry: false, autoRetryAttempt: 0` on them',
+    reason:
+      "What later OpenHIM releases do: the attempt count restarts, so a failed rerun is auto-retried afresh per the channel's settings.",
+    cases: { create: [201, 201] },
+  },
+  {
+    id: 'status-changes',
+    what: '`PUT /tasks/:id` with a `status` that is not a pause/resume/cancel, on a `Completed` task, or without `status`',
+    openhim: '200: the body is written into the task as sent (any status string, any field)',
+    ours: '400 naming the allowed changes; only `status` is applied, other echoed fields are ignored',
+    reason: 'Defect: e.g. `Queued` on a completed task or `batchSize` edits mid-run corrupt the task.',
+    cases: { 'update-completed': [200, 400], 'update-bogus-status': [200, 400], 'update-other-field': [200, 400] },
+  },
+  {
+    id: 'bulk-rerun',
+    what: '`POST /bulkrerun`',
+    openhim: '404 (the endpoint arrived in OpenHIM 7.1)',
+    ours: '200 `{"success":true,"message":"Tasks created for bulk rerun of transactions"}`',
+    reason: 'We serve the newest tasks API; 4.0.5 is only the peer for what the versions share.',
+    cases: { bulkrerun: [404, 200] },
+  },
+  {
+    id: 'task-storage',
+    what: "Reading, through OpenHIM core's own API, a task this service created or adopted from core",
+    openhim: "items are embedded in the task document's `transactions[]`",
+    ours:
+      'items live in `taskitems`, one document each; an adopted core task has its `transactions[]` emptied, so ' +
+      "core's API shows `transactions: []` for these tasks (status and counters are right); read them through this API",
+    reason: "Each write stays O(1) and large tasks stay far from MongoDB's 16 MiB document limit.",
+    cases: {},
+    pinnedBy: "test/openhim-core.e2e-spec.ts: runs a task created through core's own API",
+  },
+];
+
+/** The README table (the lead pastes it under "Differences from OpenHIM"). */
+export function differencesMarkdown(): string {
+  const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+  const lines = [
+    '| Request | OpenHIM core 4.0.5 | This service | Why |',
+    '|---|---|---|---|',
+    ...DIFFERENCES.map(
+      (row) => `| ${cell(row.what)} | ${cell(row.openhim)} | ${cell(row.ours)} | ${cell(row.reason)} |`,
+    ),
+  ];
+  return lines.join('\n');
+}

@@ -1,11 +1,30 @@
 import { BullModule } from '@nestjs/bull';
 import { Module } from '@nestjs/common';
+import { AppConfig } from '../config/app-config';
 import { RERUN_QUEUE } from './rerun.constants';
 import { RerunScheduler } from './rerun-scheduler.service';
 
-/** The queue without processors: what the API imports to hand work to the workers. */
+/**
+ * The queue without processors: what the API imports to hand work to the workers.
+ * Lock and stall settings matter only where processors run (RerunWorkerModule): a SIGKILLed
+ * worker's jobs return to the queue within about 2 x WORKER_LEASE_MS, and a lane that stalled any
+ * number of times is never failed for it (leases in MongoDB, not Bull locks, keep reruns single).
+ */
 @Module({
-  imports: [BullModule.registerQueue({ name: RERUN_QUEUE })],
+  imports: [
+    BullModule.registerQueueAsync({
+      name: RERUN_QUEUE,
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) => ({
+        settings: {
+          lockDuration: config.WORKER_LEASE_MS,
+          stalledInterval: config.WORKER_LEASE_MS,
+          maxStalledCount: Number.MAX_SAFE_INTEGER,
+          retryProcessDelay: 1000,
+        },
+      }),
+    }),
+  ],
   providers: [RerunScheduler],
   exports: [RerunScheduler, BullModule],
 })

@@ -1,0 +1,150 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { AppConfig } from '../../config/app-config';
+import { cannotRerunError, isFinalTransactionStatus, notFoundError, statusFromHttp } from '../outcome';
+import { EngineItem } from '../persistence/engine-task';
+import { ItemOutcome, ProgressWriter } from '../persistence/progress-writer.service';
+import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
+import { RerunScheduler } from '../rerun-scheduler.service';
+import { buildHttpRerun } from '../sending/rerun-request';
+import { RerunSender, SendResult } from '../sending/rerun-sender.service';
+import { WorkerLifecycle } from '../worker/worker-lifecycle';
+import { Slot } from './slot';
+
+/** How running one claimed item ended for the lane. */
+export type ItemEnd = 'recorded' | 'abandoned';
+
+/**
+ * Runs one item the slot has claimed (tstatus Processing under the slot's lease): loads the
+ * transaction, sends the rerun, and records the outcome with OpenHIM's semantics (spec §6).
+ */
+@Injectable()
+export class ItemRunner {
+  private readonly logger = new Logger(ItemRunner.name);
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly transactions: RerunTransactionsRepository,
+    private readonly sender: RerunSender,
+    private readonly writer: ProgressWriter,
+    private readonly scheduler: RerunScheduler,
+    private readonly lifecycle: WorkerLifecycle,
+  ) {}
+
+  async run(slot: Slot, item: EngineItem): Promise<ItemEnd> {
+    slot.dirty = true;
+    const tid = item.tid;
+    const transaction = await this.transactions.findOriginal(tid);
+    if (!transaction) return this.final(slot, item, { tstatus: 'Failed', error: notFoundError(tid) });
+    if (transaction.canRerun === false)
+      return this.final(slot, item, { tstatus: 'Failed', error: cannotRerunError(tid) });
+
+    const channel = await this.transactions.channel(transaction.channelID);
+    const tcp = channel?.type === 'tcp' || channel?.type === 'tls';
+    if (tcp && (!channel.tcpHost || !channel.tcpPort)) {
+      return this.final(slot, item, {
+        tstatus: 'Failed',
+        error: `Transaction ${tid} cannot be rerun as its ${channel.type} channel has no tcpHost/tcpPort`,
+      });
+    }
+    // Never start a send on a lease that may have run out (another worker may own the slot now).
+    if (!slot.valid()) return 'abandoned';
+
+    const result: SendResult = tcp
+      ? await this.sender.tcp(
+          channel.tcpHost!,
+          Number(channel.tcpPort),
+          transaction.request?.body ?? '',
+          this.lifecycle.signal,
+        )
+      : await this.sender.http(buildHttpRerun(transaction, slot.taskKey), this.lifecycle.signal);
+
+    switch (result.kind) {
+      case 'aborted':
+        return 'abandoned';
+      case 'error': {
+        // Core may have stored the child before the connection broke: link it when it did.
+        const child = tcp ? null : await this.transactions.findChildSince(tid, item.startedAt ?? new Date());
+        return this.final(slot, item, {
+          tstatus: 'Completed',
+          rerunStatus: 'Failed',
+          error: result.message,
+          ...(child ? { rerunID: child._id.toHexString() } : {}),
+        });
+      }
+      case 'answered':
+        if (tcp) return this.final(slot, item, { tstatus: 'Completed', rerunStatus: 'Completed' });
+        return this.answered(slot, item, result.status, result.statusMessage, result.rerunId);
+    }
+  }
+
+  private async answered(
+    slot: Slot,
+    item: EngineItem,
+    status?: number,
+    statusMessage?: string,
+    rerunId?: string,
+  ): Promise<ItemEnd> {
+    if (status === 202 && rerunId) {
+      this.record(slot, {
+        kind: 'asyncStart',
+        seq: item.seq,
+        leaseId: slot.leaseId,
+        set: { rerunID: rerunId, rerunStatus: 'Pending Async', asyncSince: new Date() },
+      });
+      this.pollSoon(slot.taskKey);
+      return 'recorded';
+    }
+    if (!rerunId) {
+      const error = `OpenHIM answered ${status} ${statusMessage ?? ''} without X-OpenHIM-TransactionID`.trim();
+      return this.final(slot, item, { tstatus: 'Completed', rerunStatus: statusFromHttp(status), error });
+    }
+    this.record(slot, {
+      kind: 'final',
+      seq: item.seq,
+      leaseId: slot.leaseId,
+      set: { tstatus: 'Completed', rerunID: rerunId },
+      childStatus: { rerunId, fallback: statusFromHttp(status) },
+    });
+    return 'recorded';
+  }
+
+  /** Records an item found in flight after its worker died, from the child transaction core stored. */
+  recordChild(slot: Slot, item: EngineItem, child: { _id: { toHexString(): string }; status?: string }): void {
+    const rerunID = child._id.toHexString();
+    if (isFinalTransactionStatus(child.status)) {
+      this.record(slot, {
+        kind: 'final',
+        seq: item.seq,
+        leaseId: slot.leaseId,
+        set: { tstatus: 'Completed', rerunID, rerunStatus: child.status },
+      });
+    } else {
+      this.record(slot, {
+        kind: 'asyncStart',
+        seq: item.seq,
+        leaseId: slot.leaseId,
+        set: { rerunID, rerunStatus: child.status ?? 'Processing', asyncSince: new Date() },
+      });
+      this.pollSoon(slot.taskKey);
+    }
+  }
+
+  private final(slot: Slot, item: EngineItem, set: Record<string, unknown>): ItemEnd {
+    this.record(slot, { kind: 'final', seq: item.seq, leaseId: slot.leaseId, set });
+    return 'recorded';
+  }
+
+  private record(slot: Slot, outcome: ItemOutcome): void {
+    slot.track(this.writer.record(slot.taskId, outcome));
+    slot.dirty = false;
+  }
+
+  private pollSoon(taskKey: string): void {
+    // Best effort: the sweeper re-creates a lost poll job.
+    this.scheduler
+      .pollAsync(taskKey, this.config.RERUN_ASYNC_POLL_MS)
+      .catch((error: Error) =>
+        this.logger.warn(`Could not schedule the async poll of task ${taskKey}: ${error.message}`),
+      );
+  }
+}

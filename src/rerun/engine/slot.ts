@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import { Types } from 'mongoose';
+import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
+
+/**
+ * One of a task's `batchSize` slots, held by a lane through a lease in the task document.
+ * The lease is renewed by every gate and by a timer (every lease/3) while a rerun is in flight.
+ * Locally the slot counts as valid only while at least a third of the lease is left, so a lane that
+ * was frozen (or cut off from MongoDB) never starts a send on a lease another worker may have taken.
+ */
+export class Slot {
+  readonly leaseId = randomUUID();
+  readonly taskKey: string;
+  /** Set between claiming an item and recording its outcome. */
+  dirty = false;
+  private validUntil: number;
+  private lost = false;
+  private readonly pending = new Set<Promise<void>>();
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    readonly taskId: Types.ObjectId,
+    private readonly tasks: RerunTasksRepository,
+    private readonly leaseMs: number,
+    acquiredAt: number,
+  ) {
+    this.taskKey = taskId.toHexString();
+    this.validUntil = acquiredAt + leaseMs;
+  }
+
+  get until(): Date {
+    return new Date(Date.now() + this.leaseMs);
+  }
+
+  startRenewing(): void {
+    this.timer = setInterval(() => void this.renew(), Math.max(100, Math.floor(this.leaseMs / 3)));
+    this.timer.unref();
+  }
+
+  /** The lease was written (by a gate) with `sentAt + lease`. */
+  renewed(sentAt: number): void {
+    this.validUntil = Math.max(this.validUntil, sentAt + this.leaseMs);
+  }
+
+  markLost(): void {
+    this.lost = true;
+  }
+
+  valid(): boolean {
+    return !this.lost && Date.now() < this.validUntil - this.leaseMs / 3;
+  }
+
+  /** Keeps an outcome write that has to be durable before the slot is given back. */
+  track(write: Promise<void>): void {
+    this.pending.add(write);
+    void write.finally(() => this.pending.delete(write));
+  }
+
+  /**
+   * Gives the slot back once its outcomes are written. A dirty slot (an item claimed, outcome
+   * unknown) is left to expire at once instead, so the next holder reconciles that item.
+   */
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.all(this.pending);
+    if (this.dirty) await this.tasks.expire(this.taskId, this.leaseId);
+    else await this.tasks.release(this.taskId, this.leaseId);
+  }
+
+  private async renew(): Promise<void> {
+    if (this.lost || this.validUntil - Date.now() > (this.leaseMs * 2) / 3) return;
+    const sentAt = Date.now();
+    try {
+      if (await this.tasks.renew(this.taskId, this.leaseId, new Date(sentAt + this.leaseMs))) this.renewed(sentAt);
+      else this.lost = true;
+    } catch {
+      // MongoDB away: the lease runs out locally and in the database alike.
+    }
+  }
+}

@@ -1,0 +1,196 @@
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import type { AnyBulkWriteOperation, Document } from 'mongodb';
+import { Types } from 'mongoose';
+import { AppConfig } from '../../config/app-config';
+import { isFinalTransactionStatus } from '../outcome';
+import { RerunItemsRepository } from './rerun-items.repository';
+import { RerunTasksRepository } from './rerun-tasks.repository';
+import { RerunTransactionsRepository } from './rerun-transactions.repository';
+
+/** What an item becomes. */
+export type OutcomeKind =
+  /** Final (Completed/Failed): one fewer remaining. */
+  | 'final'
+  /** Answered 202: waits for its child transaction. */
+  | 'asyncStart'
+  /** A waiting item's child finished (or the wait timed out). */
+  | 'asyncFinal';
+
+export interface ItemOutcome {
+  kind: OutcomeKind;
+  seq: number;
+  /** The lease the item is held by (for `final` and `asyncStart`). */
+  leaseId?: string;
+  set: Record<string, unknown>;
+  /**
+   * `rerunStatus` from the child transaction, read in one query per batch when the outcome is
+   * written (it is often final by then); `fallback` when it is not final or not there.
+   */
+  childStatus?: { rerunId: string; fallback: string };
+}
+
+interface TaskBatch {
+  taskId: Types.ObjectId;
+  ops: Record<OutcomeKind, ItemOutcome[]>;
+  /** Counters of item transitions already written but not yet added to the task. */
+  done: number;
+  asyncDelta: number;
+  waiters: Array<() => void>;
+}
+
+const KIND_ORDER: OutcomeKind[] = ['asyncStart', 'final', 'asyncFinal'];
+const MAX_BUFFERED = 500;
+
+/**
+ * Writes item outcomes and the task's progress counters in batches (every WORKER_FLUSH_MS): one
+ * ordered bulk write per task, then one `$inc` with the number of items that really changed (each
+ * item update is conditional, so an outcome written twice counts once). Callers that need the write
+ * durable (a lane before it gives its slot back) await the returned promise.
+ */
+@Injectable()
+export class ProgressWriter implements OnApplicationShutdown {
+  private readonly logger = new Logger(ProgressWriter.name);
+  private batches = new Map<string, TaskBatch>();
+  private buffered = 0;
+  private timer?: NodeJS.Timeout;
+  private flushing?: Promise<void>;
+  private failures = 0;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly items: RerunItemsRepository,
+    private readonly tasks: RerunTasksRepository,
+    private readonly transactions: RerunTransactionsRepository,
+  ) {}
+
+  record(taskId: Types.ObjectId, outcome: ItemOutcome): Promise<void> {
+    const key = taskId.toHexString();
+    let batch = this.batches.get(key);
+    if (!batch) {
+      batch = { taskId, ops: { final: [], asyncStart: [], asyncFinal: [] }, done: 0, asyncDelta: 0, waiters: [] };
+      this.batches.set(key, batch);
+    }
+    batch.ops[outcome.kind].push(outcome);
+    this.buffered++;
+    const written = new Promise<void>((resolve) => batch.waiters.push(resolve));
+    this.schedule(this.buffered >= MAX_BUFFERED ? 0 : this.config.WORKER_FLUSH_MS);
+    return written;
+  }
+
+  /** Writes everything buffered now (shutdown). */
+  async flushAll(): Promise<void> {
+    while (this.batches.size || this.flushing) {
+      await (this.flushing ?? this.flush());
+    }
+  }
+
+  /** After the processor's shutdown (onModuleDestroy) has let the lanes finish. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.flushAll();
+    clearTimeout(this.timer);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.timer && delayMs > 0) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, delayMs);
+  }
+
+  private flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    const batches = [...this.batches.values()];
+    this.batches = new Map();
+    this.buffered = 0;
+    this.flushing = (async () => {
+      const failed: TaskBatch[] = [];
+      const statuses = await this.childStatuses(batches).catch(() => new Map<string, string | undefined>());
+      await Promise.all(
+        batches.map(async (batch) => {
+          try {
+            await this.write(batch, statuses);
+            for (const resolve of batch.waiters) resolve();
+          } catch (error) {
+            failed.push(batch);
+            this.logger.warn(
+              `Could not write progress of task ${batch.taskId.toHexString()} (will retry): ${(error as Error).message}`,
+            );
+          }
+        }),
+      );
+      for (const batch of failed) this.requeue(batch);
+      this.failures = failed.length ? this.failures + 1 : 0;
+    })().finally(() => {
+      this.flushing = undefined;
+      if (this.batches.size)
+        this.schedule(this.failures ? Math.min(5000, 100 * 2 ** this.failures) : this.config.WORKER_FLUSH_MS);
+    });
+    return this.flushing;
+  }
+
+  /** Items first (in order, per kind), then the counters; a retry repeats only what did not happen. */
+  private async write(batch: TaskBatch, statuses: Map<string, string | undefined>): Promise<void> {
+    for (const kind of KIND_ORDER) {
+      const outcomes = batch.ops[kind];
+      if (!outcomes.length) continue;
+      const changed = await this.items.bulkWrite(
+        outcomes.map((outcome) => toOperation(batch.taskId, outcome, statuses)),
+      );
+      batch.ops[kind] = [];
+      if (kind !== 'asyncStart') batch.done += changed;
+      if (kind === 'asyncStart') batch.asyncDelta += changed;
+      if (kind === 'asyncFinal') batch.asyncDelta -= changed;
+    }
+    await this.tasks.addCounters(batch.taskId, batch.done, batch.asyncDelta);
+    batch.done = 0;
+    batch.asyncDelta = 0;
+  }
+
+  private async childStatuses(batches: TaskBatch[]): Promise<Map<string, string | undefined>> {
+    const ids = batches.flatMap((batch) =>
+      KIND_ORDER.flatMap((kind) => batch.ops[kind].map((outcome) => outcome.childStatus?.rerunId)),
+    );
+    const wanted = ids.filter((id): id is string => id !== undefined);
+    return wanted.length ? this.transactions.childStatuses(wanted) : new Map();
+  }
+
+  private requeue(failed: TaskBatch): void {
+    const key = failed.taskId.toHexString();
+    const newer = this.batches.get(key);
+    if (newer) {
+      for (const kind of KIND_ORDER) failed.ops[kind].push(...newer.ops[kind]);
+      failed.waiters.push(...newer.waiters);
+    }
+    this.batches.set(key, failed);
+    for (const kind of KIND_ORDER) this.buffered += failed.ops[kind].length;
+  }
+}
+
+function toOperation(
+  taskId: Types.ObjectId,
+  outcome: ItemOutcome,
+  statuses: Map<string, string | undefined>,
+): AnyBulkWriteOperation<Document> {
+  const set: Record<string, unknown> = { ...outcome.set };
+  if (outcome.kind !== 'asyncStart') set.finishedAt = new Date();
+  if (outcome.childStatus) {
+    const status = statuses.get(outcome.childStatus.rerunId);
+    set.rerunStatus = isFinalTransactionStatus(status) ? status : outcome.childStatus.fallback;
+  }
+  if (outcome.kind === 'asyncFinal') {
+    return {
+      updateOne: {
+        filter: { taskId, seq: outcome.seq, tstatus: 'Processing', asyncSince: { $exists: true } },
+        update: { $set: set, $unset: { asyncSince: '' } },
+      },
+    };
+  }
+  return {
+    updateOne: {
+      filter: { taskId, seq: outcome.seq, tstatus: 'Processing', leaseId: outcome.leaseId },
+      update: { $set: set, $unset: { leaseId: '' } },
+    },
+  };
+}

@@ -1,0 +1,83 @@
+import { Injectable } from '@nestjs/common';
+import { InjectModel } from '@nestjs/mongoose';
+import type { AnyBulkWriteOperation, Collection, Document } from 'mongodb';
+import { Model, Types } from 'mongoose';
+import { TaskItem } from '../../database/schemas';
+import { EngineItem } from './engine-task';
+import { nativeCollection } from './native-collection';
+
+const ITEM_FIELDS = { seq: 1, tid: 1, tstatus: 1, leaseId: 1, startedAt: 1, asyncSince: 1, rerunID: 1 } as const;
+
+/**
+ * The engine's operations on `taskitems`. Every query is an equality on `{taskId, seq}` or
+ * `{taskId, tstatus}` (both indexed), so no operation scans a task's items.
+ */
+@Injectable()
+export class RerunItemsRepository {
+  private readonly items: Collection;
+
+  constructor(@InjectModel(TaskItem.name) model: Model<TaskItem>) {
+    this.items = nativeCollection(model);
+  }
+
+  /** Marks a Queued item Processing under a lease, before anything is sent for it. */
+  async claim(taskId: Types.ObjectId, seq: number, leaseId: string, now: Date): Promise<EngineItem | null> {
+    return (await this.items.findOneAndUpdate(
+      { taskId, seq, tstatus: 'Queued' },
+      { $set: { tstatus: 'Processing', leaseId, startedAt: now } },
+      { projection: ITEM_FIELDS, returnDocument: 'after' },
+    )) as EngineItem | null;
+  }
+
+  /** Takes a Processing item over from a lease that is gone. */
+  async takeOver(taskId: Types.ObjectId, item: EngineItem, leaseId: string): Promise<boolean> {
+    const { modifiedCount } = await this.items.updateOne(
+      {
+        taskId,
+        seq: item.seq,
+        tstatus: 'Processing',
+        leaseId: item.leaseId ?? { $exists: false },
+        asyncSince: { $exists: false },
+      },
+      { $set: { leaseId } },
+    );
+    return modifiedCount === 1;
+  }
+
+  /** A reconciled item that has to be sent again: its new start time. */
+  async restart(taskId: Types.ObjectId, seq: number, leaseId: string, now: Date): Promise<boolean> {
+    const { modifiedCount } = await this.items.updateOne(
+      { taskId, seq, tstatus: 'Processing', leaseId },
+      { $set: { startedAt: now } },
+    );
+    return modifiedCount === 1;
+  }
+
+  async withStatus(taskId: Types.ObjectId, tstatus: 'Queued' | 'Processing', limit = 0): Promise<EngineItem[]> {
+    return (await this.items
+      .find({ taskId, tstatus }, { projection: ITEM_FIELDS, sort: { seq: 1 }, limit })
+      .toArray()) as unknown as EngineItem[];
+  }
+
+  async bulkWrite(ops: AnyBulkWriteOperation<Document>[]): Promise<number> {
+    if (!ops.length) return 0;
+    const result = await this.items.bulkWrite(ops, { ordered: true });
+    return result.modifiedCount;
+  }
+
+  /** Adoption: idempotent inserts (a repeated adoption skips what is already there). */
+  async insertIgnoringDuplicates(docs: Document[]): Promise<void> {
+    if (!docs.length) return;
+    try {
+      await this.items.insertMany(docs, { ordered: false });
+    } catch (error) {
+      const writeErrors = (error as { writeErrors?: Array<{ code?: number }> | { code?: number } }).writeErrors;
+      const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
+      if (!list.length || list.some((e) => e.code !== 11000)) throw error;
+    }
+  }
+
+  async deleteForTask(taskId: Types.ObjectId): Promise<void> {
+    await this.items.deleteMany({ taskId });
+  }
+}

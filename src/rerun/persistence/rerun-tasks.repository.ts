@@ -1,0 +1,200 @@
+import { Injectable } from '@nestjs/common';
+import { InjectModel } from '@nestjs/mongoose';
+import type { Collection, Document, UpdateFilter } from 'mongodb';
+import { Model, Types } from 'mongoose';
+import { Task, TaskStatus } from '../../database/schemas';
+import { EmbeddedItem, EngineTask, Lease, RUNNABLE } from './engine-task';
+import { nativeCollection } from './native-collection';
+
+const ENGINE_FIELDS = {
+  status: 1,
+  batchSize: 1,
+  totalTransactions: 1,
+  nextSeq: 1,
+  leases: 1,
+  itemsStore: 1,
+  ratePerSecond: 1,
+  rateNextAt: 1,
+  asyncPending: 1,
+} as const;
+
+/**
+ * The engine's operations on task documents. Every write is one atomic single-document update whose
+ * filter carries the condition (status, lease, cursor), so concurrent API calls and other workers
+ * never interleave with it. Nothing here rewrites the embedded `transactions[]`.
+ */
+@Injectable()
+export class RerunTasksRepository {
+  private readonly tasks: Collection;
+
+  constructor(@InjectModel(Task.name) model: Model<Task>) {
+    this.tasks = nativeCollection(model);
+  }
+
+  async load(taskId: Types.ObjectId): Promise<EngineTask | null> {
+    const task = await this.tasks.findOne({ _id: taskId }, { projection: ENGINE_FIELDS });
+    return task ? normalise(task) : null;
+  }
+
+  /** Tasks the sweeper looks after. */
+  async findActive(statuses: readonly TaskStatus[]): Promise<EngineTask[]> {
+    const found = await this.tasks.find({ status: { $in: [...statuses] } }, { projection: ENGINE_FIELDS }).toArray();
+    return found.map(normalise);
+  }
+
+  /** Takes a free slot: fewer than `batchSize` leases exist (checked in the same update). */
+  async pushLease(taskId: Types.ObjectId, batchSize: number, lease: Lease): Promise<boolean> {
+    const { modifiedCount } = await this.tasks.updateOne(
+      { _id: taskId, status: { $in: RUNNABLE }, itemsStore: 'items', [`leases.${batchSize - 1}`]: { $exists: false } },
+      arrayUpdate({ $push: { leases: lease } }),
+    );
+    return modifiedCount === 1;
+  }
+
+  /** Removes the given leases if they are still expired (their holders died). */
+  async pullExpired(taskId: Types.ObjectId, leaseIds: string[], now: Date): Promise<void> {
+    await this.tasks.updateOne(
+      { _id: taskId },
+      arrayUpdate({ $pull: { leases: { id: { $in: leaseIds }, until: { $lt: now } } } }),
+    );
+  }
+
+  async renew(taskId: Types.ObjectId, leaseId: string, until: Date): Promise<boolean> {
+    const { matchedCount } = await this.tasks.updateOne(
+      { _id: taskId, 'leases.id': leaseId },
+      { $set: { 'leases.$.until': until } },
+    );
+    return matchedCount === 1;
+  }
+
+  async release(taskId: Types.ObjectId, leaseId: string): Promise<void> {
+    await this.tasks.updateOne({ _id: taskId }, arrayUpdate({ $pull: { leases: { id: leaseId } } }));
+  }
+
+  /** Lets the lease expire at once: whoever takes the slot next reconciles its item first. */
+  async expire(taskId: Types.ObjectId, leaseId: string): Promise<void> {
+    await this.tasks.updateOne({ _id: taskId, 'leases.id': leaseId }, { $set: { 'leases.$.until': new Date(0) } });
+  }
+
+  /**
+   * The gate: one atomic update that checks the task is runnable and the lease still ours, takes the
+   * next item (cursor), renews the lease and, with a rate limit, the next start time.
+   * Returns the seq taken, or null when the gate is closed.
+   */
+  async gate(
+    taskId: Types.ObjectId,
+    leaseId: string,
+    total: number,
+    until: Date,
+    rate?: { now: Date; next: Date },
+  ): Promise<number | null> {
+    const result = await this.tasks.findOneAndUpdate(
+      {
+        _id: taskId,
+        status: { $in: RUNNABLE },
+        'leases.id': leaseId,
+        nextSeq: { $lt: total },
+        ...(rate ? { rateNextAt: { $not: { $gt: rate.now } } } : {}),
+      },
+      {
+        $inc: { nextSeq: 1 },
+        $set: { status: 'Processing', 'leases.$.until': until, ...(rate ? { rateNextAt: rate.next } : {}) },
+      },
+      { projection: { nextSeq: 1 }, returnDocument: 'before' },
+    );
+    return result ? (result.nextSeq as number) : null;
+  }
+
+  /** The same check without taking an item (before rerunning an orphan). */
+  async check(taskId: Types.ObjectId, leaseId: string, until: Date): Promise<boolean> {
+    const { matchedCount } = await this.tasks.updateOne(
+      { _id: taskId, status: { $in: RUNNABLE }, 'leases.id': leaseId },
+      { $set: { status: 'Processing', 'leases.$.until': until } },
+    );
+    return matchedCount === 1;
+  }
+
+  /** Every item started and none in flight; `Completed` when none waits for a 202 either. */
+  async finish(taskId: Types.ObjectId, total: number, waiting: boolean): Promise<boolean> {
+    const filter = {
+      _id: taskId,
+      status: { $in: waiting ? ['Queued', 'Processing'] : RUNNABLE },
+      nextSeq: { $gte: total },
+      leases: { $size: 0 },
+    };
+    const update = waiting
+      ? { $set: { status: 'Pending Async' } }
+      : { $set: { status: 'Completed', completedDate: new Date(), remainingTransactions: 0, asyncPending: 0 } };
+    const { modifiedCount } = await this.tasks.updateOne(filter, update);
+    return modifiedCount === 1;
+  }
+
+  /** Progress counters, batched; a completed task keeps its zeros. */
+  async addCounters(taskId: Types.ObjectId, done: number, asyncDelta: number): Promise<void> {
+    const inc: Record<string, number> = {};
+    if (done) inc.remainingTransactions = -done;
+    if (asyncDelta) inc.asyncPending = asyncDelta;
+    if (!Object.keys(inc).length) return;
+    await this.tasks.updateOne({ _id: taskId, status: { $ne: 'Completed' } }, { $inc: inc });
+  }
+
+  // ---- adoption of tasks created by OpenHIM core --------------------------------------------------
+
+  /** Only one worker adopts a task at a time (the lock expires with its holder). */
+  async lockAdoption(taskId: Types.ObjectId, owner: string, until: Date): Promise<boolean> {
+    const now = new Date();
+    const { modifiedCount } = await this.tasks.updateOne(
+      {
+        _id: taskId,
+        status: 'Queued',
+        itemsStore: { $exists: false },
+        $or: [{ adoptLock: { $exists: false } }, { 'adoptLock.until': { $lt: now } }, { 'adoptLock.owner': owner }],
+      },
+      { $set: { adoptLock: { owner, until } } },
+    );
+    return modifiedCount === 1;
+  }
+
+  async embeddedItems(taskId: Types.ObjectId): Promise<EmbeddedItem[]> {
+    const task = await this.tasks.findOne({ _id: taskId }, { projection: { transactions: 1 } });
+    return (task?.transactions as EmbeddedItem[] | undefined) ?? [];
+  }
+
+  /**
+   * Switches the task to the items store. The embedded array is emptied in the same update: every
+   * later write to the task document stays small (the items now live in `taskitems`).
+   */
+  async commitAdoption(taskId: Types.ObjectId, owner: string, total: number, remaining: number): Promise<boolean> {
+    const { modifiedCount } = await this.tasks.updateOne(
+      { _id: taskId, itemsStore: { $exists: false }, 'adoptLock.owner': owner },
+      {
+        $set: {
+          itemsStore: 'items',
+          transactions: [],
+          totalTransactions: total,
+          remainingTransactions: remaining,
+          nextSeq: 0,
+          leases: [],
+          asyncPending: 0,
+        },
+        $unset: { adoptLock: '' },
+      },
+    );
+    return modifiedCount === 1;
+  }
+}
+
+/** The driver's update types reject `$push`/`$pull` on untyped documents; these are plain MongoDB. */
+function arrayUpdate(update: Record<string, unknown>): UpdateFilter<Document> {
+  return update as UpdateFilter<Document>;
+}
+
+function normalise(doc: Record<string, unknown>): EngineTask {
+  return {
+    ...(doc as unknown as EngineTask),
+    batchSize: Math.max(1, Number(doc.batchSize ?? 1)),
+    totalTransactions: Number(doc.totalTransactions ?? 0),
+    nextSeq: Number(doc.nextSeq ?? 0),
+    leases: Array.isArray(doc.leases) ? (doc.leases as Lease[]).filter(Boolean) : [],
+  };
+}

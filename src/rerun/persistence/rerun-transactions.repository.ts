@@ -1,0 +1,101 @@
+import { Injectable } from '@nestjs/common';
+import { InjectModel } from '@nestjs/mongoose';
+import type { Collection, Document } from 'mongodb';
+import { Model, Types } from 'mongoose';
+import { Channel, StoredRequest, Transaction } from '../../database/schemas';
+import { nativeCollection } from './native-collection';
+
+export interface OriginalTransaction {
+  _id: Types.ObjectId;
+  clientID?: unknown;
+  channelID?: unknown;
+  canRerun?: boolean;
+  request?: StoredRequest;
+}
+
+export interface ChildTransaction {
+  _id: Types.ObjectId;
+  status?: string;
+}
+
+export interface RerunChannel {
+  type?: string;
+  tcpHost?: string;
+  tcpPort?: number;
+}
+
+/** How long a channel's type and address are cached (they rarely change; a read per item would not). */
+const CHANNEL_CACHE_MS = 10000;
+/** Tolerated clock difference between this worker and OpenHIM core when matching a child to a start. */
+const CLOCK_SKEW_MS = 1000;
+
+/** The engine's reads of OpenHIM's `transactions` and `channels` (it writes neither). */
+@Injectable()
+export class RerunTransactionsRepository {
+  private readonly transactions: Collection;
+  private readonly channels: Collection;
+  private readonly channelCache = new Map<string, { at: number; channel: Promise<RerunChannel | null> }>();
+
+  constructor(
+    @InjectModel(Transaction.name) transactions: Model<Transaction>,
+    @InjectModel(Channel.name) channels: Model<Channel>,
+  ) {
+    this.transactions = nativeCollection(transactions);
+    this.channels = nativeCollection(channels);
+  }
+
+  /** The transaction to rerun; null when `tid` is not an id or there is no such transaction. */
+  async findOriginal(tid: string): Promise<OriginalTransaction | null> {
+    const id = toObjectId(tid);
+    if (!id) return null;
+    return (await this.transactions.findOne(
+      { _id: id },
+      { projection: { clientID: 1, channelID: 1, canRerun: 1, request: 1 } },
+    )) as OriginalTransaction | null;
+  }
+
+  async childStatuses(ids: string[]): Promise<Map<string, string | undefined>> {
+    const oids = ids.map(toObjectId).filter((id): id is Types.ObjectId => id !== null);
+    const found = await this.transactions.find({ _id: { $in: oids } }, { projection: { status: 1 } }).toArray();
+    return new Map(found.map((doc) => [String(doc._id), doc.status as string | undefined]));
+  }
+
+  /**
+   * The rerun OpenHIM core stored for `tid` since `since` (core stores the child with `parentID`
+   * when the request arrives, before routing it; `parentID` is indexed in core's schema).
+   */
+  async findChildSince(tid: string, since: Date): Promise<ChildTransaction | null> {
+    const id = toObjectId(tid);
+    if (!id) return null;
+    const children = await this.transactions
+      .find(
+        { parentID: { $in: [id, tid] }, 'request.timestamp': { $gte: new Date(since.getTime() - CLOCK_SKEW_MS) } },
+        { projection: { status: 1, 'request.timestamp': 1 }, sort: { 'request.timestamp': 1 }, limit: 1 },
+      )
+      .toArray();
+    return (children[0] as ChildTransaction | undefined) ?? null;
+  }
+
+  /** The channel's type and TCP address, cached briefly. */
+  channel(channelId: unknown): Promise<RerunChannel | null> {
+    const id = toObjectId(channelId);
+    if (!id) return Promise.resolve(null);
+    const key = id.toHexString();
+    const cached = this.channelCache.get(key);
+    if (cached && Date.now() - cached.at < CHANNEL_CACHE_MS) return cached.channel;
+    const channel = this.channels
+      .findOne({ _id: id }, { projection: { type: 1, tcpHost: 1, tcpPort: 1 } })
+      .then((doc: Document | null) => doc as RerunChannel | null);
+    this.channelCache.set(key, { at: Date.now(), channel });
+    channel.catch(() => this.channelCache.delete(key));
+    return channel;
+  }
+}
+
+function toObjectId(value: unknown): Types.ObjectId | null {
+  if (value instanceof Types.ObjectId) return value;
+  if (value && typeof value === 'object' && (value as { _bsontype?: string })._bsontype === 'ObjectId') {
+    return new Types.ObjectId(String(value));
+  }
+  return typeof value === 'string' && /^[0-9a-fA-F]{24}$/.test(value) ? new Types.ObjectId(value) : null;
+}

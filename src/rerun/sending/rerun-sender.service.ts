@@ -1,0 +1,107 @@
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import http from 'node:http';
+import net from 'node:net';
+import { AppConfig } from '../../config/app-config';
+import { HttpRerunRequest } from './rerun-request';
+
+export type SendResult =
+  /** An HTTP answer (any status), or the end of a TCP exchange (status undefined). */
+  | { kind: 'answered'; status?: number; statusMessage?: string; rerunId?: string }
+  /** Not answered: refused, reset, timed out. */
+  | { kind: 'error'; message: string }
+  /** Cut short by this worker shutting down: the outcome is unknown. */
+  | { kind: 'aborted' };
+
+/**
+ * Sends reruns: HTTP to OpenHIM core's rerun endpoint over keep-alive connections, or the raw body
+ * over TCP for tcp/tls channels. Never throws; every exchange is bounded by RERUN_TIMEOUT_MS.
+ */
+@Injectable()
+export class RerunSender implements OnApplicationShutdown {
+  private readonly agent: http.Agent;
+
+  constructor(private readonly config: AppConfig) {
+    this.agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' });
+  }
+
+  /** After the processor's shutdown (onModuleDestroy) has let the lanes finish. */
+  onApplicationShutdown(): void {
+    this.agent.destroy();
+  }
+
+  http(request: HttpRerunRequest, signal: AbortSignal): Promise<SendResult> {
+    return this.exchange(signal, (finish) => {
+      const req = http.request(
+        {
+          host: this.config.RERUN_HOST,
+          port: this.config.RERUN_HTTP_PORT,
+          method: request.method,
+          path: request.path,
+          headers: request.headers,
+          agent: this.agent,
+        },
+        (res) => {
+          const rerunId = res.headers['x-openhim-transactionid'];
+          res.resume();
+          res.once('end', () =>
+            finish({
+              kind: 'answered',
+              status: res.statusCode,
+              statusMessage: res.statusMessage,
+              rerunId: Array.isArray(rerunId) ? rerunId[0] : rerunId || undefined,
+            }),
+          );
+          res.once('error', (error) => finish({ kind: 'error', message: error.message }));
+        },
+      );
+      req.once('error', (error) => finish({ kind: 'error', message: error.message }));
+      req.end(request.body);
+      return () => req.destroy();
+    });
+  }
+
+  /** OpenHIM's tcp/tls rerun: the body to `host:port`; the answer is whatever comes until the socket ends. */
+  tcp(host: string, port: number, body: string, signal: AbortSignal): Promise<SendResult> {
+    return this.exchange(signal, (finish) => {
+      const socket = net.connect({ host, port }, () => socket.end(body));
+      socket.resume();
+      socket.once('end', () => finish({ kind: 'answered' }));
+      socket.once('error', (error) => finish({ kind: 'error', message: error.message }));
+      return () => socket.destroy();
+    });
+  }
+
+  /** Runs one exchange with the timeout and the shutdown signal; `start` returns how to cut it. */
+  private exchange(
+    signal: AbortSignal,
+    start: (finish: (result: SendResult) => void) => () => void,
+  ): Promise<SendResult> {
+    if (signal.aborted) return Promise.resolve({ kind: 'aborted' });
+    return new Promise((resolve) => {
+      let cut: () => void = () => undefined;
+      let settled = false;
+      const finish = (result: SendResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        resolve(result);
+      };
+      const timeoutMs = this.config.RERUN_TIMEOUT_MS;
+      const timer = setTimeout(() => {
+        finish({ kind: 'error', message: `No answer within ${timeoutMs} ms (RERUN_TIMEOUT_MS)` });
+        cut();
+      }, timeoutMs);
+      const onAbort = () => {
+        finish({ kind: 'aborted' });
+        cut();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        cut = start(finish);
+      } catch (error) {
+        finish({ kind: 'error', message: (error as Error).message });
+      }
+    });
+  }
+}

@@ -1,0 +1,258 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { ObjectId } from 'mongodb';
+import { RerunScheduler } from '../src/rerun/rerun-scheduler.service';
+import { WorkerLifecycle } from '../src/rerun/worker/worker-lifecycle';
+import {
+  insertCoreTask,
+  insertTask,
+  insertTransactions,
+  OpenhimCoreStub,
+  readItems,
+  readTask,
+  waitFor,
+  waitForTaskStatus,
+} from './support/openhim-core-stub';
+import { TestEnvironment } from './support/test-environment';
+
+const ENGINE = {
+  WORKER_LEASE_MS: '2000',
+  SWEEP_INTERVAL_MS: '300',
+  RERUN_ASYNC_POLL_MS: '100',
+  WORKER_FLUSH_MS: '50',
+  LOG_LEVEL: 'fatal',
+};
+
+/** Pause, resume, cancel, delete, adoption, Redis outages and shutdown, with in-process workers. */
+describe('Rerun engine: task lifecycle', () => {
+  let env: TestEnvironment;
+  let stub: OpenhimCoreStub;
+  let worker: INestApplicationContext;
+  let scheduler: RerunScheduler;
+  const engine = () => ({ ...ENGINE, RERUN_HOST: '127.0.0.1', RERUN_HTTP_PORT: String(stub.port) });
+
+  beforeAll(async () => {
+    env = await TestEnvironment.start();
+    stub = await OpenhimCoreStub.start(env.db);
+    worker = await env.startWorker(engine());
+    scheduler = worker.get(RerunScheduler);
+  });
+
+  afterAll(async () => {
+    await env?.stop();
+    await stub?.close();
+  });
+
+  beforeEach(() => stub.behave({ latencyMs: 20 }));
+
+  const setStatus = async (taskId: string, status: string) =>
+    env.db.collection('tasks').updateOne({ _id: new ObjectId(taskId) }, { $set: { status } });
+
+  /** Lanes are gone when no lease is held and no item is in flight. */
+  const idle = (taskId: string) =>
+    waitFor(`task ${taskId} lanes to stop`, async () => {
+      const task = await readTask(env.db, taskId);
+      const items = await readItems(env.db, taskId);
+      return task && task.leases.length === 0 && !items.some((item) => item.tstatus === 'Processing') ? task : null;
+    });
+
+  /** Every request of a task arrived for a distinct tid. */
+  function expectOncePerTid(taskId: string, tids: string[]) {
+    const counts = stub.countsByTid(taskId);
+    expect([...counts.values()].filter((n) => n !== 1)).toEqual([]);
+    expect([...counts.keys()].sort()).toEqual([...tids].sort());
+  }
+
+  it('pause stops new reruns at once, resume continues where it stopped: every tid reaches core exactly once', async () => {
+    const tids = await insertTransactions(env.db, 60);
+    const taskId = await insertTask(env.db, tids, { batchSize: 4 });
+    await scheduler.schedule(taskId, 4);
+    await waitFor('20 reruns', () => stub.forTask(taskId).length >= 20);
+
+    await setStatus(taskId, 'Paused');
+    const pausedAt = Date.now();
+    const paused = await idle(taskId);
+    expect(paused.status).toBe('Paused');
+    const sent = stub.forTask(taskId);
+    // Only reruns that passed the gate before the pause may still arrive (one per slot at most).
+    expect(sent.filter((request) => request.arrivedAt > pausedAt).length).toBeLessThanOrEqual(4);
+    expect(sent.length).toBe(paused.nextSeq);
+    expect(sent.length).toBeLessThan(60);
+    const items = await readItems(env.db, taskId);
+    expect(
+      items
+        .filter((item) => item.tstatus === 'Completed')
+        .map((item) => item.tid)
+        .sort(),
+    ).toEqual(sent.map((r) => r.parentId).sort());
+    expect(paused.remainingTransactions).toBe(60 - sent.length);
+
+    await setStatus(taskId, 'Queued');
+    await scheduler.schedule(taskId, 4);
+    await waitForTaskStatus(env.db, taskId, 'Completed');
+    expectOncePerTid(taskId, tids);
+    // Items started in tids order (a slot's request can overtake another by at most batchSize places).
+    stub
+      .forTask(taskId)
+      .forEach((request, position) => expect(Math.abs(tids.indexOf(request.parentId!) - position)).toBeLessThan(4));
+  });
+
+  it('cancel stops new reruns at once and sticks', async () => {
+    const tids = await insertTransactions(env.db, 60);
+    const taskId = await insertTask(env.db, tids, { batchSize: 3 });
+    await scheduler.schedule(taskId, 3);
+    await waitFor('10 reruns', () => stub.forTask(taskId).length >= 10);
+
+    await setStatus(taskId, 'Cancelled');
+    const cancelledAt = Date.now();
+    const cancelled = await idle(taskId);
+    const sent = stub.forTask(taskId);
+    expect(sent.filter((request) => request.arrivedAt > cancelledAt).length).toBeLessThanOrEqual(3);
+    expect(sent.length).toBe(cancelled.nextSeq);
+    // The sweeper (every 300 ms) and a re-delivered job must not bring it back.
+    await scheduler.schedule(taskId, 3);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect(await readTask(env.db, taskId)).toMatchObject({ status: 'Cancelled', nextSeq: cancelled.nextSeq });
+    expect(stub.forTask(taskId)).toHaveLength(sent.length);
+    expectOncePerTid(
+      taskId,
+      sent.map((request) => request.parentId!),
+    );
+  });
+
+  it('delete mid-task: the lanes stop and nothing is written back', async () => {
+    const tids = await insertTransactions(env.db, 60);
+    const taskId = await insertTask(env.db, tids, { batchSize: 3 });
+    await scheduler.schedule(taskId, 3);
+    await waitFor('10 reruns', () => stub.forTask(taskId).length >= 10);
+
+    await env.db.collection('tasks').deleteOne({ _id: new ObjectId(taskId) });
+    await env.db.collection('taskitems').deleteMany({ taskId: new ObjectId(taskId) });
+    const deletedAt = Date.now();
+    await waitFor('in-flight reruns to end', async () => {
+      await stub.settled();
+      return stub.forTask(taskId).every((request) => request.arrivedAt + 500 < Date.now());
+    });
+    expect(stub.forTask(taskId).filter((request) => request.arrivedAt > deletedAt).length).toBeLessThanOrEqual(3);
+    expect(await readTask(env.db, taskId)).toBeNull();
+    expect(await readItems(env.db, taskId)).toEqual([]);
+  });
+
+  it('adopts a Queued task created by OpenHIM core (items embedded) through the sweeper and completes it', async () => {
+    const tids = await insertTransactions(env.db, 8);
+    const earlierRerun = new ObjectId().toHexString();
+    const taskId = await insertCoreTask(
+      env.db,
+      tids.map((tid, index) =>
+        index < 2 ? { tid, tstatus: 'Completed', rerunID: earlierRerun, rerunStatus: 'Successful' } : { tid },
+      ),
+      { batchSize: 2 },
+    );
+    const embedded = (await readTask(env.db, taskId))!.transactions as Array<{ _id: ObjectId }>;
+
+    const task = await waitForTaskStatus(env.db, taskId, 'Completed');
+    expect(task).toMatchObject({
+      itemsStore: 'items',
+      transactions: [],
+      totalTransactions: 8,
+      remainingTransactions: 0,
+    });
+    expectOncePerTid(taskId, tids.slice(2));
+    const items = await readItems(env.db, taskId);
+    expect(items.map((item) => String(item._id))).toEqual(embedded.map((entry) => String(entry._id)));
+    expect(items.slice(0, 2).map(({ tstatus, rerunID }) => ({ tstatus, rerunID }))).toEqual([
+      { tstatus: 'Completed', rerunID: earlierRerun },
+      { tstatus: 'Completed', rerunID: earlierRerun },
+    ]);
+    expect(items.slice(2).every((item) => item.tstatus === 'Completed' && item.rerunStatus === 'Successful')).toBe(
+      true,
+    );
+  });
+
+  it('leaves a Paused task created by OpenHIM core alone', async () => {
+    const tids = await insertTransactions(env.db, 2);
+    const taskId = await insertCoreTask(
+      env.db,
+      tids.map((tid) => ({ tid })),
+      { status: 'Paused' },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    expect(await readTask(env.db, taskId)).toMatchObject({
+      status: 'Paused',
+      transactions: [{ tid: tids[0] }, { tid: tids[1] }],
+    });
+    expect(stub.forTask(taskId)).toEqual([]);
+  });
+
+  it('shows progress while the task runs', async () => {
+    stub.behave({ latencyMs: 40 });
+    const tids = await insertTransactions(env.db, 40);
+    const taskId = await insertTask(env.db, tids, { batchSize: 2 });
+    await scheduler.schedule(taskId, 2);
+    const midway = await waitFor('progress to show', async () => {
+      const task = await readTask(env.db, taskId);
+      return task && task.status === 'Processing' && task.remainingTransactions < 30 ? task : null;
+    });
+    const completedItems = (await readItems(env.db, taskId)).filter((item) => item.tstatus === 'Completed').length;
+    expect(completedItems).toBeGreaterThanOrEqual(10);
+    expect(midway.remainingTransactions).toBeGreaterThan(0);
+    await waitForTaskStatus(env.db, taskId, 'Completed');
+  });
+
+  it('runs many tasks at once: a long task does not hold every worker slot', async () => {
+    const fair = await env.startWorker({
+      ...engine(),
+      WORKER_CONCURRENCY: '3',
+      WORKER_SLICE_MS: '200',
+      TASKS_COLLECTION: 'tasks_fair',
+      QUEUE_PREFIX: 'fair',
+    });
+    const fairScheduler = fair.get(RerunScheduler);
+    const longTask = await insertTask(env.db, await insertTransactions(env.db, 80), {
+      batchSize: 3,
+      collection: 'tasks_fair',
+    });
+    await fairScheduler.schedule(longTask, 3);
+    await waitFor('the long task to start', () => stub.forTask(longTask).length >= 3);
+    const shortTask = await insertTask(env.db, await insertTransactions(env.db, 3), {
+      batchSize: 3,
+      collection: 'tasks_fair',
+    });
+    await fairScheduler.schedule(shortTask, 3);
+    await waitForTaskStatus(env.db, shortTask, 'Completed', 'tasks_fair');
+    expect((await readTask(env.db, longTask, 'tasks_fair'))!.status).toBe('Processing');
+    await waitForTaskStatus(env.db, longTask, 'Completed', 'tasks_fair');
+    await fair.close();
+  });
+
+  it('carries on through a Redis restart: the sweeper restores the lost jobs and no item is lost or doubled', async () => {
+    const tids = await insertTransactions(env.db, 60);
+    const taskId = await insertTask(env.db, tids, { batchSize: 3 });
+    await scheduler.schedule(taskId, 3);
+    await waitFor('15 reruns', () => stub.forTask(taskId).length >= 15);
+    await env.redis.stop();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await env.redis.start();
+    await waitForTaskStatus(env.db, taskId, 'Completed', 'tasks', 40000);
+    expectOncePerTid(taskId, tids);
+  });
+
+  it('on close (SIGTERM), a worker finishes its reruns and hands its slots back to another worker at once', async () => {
+    stub.behave({ latencyMs: 60 });
+    const leaving = await env.startWorker({ ...engine(), WORKER_SHUTDOWN_MS: '5000' });
+    const owner = leaving.get(WorkerLifecycle).owner;
+    const tids = await insertTransactions(env.db, 60);
+    const taskId = await insertTask(env.db, tids, { batchSize: 4 });
+    await scheduler.schedule(taskId, 4);
+    await waitFor('the leaving worker to hold a slot', async () =>
+      (await readTask(env.db, taskId))!.leases.some((lease: { owner: string }) => lease.owner === owner),
+    );
+
+    const closing = Date.now();
+    await leaving.close();
+    expect(Date.now() - closing).toBeLessThan(5000);
+    const after = await readTask(env.db, taskId);
+    expect(after!.leases.filter((lease: { owner: string }) => lease.owner === owner)).toEqual([]);
+    await waitForTaskStatus(env.db, taskId, 'Completed');
+    expectOncePerTid(taskId, tids);
+  });
+});

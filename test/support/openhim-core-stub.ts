@@ -1,0 +1,365 @@
+import { once } from 'node:events';
+import http, { IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Db, ObjectId } from 'mongodb';
+
+/**
+ * A stand-in for OpenHIM core's rerun endpoint (rerun.httpPort) and for the database as core leaves
+ * it: a real HTTP server that records every request and, like core, stores the child transaction
+ * (`parentID` = the original) when the request arrives, pushes its id into the original's
+ * `childIDs`, and answers with `X-OpenHIM-TransactionID`.
+ */
+
+export interface StubRequest {
+  /** Arrival order (0, 1, ...). */
+  index: number;
+  method: string;
+  /** Path and query as received. */
+  url: string;
+  headers: IncomingHttpHeaders;
+  /** Header names exactly as sent. */
+  rawHeaderNames: string[];
+  body: string;
+  arrivedAt: number;
+  taskId?: string;
+  parentId?: string;
+  childId?: string;
+}
+
+export interface StubBehaviour {
+  latencyMs?: number;
+  /** HTTP status of the answer (default 200). */
+  status?: number;
+  /** `reset`: the connection is destroyed at once, nothing stored; `hang`: never answered; `async`: 202, child Pending Async. */
+  mode?: 'answer' | 'reset' | 'hang' | 'async';
+}
+
+export type BehaviourRule = StubBehaviour | ((request: StubRequest) => StubBehaviour);
+
+/** OpenHIM core's final status of a transaction from its route's HTTP status. */
+export function coreStatus(httpStatus: number): string {
+  if (httpStatus >= 200 && httpStatus < 300) return 'Successful';
+  if (httpStatus >= 500) return 'Failed';
+  return 'Completed';
+}
+
+export class OpenhimCoreStub {
+  readonly requests: StubRequest[] = [];
+  private rule: BehaviourRule = {};
+  private readonly inFlight = new Map<string, number>();
+  private readonly maxInFlightByTask = new Map<string, number>();
+  private readonly sockets = new Set<import('node:net').Socket>();
+  private readonly writes = new Set<Promise<unknown>>();
+
+  private constructor(
+    private readonly server: http.Server,
+    private readonly db: Db,
+  ) {}
+
+  static async start(db: Db): Promise<OpenhimCoreStub> {
+    const server = http.createServer();
+    const stub = new OpenhimCoreStub(server, db);
+    server.on('request', (req, res) => void stub.handle(req, res));
+    server.on('connection', (socket) => {
+      stub.sockets.add(socket);
+      socket.once('close', () => stub.sockets.delete(socket));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return stub;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  behave(rule: BehaviourRule): void {
+    this.rule = rule;
+  }
+
+  forTask(taskId: string): StubRequest[] {
+    return this.requests.filter((request) => request.taskId === taskId);
+  }
+
+  /** The highest number of requests of the task that were in flight at once. */
+  maxInFlight(taskId: string): number {
+    return this.maxInFlightByTask.get(taskId) ?? 0;
+  }
+
+  /** How many times each tid (parentID) reached the stub for the task. */
+  countsByTid(taskId: string): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const request of this.forTask(taskId)) counts.set(request.parentId!, (counts.get(request.parentId!) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Finishes a child left Pending Async (core's async channels do this later). */
+  async completeAsync(childId: string, status = 'Successful'): Promise<void> {
+    await this.db.collection('transactions').updateOne({ _id: new ObjectId(childId) }, { $set: { status } });
+  }
+
+  /** Waits for the stub's own database writes (children, childIDs). */
+  async settled(): Promise<void> {
+    while (this.writes.size) await Promise.all([...this.writes]);
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.settled();
+  }
+
+  private track<T>(write: Promise<T>): Promise<T> {
+    this.writes.add(write);
+    void write.finally(() => this.writes.delete(write)).catch(() => undefined);
+    return write;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const arrivedAt = Date.now();
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const header = (name: string) => {
+      const value = req.headers[name];
+      return Array.isArray(value) ? value[0] : value;
+    };
+    const request: StubRequest = {
+      index: this.requests.length,
+      method: req.method ?? '',
+      url: req.url ?? '',
+      headers: req.headers,
+      rawHeaderNames: req.rawHeaders.filter((_, i) => i % 2 === 0),
+      body: Buffer.concat(chunks).toString('utf8'),
+      arrivedAt,
+      taskId: header('taskid'),
+      parentId: header('parentid'),
+    };
+    this.requests.push(request);
+    const behaviour = typeof this.rule === 'function' ? this.rule(request) : this.rule;
+    const key = request.taskId ?? '';
+    const now = (this.inFlight.get(key) ?? 0) + 1;
+    this.inFlight.set(key, now);
+    this.maxInFlightByTask.set(key, Math.max(now, this.maxInFlight(key)));
+    let done = false;
+    const finished = () => {
+      if (done) return;
+      done = true;
+      this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
+    };
+    res.once('finish', finished);
+    res.once('close', finished);
+
+    if (behaviour.mode === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    const childId = new ObjectId();
+    request.childId = childId.toHexString();
+    const [path, query] = request.url.split('?');
+    await this.track(
+      this.db.collection('transactions').insertOne({
+        _id: childId,
+        parentID:
+          request.parentId && ObjectId.isValid(request.parentId) ? new ObjectId(request.parentId) : request.parentId,
+        status: behaviour.mode === 'async' ? 'Pending Async' : 'Processing',
+        canRerun: true,
+        request: {
+          method: request.method,
+          path,
+          querystring: query ?? '',
+          headers: escapeKeys(req.headers),
+          body: request.body,
+          timestamp: new Date(arrivedAt),
+        },
+      }),
+    );
+    if (behaviour.mode === 'hang') return;
+    if (behaviour.latencyMs) await new Promise((resolve) => setTimeout(resolve, behaviour.latencyMs));
+    const status = behaviour.mode === 'async' ? 202 : (behaviour.status ?? 200);
+    if (behaviour.mode !== 'async') {
+      await this.track(
+        this.db
+          .collection('transactions')
+          .updateOne(
+            { _id: childId },
+            { $set: { status: coreStatus(status), response: { status, timestamp: new Date() } } },
+          ),
+      );
+    }
+    if (request.parentId && ObjectId.isValid(request.parentId)) {
+      await this.track(
+        this.db
+          .collection('transactions')
+          .updateOne({ _id: new ObjectId(request.parentId) }, { $push: { childIDs: childId } } as never),
+      );
+    }
+    if (res.destroyed) return;
+    res.writeHead(status, { 'X-OpenHIM-TransactionID': request.childId, 'content-type': 'text/plain' });
+    res.end(`rerun of ${request.parentId ?? '?'}`);
+  }
+}
+
+/** Core stores header names with `.` and `$` escaped (MongoDB keys). */
+function escapeKeys(headers: IncomingHttpHeaders): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(headers).map(([name, value]) => [name.replace(/\./g, '\uFF0E').replace(/\$/g, '\uFF04'), value]),
+  );
+}
+
+// ---- the database as OpenHIM core leaves it, and tasks as the tasks API stores them ------------
+
+export interface TransactionFixture {
+  method?: string;
+  path?: string;
+  querystring?: string;
+  headers?: Record<string, unknown>;
+  body?: string;
+  clientID?: ObjectId;
+  channelID?: ObjectId;
+  canRerun?: boolean;
+}
+
+/** Inserts OpenHIM transactions; returns their ids (as tids) in order. */
+export async function insertTransactions(
+  db: Db,
+  count: number,
+  fixture: (index: number) => TransactionFixture = () => ({}),
+): Promise<string[]> {
+  const docs = Array.from({ length: count }, (_, index) => {
+    const spec = fixture(index);
+    return {
+      _id: new ObjectId(),
+      ...(spec.clientID ? { clientID: spec.clientID } : {}),
+      ...(spec.channelID ? { channelID: spec.channelID } : {}),
+      ...(spec.canRerun !== undefined ? { canRerun: spec.canRerun } : {}),
+      status: 'Failed',
+      childIDs: [],
+      request: {
+        method: spec.method ?? 'GET',
+        path: spec.path ?? `/patient/${index}`,
+        querystring: spec.querystring ?? '',
+        headers: spec.headers ?? { accept: 'application/json' },
+        ...(spec.body !== undefined ? { body: spec.body } : {}),
+        timestamp: new Date(Date.now() - 60000),
+      },
+    };
+  });
+  if (docs.length) await db.collection('transactions').insertMany(docs);
+  return docs.map((doc) => doc._id.toHexString());
+}
+
+export async function insertChannel(db: Db, channel: Record<string, unknown>): Promise<ObjectId> {
+  const _id = new ObjectId();
+  await db
+    .collection('channels')
+    .insertOne({ _id, name: `channel-${_id.toHexString()}`, status: 'enabled', ...channel });
+  return _id;
+}
+
+export interface TaskFixture {
+  batchSize?: number;
+  status?: 'Queued' | 'Paused';
+  ratePerSecond?: number;
+  collection?: string;
+}
+
+/** A task exactly as the tasks API stores it (docs/design.md): items in `taskitems`. */
+export async function insertTask(db: Db, tids: string[], options: TaskFixture = {}): Promise<string> {
+  const taskId = new ObjectId();
+  if (tids.length) {
+    await db.collection('taskitems').insertMany(tids.map((tid, seq) => ({ taskId, seq, tid, tstatus: 'Queued' })));
+  }
+  await db.collection(options.collection ?? 'tasks').insertOne({
+    _id: taskId,
+    status: options.status ?? 'Queued',
+    transactions: [],
+    created: new Date(),
+    user: 'root@openhim.org',
+    remainingTransactions: tids.length,
+    totalTransactions: tids.length,
+    batchSize: options.batchSize ?? 1,
+    itemsStore: 'items',
+    nextSeq: 0,
+    leases: [],
+    asyncPending: 0,
+    ...(options.ratePerSecond ? { ratePerSecond: options.ratePerSecond } : {}),
+    __v: 0,
+  });
+  return taskId.toHexString();
+}
+
+/** A task as OpenHIM core creates it: items embedded in `transactions[]`. */
+export async function insertCoreTask(
+  db: Db,
+  items: Array<{ tid: string; tstatus?: string; rerunID?: string; rerunStatus?: string }>,
+  options: { batchSize?: number; status?: string } = {},
+): Promise<string> {
+  const taskId = new ObjectId();
+  await db.collection('tasks').insertOne({
+    _id: taskId,
+    status: options.status ?? 'Queued',
+    transactions: items.map((item) => ({ _id: new ObjectId(), tstatus: 'Queued', ...item })),
+    created: new Date(),
+    user: 'root@openhim.org',
+    remainingTransactions: items.filter((item) => (item.tstatus ?? 'Queued') === 'Queued').length,
+    totalTransactions: items.length,
+    batchSize: options.batchSize ?? 1,
+    __v: 0,
+  });
+  return taskId.toHexString();
+}
+
+export async function readTask(db: Db, taskId: string, collection = 'tasks'): Promise<Record<string, any> | null> {
+  return db.collection(collection).findOne({ _id: new ObjectId(taskId) });
+}
+
+export async function readItems(db: Db, taskId: string): Promise<Array<Record<string, any>>> {
+  return db
+    .collection('taskitems')
+    .find({ taskId: new ObjectId(taskId) })
+    .sort({ seq: 1 })
+    .toArray();
+}
+
+/** Polls `probe` until it returns a truthy value (or throws with `what` after `timeoutMs`). */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T> | T,
+  timeoutMs = 20000,
+  intervalMs = 50,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Waits until the task reaches `status`; returns the task document. */
+export function waitForTaskStatus(
+  db: Db,
+  taskId: string,
+  status: string,
+  collection = 'tasks',
+  timeoutMs = 30000,
+): Promise<Record<string, any>> {
+  return waitFor(
+    `task ${taskId} to be ${status}`,
+    async () => {
+      const task = await readTask(db, taskId, collection);
+      return task?.status === status ? task : null;
+    },
+    timeoutMs,
+  );
+}

@@ -382,6 +382,8 @@ describe('Tasks API: create, list, read', () => {
       expect(await page(1)).toEqual([ids.d2, ids.d1]);
       expect(await page(2)).toEqual([]);
       expect(await page(99)).toEqual([]);
+      // filterLimit=0 was "no limit" in OpenHIM: the most we give.
+      expect(inMarch((await list('?filterLimit=0').expect(200)).body)).toHaveLength(6);
     });
 
     it.each([

@@ -46,8 +46,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
 
   /** 403 unless the user may rerun every channel involved; then 400 if one is disabled or deleted. */
   async checkTransactions(user: AuthenticatedUser, ids: readonly Types.ObjectId[]): Promise<void> {
-    // Admins may rerun anything: only non-admins need to know about transactions without a channel.
-    const { channelIds, someWithoutChannel } = await this.transactions.channelsOf(ids, !user.isAdmin);
+    const { channelIds, someWithoutChannel } = await this.transactions.channelsOf(ids);
     await this.checkChannels(user, channelIds, someWithoutChannel);
   }
 

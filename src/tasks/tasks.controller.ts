@@ -53,13 +53,13 @@ const NOT_FOUND: [number, string, string] = [404, 'No such task', taskNotFound(E
 const WRONG_TYPE: [number, string, string] = [415, 'The body is not application/json', JSON_REQUIRED];
 const TOO_LARGE: [number, string, string] = [413, 'The body is larger than BODY_LIMIT', 'Request body too large'];
 
-const PagingQueries = (limits: { defaultLimit: number; maxLimit: number }, what: string) =>
+const PagingQueries = (limits: { defaultLimit: number; maxLimit: number }, what: string, zero: string) =>
   applyDecorators(
     ApiQuery({ name: 'filterPage', required: false, description: 'Page number, from 0 (default 0).', example: 0 }),
     ApiQuery({
       name: 'filterLimit',
       required: false,
-      description: `${what} per page (default ${limits.defaultLimit}, at most ${limits.maxLimit}).`,
+      description: `${what} per page (default ${limits.defaultLimit}, at most ${limits.maxLimit}; 0: ${zero}).`,
       example: 10,
     }),
   );
@@ -125,7 +125,7 @@ export class TasksController {
     example:
       '{"status":"Paused","created":"{\\"$gte\\":\\"2024-05-01T00:00:00+00:00\\",\\"$lte\\":\\"2024-05-01T23:59:59+00:00\\"}"}',
   })
-  @PagingQueries(TASK_LIST_PAGING, 'Tasks')
+  @PagingQueries(TASK_LIST_PAGING, 'Tasks', `${TASK_LIST_PAGING.maxLimit}, as OpenHIM gave every task`)
   @ApiOkResponse({ type: [TaskView] })
   @ApiTextErrors(
     [400, 'Invalid filters or paging', 'Unknown filter "foo" (allowed: status, user, created)'],
@@ -151,7 +151,7 @@ export class TasksController {
       'JSON object (default {}): tstatus (Queued, Processing, Completed, Failed), rerunStatus, hasErrors ("yes" or "no").',
     example: '{"tstatus":"Completed","rerunStatus":"Successful"}',
   })
-  @PagingQueries(TASK_ITEM_PAGING, 'Transactions')
+  @PagingQueries(TASK_ITEM_PAGING, 'Transactions', 'none, the task alone')
   @ApiOkResponse({ type: TaskDetailView })
   @ApiTextErrors([400, 'Malformed id, invalid filters or paging', BAD_ID[2]], NOT_FOUND)
   read(@Param('id', TaskIdPipe) id: Types.ObjectId, @Query() query: Record<string, unknown>) {

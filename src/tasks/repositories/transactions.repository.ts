@@ -5,6 +5,8 @@ import { Transaction } from '../../database/schemas';
 import { chunk, ID_QUERY_CHUNK, mapLimit } from './chunks';
 
 const CHUNK_CONCURRENCY = 4;
+/** Larger slices for the read-only channel lookup (fewer round trips; measured fastest). */
+const CHANNEL_QUERY_CHUNK = 20000;
 
 /** OpenHIM's `transactions` (read; we write only autoRetry/autoRetryAttempt). */
 @Injectable()
@@ -12,26 +14,21 @@ export class TransactionsRepository {
   constructor(@InjectModel(Transaction.name) private readonly transactions: Model<Transaction>) {}
 
   /**
-   * Distinct channels of the existing transactions among `ids`; with `withMissing`, also whether some
-   * have no channel. (Only `_id: {$in}` filters here: they are answered from the `_id` index.)
+   * Distinct channels of the existing transactions among `ids`, and whether some have no channel
+   * (grouped by the server; each `_id: {$in}` slice is answered from the `_id` index).
    */
   async channelsOf(
     ids: readonly Types.ObjectId[],
-    withMissing: boolean,
   ): Promise<{ channelIds: Types.ObjectId[]; someWithoutChannel: boolean }> {
     const seen = new Map<string, Types.ObjectId>();
     let someWithoutChannel = false;
-    const add = (value: unknown) => {
-      if (value instanceof Types.ObjectId) seen.set(value.toHexString(), value);
-      else someWithoutChannel = true;
-    };
-    await mapLimit(chunk(ids, ID_QUERY_CHUNK), CHUNK_CONCURRENCY, async (slice) => {
-      const filter = { _id: { $in: slice } };
-      if (withMissing) {
-        const docs = await this.transactions.find(filter, { channelID: 1 }).lean<{ channelID?: unknown }[]>().exec();
-        docs.forEach((doc) => add(doc.channelID));
-      } else {
-        ((await this.transactions.distinct('channelID', filter).exec()) as unknown[]).forEach(add);
+    await mapLimit(chunk(ids, CHANNEL_QUERY_CHUNK), CHUNK_CONCURRENCY, async (slice) => {
+      const groups = await this.transactions
+        .aggregate<{ _id: unknown }>([{ $match: { _id: { $in: slice } } }, { $group: { _id: '$channelID' } }])
+        .exec();
+      for (const { _id: channelId } of groups) {
+        if (channelId instanceof Types.ObjectId) seen.set(channelId.toHexString(), channelId);
+        else someWithoutChannel = true;
       }
     });
     return { channelIds: [...seen.values()], someWithoutChannel };

@@ -1,0 +1,98 @@
+import { HttpException } from '@nestjs/common';
+import { Types } from 'mongoose';
+import { TaskStatus } from '../database/schemas';
+import { serviceUnavailable } from './errors';
+import type { TaskRecord, TasksRepository } from './repositories/tasks.repository';
+import type { TaskCreator } from './task-creator.service';
+import type { TaskQueue } from './task-queue.service';
+import { TasksService } from './tasks.service';
+
+/**
+ * The status change under concurrency: the engine may move the status between our read and our
+ * conditional update. A fake repository plays the engine's part.
+ */
+describe('TasksService.update against a concurrently changing status', () => {
+  const id = new Types.ObjectId();
+  let statuses: string[];
+  let current: string;
+  const calls: string[] = [];
+
+  const repository = {
+    findById: jest.fn(async (): Promise<TaskRecord | null> => {
+      // Each read sees the next status the engine moved to.
+      if (statuses.length) current = statuses.shift()!;
+      return { _id: id, status: current, batchSize: 2 };
+    }),
+    setStatusIf: jest.fn(async (_: Types.ObjectId, from: readonly TaskStatus[], to: TaskStatus) => {
+      calls.push(`${from.join('|')} -> ${to}`);
+      if (!from.includes(current as TaskStatus)) return false;
+      current = to;
+      return true;
+    }),
+  };
+  const queue = { schedule: jest.fn(async () => undefined), unschedule: jest.fn(async () => undefined) };
+  const service = new TasksService(
+    repository as unknown as TasksRepository,
+    {} as TaskCreator,
+    queue as unknown as TaskQueue,
+  );
+  const failure = async (work: Promise<unknown>) => {
+    const error = await work.then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    expect(error).toBeInstanceOf(HttpException);
+    return { status: (error as HttpException).getStatus(), text: (error as HttpException).getResponse() };
+  };
+
+  beforeEach(() => {
+    calls.length = 0;
+    jest.clearAllMocks();
+  });
+
+  it('re-reads after a missed conditional update and refuses what is no longer allowed', async () => {
+    // Read as Queued; by the update the engine has completed it.
+    statuses = ['Queued', 'Completed'];
+    current = 'Queued';
+    repository.setStatusIf.mockImplementationOnce(async (_, from, to) => {
+      calls.push(`${from.join('|')} -> ${to}`);
+      current = 'Completed';
+      return false;
+    });
+    const { status, text } = await failure(service.update(id, { status: 'Paused' }));
+    expect(status).toBe(400);
+    expect(text).toMatch(/^Cannot change a task from Completed to Paused\./);
+    expect(queue.unschedule).not.toHaveBeenCalled();
+  });
+
+  it('re-reads after a missed conditional update and applies what is still allowed', async () => {
+    statuses = ['Queued', 'Processing'];
+    current = 'Queued';
+    repository.setStatusIf.mockImplementationOnce(async (_, from, to) => {
+      calls.push(`${from.join('|')} -> ${to}`);
+      current = 'Processing';
+      return false;
+    });
+    await service.update(id, { status: 'Cancelled' });
+    expect(current).toBe('Cancelled');
+    expect(calls).toHaveLength(2);
+    expect(queue.unschedule).toHaveBeenCalledWith(id.toHexString(), 2);
+  });
+
+  it('puts a resumed task back to Paused when the queue is unavailable', async () => {
+    statuses = ['Paused'];
+    current = 'Paused';
+    queue.schedule.mockRejectedValueOnce(serviceUnavailable('queue down'));
+    const { status } = await failure(service.update(id, { status: 'Queued' }));
+    expect(status).toBe(503);
+    expect(current).toBe('Paused');
+    expect(calls).toEqual(['Paused -> Queued', 'Queued -> Paused']);
+  });
+
+  it('404 when the task disappears', async () => {
+    repository.findById.mockResolvedValueOnce(null);
+    const { status, text } = await failure(service.update(id, { status: 'Paused' }));
+    expect(status).toBe(404);
+    expect(text).toBe(`We could not find a Task with this ID: ${id.toHexString()}.`);
+  });
+});

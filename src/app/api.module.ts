@@ -4,6 +4,8 @@ import { AuthModule } from '../auth/auth.module';
 import { GlobalExceptionFilter } from '../common/filters/global-exception.filter';
 import { AppConfig } from '../config/app-config';
 import { HealthModule } from '../health/health.module';
+import { QueueDashboardModule } from '../observability/dashboard/queue-dashboard.module';
+import { ObservabilityModule } from '../observability/observability.module';
 import { RerunWorkerModule } from '../rerun/rerun-worker.module';
 import { TasksModule } from '../tasks/tasks.module';
 import { CoreModule } from './core.module';
@@ -19,6 +21,8 @@ export class ApiModule {
         AuthModule,
         TasksModule,
         HealthModule,
+        ObservabilityModule.forRoot(config, { role: options.withWorker ? 'all' : 'api', http: true }),
+        ...(config.QUEUE_DASHBOARD ? [QueueDashboardModule] : []),
         ...(options.withWorker ? [RerunWorkerModule] : []),
       ],
       providers: [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }],

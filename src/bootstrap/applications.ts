@@ -5,6 +5,8 @@ import { ApiModule } from '../app/api.module';
 import { WorkerModule } from '../app/worker.module';
 import { setupSwagger } from '../common/swagger';
 import { AppConfig } from '../config/app-config';
+import { useStructuredLogs } from '../observability/logging/structured-logs';
+import { HttpMetrics } from '../observability/metrics/http-metrics';
 import { nestLogLevels } from './log-levels';
 import { loadTls } from './tls';
 
@@ -14,16 +16,21 @@ export async function createApiApplication(
   options: { withWorker: boolean },
 ): Promise<NestExpressApplication> {
   const tls = config.API_PROTOCOL === 'https' ? await loadTls(config) : undefined;
+  const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, options), {
+    httpsOptions: tls ? { key: tls.key, cert: tls.cert } : undefined,
+    bodyParser: false,
+    logger: nestLogLevels(config.LOG_LEVEL),
+    // Held until pino takes over, so startup lines are structured too.
+    bufferLogs: true,
+  });
+  useStructuredLogs(app, config.LOG_LEVEL);
   if (tls?.selfSigned) {
     new Logger('Bootstrap').warn(
       'Serving HTTPS with a generated self-signed certificate for localhost; set TLS_CERT_FILE and TLS_KEY_FILE in production.',
     );
   }
-  const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, options), {
-    httpsOptions: tls ? { key: tls.key, cert: tls.cert } : undefined,
-    bodyParser: false,
-    logger: nestLogLevels(config.LOG_LEVEL),
-  });
+  // First, so refused and failed requests are timed too.
+  app.use(app.get(HttpMetrics).middleware);
   app.useBodyParser('json', { limit: config.BODY_LIMIT });
   if (config.TRUST_PROXY) app.set('trust proxy', trustProxyValue(config.TRUST_PROXY));
   // OpenHIM answers preflights with the caller's origin and these methods.
@@ -32,11 +39,27 @@ export async function createApiApplication(
   return app;
 }
 
-/** Builds the worker: an application context without HTTP. */
+/**
+ * Builds and starts the worker: an application context without HTTP or, when WORKER_HTTP_PORT is
+ * set, an application already listening there (plain HTTP) with GET /metrics and /health only.
+ */
 export async function createWorkerApplication(config: AppConfig): Promise<INestApplicationContext> {
-  return NestFactory.createApplicationContext(WorkerModule.forRoot(config), {
-    logger: nestLogLevels(config.LOG_LEVEL),
+  const options = { logger: nestLogLevels(config.LOG_LEVEL), bufferLogs: true };
+  if (config.WORKER_HTTP_PORT === undefined) {
+    const context = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { http: false }), options);
+    useStructuredLogs(context, config.LOG_LEVEL);
+    return context;
+  }
+  const app = await NestFactory.create<NestExpressApplication>(WorkerModule.forRoot(config, { http: true }), {
+    ...options,
+    bodyParser: false,
   });
+  useStructuredLogs(app, config.LOG_LEVEL);
+  app.use(app.get(HttpMetrics).middleware);
+  await app.listen(config.WORKER_HTTP_PORT, config.WORKER_HTTP_HOST);
+  const { port } = app.getHttpServer().address() as { port: number };
+  new Logger('Bootstrap').log(`Worker metrics and health at http://${config.WORKER_HTTP_HOST}:${port} (/metrics, /health, /health/live)`);
+  return app;
 }
 
 /** Closes the application on SIGTERM/SIGINT, then runs `after` (embedded servers), then exits. */

@@ -33,6 +33,8 @@ export const AUTH_TYPES = ['token', 'basic'] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /**
  * Every setting of the service, read once from the environment and validated.
@@ -158,6 +160,29 @@ export class AppConfig {
 
   @IsIn(LOG_LEVELS)
   LOG_LEVEL: LogLevel = 'info';
+
+  /** `auto`: human-readable when stdout is a terminal, JSON lines otherwise. */
+  @IsIn(LOG_FORMATS)
+  LOG_FORMAT: LogFormat = 'auto';
+
+  /** GET /metrics without credentials (Prometheus scrapers); false: admins only (Basic or token). */
+  @Transform(toBool) @IsBoolean()
+  METRICS_PUBLIC = true;
+
+  /** Task and queue counts in /metrics are read from MongoDB/Redis at most this often. */
+  @Transform(toInt) @IsInt() @Min(0)
+  METRICS_CACHE_MS = 5000;
+
+  /** Bull Board at /queues for admins (API role). */
+  @Transform(toBool) @IsBoolean()
+  QUEUE_DASHBOARD = true;
+
+  /** The worker's own HTTP port for /metrics and /health (plain HTTP); unset: the worker serves no HTTP. */
+  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  WORKER_HTTP_PORT?: number;
+
+  @IsString()
+  WORKER_HTTP_HOST = '0.0.0.0';
 }
 
 export class ConfigError extends Error {
@@ -170,7 +195,7 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const known = Object.keys(new AppConfig());
   const raw: Record<string, unknown> = {};
-  for (const key of [...known, 'MONGODB_URI', 'REDIS_URL', 'TLS_CERT_FILE', 'TLS_KEY_FILE']) {
+  for (const key of [...known, 'MONGODB_URI', 'REDIS_URL', 'TLS_CERT_FILE', 'TLS_KEY_FILE', 'WORKER_HTTP_PORT']) {
     if (env[key] !== undefined && env[key] !== '') raw[key] = env[key];
   }
   const config = plainToInstance(AppConfig, raw, { exposeDefaultValues: true });

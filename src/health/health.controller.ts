@@ -1,24 +1,22 @@
 import { InjectQueue } from '@nestjs/bull';
 import { Controller, Get, HttpCode, ServiceUnavailableException } from '@nestjs/common';
 import { InjectConnection } from '@nestjs/mongoose';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Queue } from 'bull';
 import type { Connection } from 'mongoose';
 import { Public } from '../common/decorators/public.decorator';
+import { withTimeout } from '../observability/with-timeout';
 import { RERUN_QUEUE } from '../rerun/rerun.constants';
 
 const CHECK_TIMEOUT_MS = 2000;
 
-function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
-    promise.then(
-      (value) => (clearTimeout(timer), resolve(value)),
-      (error: unknown) => (clearTimeout(timer), reject(error instanceof Error ? error : new Error(String(error)))),
-    );
-  });
+export interface Readiness {
+  status: 'ok';
+  mongo: 'up';
+  redis: 'up';
 }
 
+/** Health of either role (the API's port, and the worker's when WORKER_HTTP_PORT is set). */
 @ApiTags('health')
 @Controller('health')
 export class HealthController {
@@ -31,10 +29,37 @@ export class HealthController {
   @Public()
   @HttpCode(200)
   @ApiOperation({ summary: 'Readiness: 200 when MongoDB and Redis answer, 503 naming what is down' })
-  async check(): Promise<{ status: 'ok'; mongo: 'up'; redis: 'up' }> {
+  @ApiOkResponse({ description: '`{"status":"ok","mongo":"up","redis":"up"}`' })
+  @ApiServiceUnavailableResponse({ description: '`{"status":"down","redis":"<why>"}` (and/or `mongo`)' })
+  check(): Promise<Readiness> {
+    return this.readiness();
+  }
+
+  @Get('ready')
+  @Public()
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Readiness (same as GET /health)' })
+  ready(): Promise<Readiness> {
+    return this.readiness();
+  }
+
+  @Get('live')
+  @Public()
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Liveness: 200 while the process serves requests, whatever MongoDB and Redis do',
+    description:
+      'For restart decisions (a dependency outage must not restart every replica); use readiness for traffic.',
+  })
+  @ApiOkResponse({ description: '`{"status":"ok","uptimeSeconds":12}`' })
+  live(): { status: 'ok'; uptimeSeconds: number } {
+    return { status: 'ok', uptimeSeconds: Math.round(process.uptime()) };
+  }
+
+  private async readiness(): Promise<Readiness> {
     const [mongo, redis] = await Promise.allSettled([
-      withTimeout(this.pingMongo(), 'MongoDB'),
-      withTimeout(this.queue.client.ping(), 'Redis'),
+      withTimeout(this.pingMongo(), CHECK_TIMEOUT_MS, 'MongoDB'),
+      withTimeout(this.queue.client.ping(), CHECK_TIMEOUT_MS, 'Redis'),
     ]);
     const down: Record<string, string> = {};
     if (mongo.status === 'rejected') down.mongo = (mongo.reason as Error).message;

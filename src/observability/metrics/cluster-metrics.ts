@@ -1,0 +1,123 @@
+import { InjectQueue } from '@nestjs/bull';
+import { Injectable, Logger } from '@nestjs/common';
+import type { Queue } from 'bull';
+import { Gauge } from 'prom-client';
+import { AppConfig } from '../../config/app-config';
+import { TASK_STATUSES } from '../../database/schemas';
+import { RERUN_QUEUE } from '../../rerun/rerun.constants';
+import { withTimeout } from '../with-timeout';
+import { METRIC_PREFIX, MetricsRegistry } from './metrics.registry';
+import { TaskCountsRepository } from './task-counts.repository';
+
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'paused'] as const;
+const SOURCE_TIMEOUT_MS = 2000;
+
+/** A value read at most every `ttlMs`; concurrent readers share one read; failures are not kept. */
+class CachedRead<T> {
+  private pending?: Promise<T>;
+  private last?: { at: number; value: T };
+
+  constructor(
+    private readonly ttlMs: number,
+    private readonly read: () => Promise<T>,
+  ) {}
+
+  get(): Promise<T> {
+    if (this.pending) return this.pending;
+    if (this.last && Date.now() - this.last.at < this.ttlMs) return Promise.resolve(this.last.value);
+    const pending = this.read().then((value) => {
+      this.last = { at: Date.now(), value };
+      return value;
+    });
+    this.pending = pending;
+    const clear = () => {
+      if (this.pending === pending) this.pending = undefined;
+    };
+    pending.then(clear, clear);
+    return pending;
+  }
+}
+
+/**
+ * Gauges of state shared by every process (tasks in MongoDB, jobs in Redis), read when scraped and
+ * cached for METRICS_CACHE_MS. Every replica reports the same values: aggregate them with max(),
+ * not sum(). A source that does not answer leaves its gauge out of that scrape and shows as down in
+ * `openhim_rerun_metrics_source_up`.
+ */
+@Injectable()
+export class ClusterMetrics {
+  private readonly logger = new Logger('Metrics');
+  private readonly taskCounts: CachedRead<Map<string, number>>;
+  private readonly jobCounts: CachedRead<Record<string, number>>;
+
+  constructor(
+    registry: MetricsRegistry,
+    config: AppConfig,
+    repository: TaskCountsRepository,
+    @InjectQueue(RERUN_QUEUE) queue: Queue,
+  ) {
+    const registers = [registry];
+    this.taskCounts = new CachedRead(config.METRICS_CACHE_MS, () =>
+      withTimeout(repository.countByStatus(), SOURCE_TIMEOUT_MS, 'MongoDB'),
+    );
+    this.jobCounts = new CachedRead(config.METRICS_CACHE_MS, () =>
+      withTimeout(
+        queue.getJobCounts() as Promise<unknown> as Promise<Record<string, number>>,
+        SOURCE_TIMEOUT_MS,
+        'Redis',
+      ),
+    );
+    const fill = this.fill.bind(this);
+    const taskCounts = () => this.taskCounts.get();
+    const jobCounts = () => this.jobCounts.get();
+    // Shares the reads of the gauges below (one read per source and scrape).
+    new Gauge({
+      name: `${METRIC_PREFIX}metrics_source_up`,
+      help: 'Whether MongoDB (tasks) and Redis (queue jobs) answered this scrape in time (1) or not (0)',
+      labelNames: ['source'],
+      registers,
+      async collect() {
+        const [mongo, redis] = await Promise.allSettled([taskCounts(), jobCounts()]);
+        this.set({ source: 'mongodb' }, mongo.status === 'fulfilled' ? 1 : 0);
+        this.set({ source: 'redis' }, redis.status === 'fulfilled' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}tasks`,
+      help: 'Rerun tasks by status (all tasks in the database)',
+      labelNames: ['status'],
+      registers,
+      async collect() {
+        await fill(this, 'mongodb', async () => {
+          const counts = await taskCounts();
+          return TASK_STATUSES.map((status) => [{ status }, counts.get(status) ?? 0] as const);
+        });
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}queue_jobs`,
+      help: `Jobs in the Bull queue "${RERUN_QUEUE}" by state`,
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        await fill(this, 'redis', async () => {
+          const counts = await jobCounts();
+          return QUEUE_STATES.map((state) => [{ state }, Number(counts[state] ?? 0)] as const);
+        });
+      },
+    });
+  }
+
+  private async fill<L extends string>(
+    gauge: Gauge<L>,
+    source: 'mongodb' | 'redis',
+    read: () => Promise<ReadonlyArray<readonly [Partial<Record<L, string>>, number]>>,
+  ): Promise<void> {
+    gauge.reset();
+    try {
+      for (const [labels, value] of await read()) gauge.set(labels, value);
+    } catch (error) {
+      this.logger.warn(`Metrics without ${source} figures: ${(error as Error).message}`);
+    }
+  }
+}

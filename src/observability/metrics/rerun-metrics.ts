@@ -1,0 +1,122 @@
+import { Injectable } from '@nestjs/common';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { METRIC_PREFIX, MetricsRegistry } from './metrics.registry';
+
+/**
+ * How one rerun ended, as a bounded label set:
+ * - `successful`, `completed`, `completed_with_errors`, `failed`: OpenHIM answered; the child
+ *   transaction's status (rerunStatus), `failed` including a rerun that could not be sent;
+ * - `pending_async`: answered 202, the final status comes later (see `recordAsyncResult`);
+ * - `not_rerunnable`: not attempted (transaction missing or not rerunnable: tstatus Failed);
+ * - `abandoned`: given up because the worker is stopping (another worker redoes it).
+ */
+export const RERUN_OUTCOMES = [
+  'successful',
+  'completed',
+  'completed_with_errors',
+  'failed',
+  'pending_async',
+  'not_rerunnable',
+  'abandoned',
+  'other',
+] as const;
+export type RerunOutcome = (typeof RERUN_OUTCOMES)[number];
+
+const BY_RERUN_STATUS: Record<string, RerunOutcome> = {
+  Successful: 'successful',
+  Completed: 'completed',
+  'Completed with error(s)': 'completed_with_errors',
+  Failed: 'failed',
+  'Pending Async': 'pending_async',
+  Processing: 'pending_async',
+};
+
+/** A rerun being timed: `end` once with its outcome (later calls are ignored). */
+export interface RerunTimer {
+  end(outcome: RerunOutcome): void;
+}
+
+/**
+ * The engine's metrics: reruns by outcome, rerun latency and reruns in flight (per process).
+ * Inject it in the engine (the module providing it is global in both roles).
+ */
+@Injectable()
+export class RerunMetrics {
+  private readonly reruns: Counter<'outcome'>;
+  private readonly duration: Histogram<'outcome'>;
+  private readonly running: Gauge;
+  private readonly asyncResults: Counter<'outcome'>;
+
+  constructor(registry: MetricsRegistry) {
+    const registers = [registry];
+    this.reruns = new Counter({
+      name: `${METRIC_PREFIX}reruns_total`,
+      help: 'Reruns finished by this process, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: `${METRIC_PREFIX}rerun_duration_seconds`,
+      help: 'Time from sending a rerun to OpenHIM core to its answer, by outcome',
+      labelNames: ['outcome'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120],
+      registers,
+    });
+    this.running = new Gauge({
+      name: `${METRIC_PREFIX}reruns_in_flight`,
+      help: 'Reruns this process has sent and not yet seen answered',
+      registers,
+    });
+    this.asyncResults = new Counter({
+      name: `${METRIC_PREFIX}async_reruns_finished_total`,
+      help: 'Reruns answered 202 whose child transaction has since reached a final status, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    for (const outcome of RERUN_OUTCOMES) {
+      this.reruns.inc({ outcome }, 0);
+    }
+  }
+
+  /** The outcome label of an item from what is recorded on it. */
+  static outcomeOf(item: { tstatus?: string; rerunStatus?: string }): RerunOutcome {
+    if (item.tstatus === 'Failed') return 'not_rerunnable';
+    return (item.rerunStatus && BY_RERUN_STATUS[item.rerunStatus]) || 'other';
+  }
+
+  /** Counts a finished rerun and observes how long it took. */
+  recordRerun(outcome: RerunOutcome, seconds: number): void {
+    const label = { outcome: known(outcome) };
+    this.reruns.inc(label);
+    if (Number.isFinite(seconds) && seconds >= 0) this.duration.observe(label, seconds);
+  }
+
+  /** Reruns in flight go up by `delta` (+1 when sending, -1 when answered or given up). */
+  inFlight(delta: number): void {
+    this.running.inc(delta);
+  }
+
+  /** `inFlight(+1)` now; `end(outcome)` does `inFlight(-1)` and `recordRerun` with the elapsed time. */
+  start(now: () => bigint = process.hrtime.bigint): RerunTimer {
+    const started = now();
+    this.inFlight(1);
+    let ended = false;
+    return {
+      end: (outcome) => {
+        if (ended) return;
+        ended = true;
+        this.inFlight(-1);
+        this.recordRerun(outcome, Number(now() - started) / 1e9);
+      },
+    };
+  }
+
+  /** A `pending_async` rerun's child transaction reached `outcome`. */
+  recordAsyncResult(outcome: RerunOutcome): void {
+    this.asyncResults.inc({ outcome: known(outcome) });
+  }
+}
+
+function known(outcome: string): RerunOutcome {
+  return (RERUN_OUTCOMES as readonly string[]).includes(outcome) ? (outcome as RerunOutcome) : 'other';
+}

@@ -31,7 +31,7 @@ describe('Tasks API at 100k transactions', () => {
 
   beforeAll(async () => {
     env = await TestEnvironment.start();
-    ({ app, baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0', LOG_LEVEL: 'debug' }, { withWorker: false }));
+    ({ app, baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0' }, { withWorker: false }));
     await seedUsersAndChannels(env.db);
     as = await tokenSigner(env.db);
     const started = Date.now();

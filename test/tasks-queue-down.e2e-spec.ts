@@ -2,8 +2,10 @@ import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
 import {
+  eventually,
   insertTransactions,
   laneJobs,
+  rerunQueue,
   seedUsersAndChannels,
   tokenSigner,
   transactionDoc,
@@ -88,6 +90,8 @@ describe('Tasks API while Redis is down', () => {
     } finally {
       await env.redis.start();
     }
+    // Bull's client reconnects on its own schedule (up to 2 s between attempts).
+    await eventually(async () => (rerunQueue(app).client.status === 'ready' ? true : undefined));
 
     expect((await put(paused, 'Queued').expect(200)).text).toBe('The Task was successfully updated');
     expect(await laneJobs(app, paused)).toEqual([`lane:${paused}:0`]);

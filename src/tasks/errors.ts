@@ -7,5 +7,6 @@ const text = (status: HttpStatus) => (message: string) => new HttpException(mess
 export const badRequest = text(HttpStatus.BAD_REQUEST);
 export const forbidden = text(HttpStatus.FORBIDDEN);
 export const notFound = text(HttpStatus.NOT_FOUND);
+export const conflict = text(HttpStatus.CONFLICT);
 export const unsupportedMediaType = text(HttpStatus.UNSUPPORTED_MEDIA_TYPE);
 export const serviceUnavailable = text(HttpStatus.SERVICE_UNAVAILABLE);

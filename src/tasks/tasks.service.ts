@@ -2,7 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { TaskStatus } from '../database/schemas';
-import { badRequest, notFound } from './errors';
+import { badRequest, conflict, notFound } from './errors';
 import { assertKnownParams, parseFiltersParam, parsePaging, QueryParams } from './filters/query-params';
 import {
   isUnfiltered,
@@ -138,7 +138,7 @@ export class TasksService {
       this.logger.log(`Task ${hexId}: ${decision.action} (${task.status} -> ${target})`);
       return;
     }
-    throw badRequest(`The status of task ${hexId} keeps changing; try again`);
+    throw conflict(`The status of task ${hexId} keeps changing; try again`);
   }
 
   /** DELETE /tasks/:id: stops the outstanding work, then removes the task and its items. */

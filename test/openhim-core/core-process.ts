@@ -60,6 +60,12 @@ const KNOWN_CORE_RACES: RegExp[] = [
   /UnhandledPromiseRejectionWarning: CastError: Cast to number failed for value "NaN" at path "(max|min)ResponseTime"/,
 ];
 
+/** Lines Node adds after a warning, not entries of their own. */
+const NODE_FOLLOW_UPS = [
+  /UnhandledPromiseRejectionWarning: Unhandled promise rejection\. This error originated/,
+  /^\(Use `node --trace-warnings/,
+];
+
 const isKnownRace = (entry: string) => KNOWN_CORE_RACES.some((pattern) => pattern.test(entry));
 
 /**
@@ -72,6 +78,8 @@ const isKnownRace = (entry: string) => KNOWN_CORE_RACES.some((pattern) => patter
  */
 export class OpenhimCore {
   private text = '';
+  /** Per stream, so that a multi-line entry is not split by lines of the other stream. */
+  private readonly streams = { stdout: '', stderr: '' };
   private readonly exitedPromise: Promise<void>;
   private stopped = false;
   private readonly killOnExit = () => this.killGroup('SIGKILL');
@@ -81,9 +89,12 @@ export class OpenhimCore {
     readonly ports: CorePorts,
     private readonly workDir: string,
   ) {
-    const onData = (chunk: Buffer) => (this.text += chunk.toString());
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
+    const onData = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+      this.text += chunk.toString();
+      this.streams[stream] += chunk.toString();
+    };
+    child.stdout?.on('data', onData('stdout'));
+    child.stderr?.on('data', onData('stderr'));
     this.exitedPromise = new Promise((resolve) => child.once('exit', () => resolve()));
     process.once('exit', this.killOnExit);
   }
@@ -164,14 +175,19 @@ export class OpenhimCore {
   }
 
   /**
-   * The log as entries: a line that starts with whitespace (a stack frame) belongs to the entry
-   * before it.
+   * The log as entries, per stream: a line that starts with whitespace (a stack frame), or one of
+   * Node's follow-ups to a warning, belongs to the entry before it.
    */
   entries(): string[] {
     const entries: string[] = [];
-    for (const line of this.log.split('\n')) {
-      if (/^\s/.test(line) && entries.length) entries[entries.length - 1] += `\n${line}`;
-      else if (line.trim()) entries.push(line);
+    for (const text of Object.values(this.streams)) {
+      let previous: number | undefined;
+      // eslint-disable-next-line no-control-regex
+      for (const line of text.replace(/\u001b\[[0-9;]*m/g, '').split('\n')) {
+        const continuation = /^\s/.test(line) || NODE_FOLLOW_UPS.some((pattern) => pattern.test(line));
+        if (continuation && previous !== undefined) entries[previous] += `\n${line}`;
+        else if (line.trim()) previous = entries.push(line) - 1;
+      }
     }
     return entries;
   }

@@ -59,7 +59,11 @@ export class OpenhimCoreStub {
   static async start(db: Db): Promise<OpenhimCoreStub> {
     const server = http.createServer();
     const stub = new OpenhimCoreStub(server, db);
-    server.on('request', (req, res) => void stub.handle(req, res));
+    server.on('request', (req, res) =>
+      stub.handle(req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(500).end('stub could not store the transaction');
+      }),
+    );
     server.on('connection', (socket) => {
       stub.sockets.add(socket);
       socket.once('close', () => stub.sockets.delete(socket));
@@ -109,10 +113,23 @@ export class OpenhimCoreStub {
     await this.settled();
   }
 
-  private track<T>(write: Promise<T>): Promise<T> {
-    this.writes.add(write);
-    void write.finally(() => this.writes.delete(write)).catch(() => undefined);
-    return write;
+  /** A database write that survives a short MongoDB outage (core would retry or fail the request). */
+  private track<T>(write: () => Promise<T>): Promise<T> {
+    const attempt = async (): Promise<T> => {
+      for (let tries = 1; ; tries++) {
+        try {
+          return await write();
+        } catch (error) {
+          if ((error as { code?: number }).code === 11000) return undefined as T; // stored before the connection broke
+          if (tries >= 50) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      }
+    };
+    const written = attempt();
+    this.writes.add(written);
+    void written.finally(() => this.writes.delete(written)).catch(() => undefined);
+    return written;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -156,7 +173,7 @@ export class OpenhimCoreStub {
     const childId = new ObjectId();
     request.childId = childId.toHexString();
     const [path, query] = request.url.split('?');
-    await this.track(
+    await this.track(() =>
       this.db.collection('transactions').insertOne({
         _id: childId,
         parentID:
@@ -177,7 +194,7 @@ export class OpenhimCoreStub {
     if (behaviour.latencyMs) await new Promise((resolve) => setTimeout(resolve, behaviour.latencyMs));
     const status = behaviour.mode === 'async' ? 202 : (behaviour.status ?? 200);
     if (behaviour.mode !== 'async') {
-      await this.track(
+      await this.track(() =>
         this.db
           .collection('transactions')
           .updateOne(
@@ -187,7 +204,7 @@ export class OpenhimCoreStub {
       );
     }
     if (request.parentId && ObjectId.isValid(request.parentId)) {
-      await this.track(
+      await this.track(() =>
         this.db
           .collection('transactions')
           .updateOne({ _id: new ObjectId(request.parentId) }, { $push: { childIDs: childId } } as never),

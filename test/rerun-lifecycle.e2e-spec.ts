@@ -243,6 +243,64 @@ describe('Rerun engine: task lifecycle', () => {
     await sliced.close();
   });
 
+  it("finishes a task whose last lane died: in-flight items are matched to core's child transactions, the rest sent once", async () => {
+    const [done, stored, lost, ungated] = await insertTransactions(env.db, 4);
+    const taskId = new ObjectId();
+    const startedAt = new Date(Date.now() - 5000);
+    const storedChild = new ObjectId();
+    await env.db.collection('transactions').insertMany([
+      // Core received the in-flight rerun of `stored` before the worker died.
+      {
+        _id: storedChild,
+        parentID: new ObjectId(stored),
+        status: 'Successful',
+        request: { timestamp: new Date(startedAt.getTime() + 20) },
+      },
+      // An older rerun of `lost`, from before the item started: not this item's.
+      {
+        _id: new ObjectId(),
+        parentID: new ObjectId(lost),
+        status: 'Failed',
+        request: { timestamp: new Date(startedAt.getTime() - 60000) },
+      },
+    ]);
+    await env.db.collection('taskitems').insertMany([
+      { taskId, seq: 0, tid: done, tstatus: 'Completed', rerunStatus: 'Successful' },
+      { taskId, seq: 1, tid: stored, tstatus: 'Processing', leaseId: 'dead-lease', startedAt },
+      { taskId, seq: 2, tid: lost, tstatus: 'Processing', leaseId: 'dead-lease', startedAt },
+      // The worker died between the gate and the claim.
+      { taskId, seq: 3, tid: ungated, tstatus: 'Queued' },
+    ]);
+    await env.db.collection('tasks').insertOne({
+      _id: taskId,
+      status: 'Processing',
+      transactions: [],
+      created: new Date(),
+      user: 'root@openhim.org',
+      remainingTransactions: 3,
+      totalTransactions: 4,
+      batchSize: 2,
+      itemsStore: 'items',
+      nextSeq: 4,
+      leases: [{ id: 'dead-lease', owner: 'gone:1:abc', until: new Date(Date.now() - 1000) }],
+      asyncPending: 0,
+    });
+
+    // Nothing schedules it: the sweeper finds the expired lease.
+    const task = await waitForTaskStatus(env.db, taskId.toHexString(), 'Completed');
+    expect(task).toMatchObject({ remainingTransactions: 0, leases: [] });
+    const requests = stub.forTask(taskId.toHexString());
+    expect(requests.map((request) => request.parentId).sort()).toEqual([lost, ungated].sort());
+    const items = await readItems(env.db, taskId.toHexString());
+    const byTid = new Map(requests.map((request) => [request.parentId, request.childId]));
+    expect(items.map(({ tstatus, rerunID, rerunStatus }) => ({ tstatus, rerunID, rerunStatus }))).toEqual([
+      { tstatus: 'Completed', rerunID: undefined, rerunStatus: 'Successful' },
+      { tstatus: 'Completed', rerunID: storedChild.toHexString(), rerunStatus: 'Successful' },
+      { tstatus: 'Completed', rerunID: byTid.get(lost), rerunStatus: 'Successful' },
+      { tstatus: 'Completed', rerunID: byTid.get(ungated), rerunStatus: 'Successful' },
+    ]);
+  });
+
   it('waits out a MongoDB outage mid-task: nothing is lost, doubled or miscounted', async () => {
     const tids = await insertTransactions(env.db, 60);
     const taskId = await insertTask(env.db, tids, { batchSize: 3 });

@@ -266,6 +266,40 @@ describe('Rerun engine: sending', () => {
     await impatient.close();
   });
 
+  it('keeps the slot of a rerun that takes longer than the lease (renewed while in flight)', async () => {
+    const patient = await env.startWorker({
+      RERUN_HOST: '127.0.0.1',
+      RERUN_HTTP_PORT: String(stub.port),
+      RERUN_TIMEOUT_MS: '10000',
+      WORKER_LEASE_MS: '1000',
+      SWEEP_INTERVAL_MS: '300',
+      WORKER_FLUSH_MS: '50',
+      TASKS_COLLECTION: 'tasks_patient',
+      QUEUE_PREFIX: 'patient',
+    });
+    stub.behave({ latencyMs: 2500 });
+    const tids = await insertTransactions(env.db, 2);
+    const taskId = await insertTask(env.db, tids, { collection: 'tasks_patient' });
+    await patient.get(RerunScheduler).schedule(taskId, 1);
+    const leaseIds = new Set<string>();
+    await waitFor(
+      'the task to complete',
+      async () => {
+        const task = await readTask(env.db, taskId, 'tasks_patient');
+        for (const lease of task!.leases) leaseIds.add(lease.id);
+        return task!.status === 'Completed';
+      },
+      30000,
+      100,
+    );
+    // One slot, one lease, never expired and taken over: each rerun sent once, recorded by its own lane.
+    expect(leaseIds.size).toBe(1);
+    expect(stub.countsByTid(taskId)).toEqual(new Map(tids.map((tid) => [tid, 1])));
+    const items = await readItems(env.db, taskId);
+    expect(items.map((item) => item.rerunStatus)).toEqual(['Successful', 'Successful']);
+    await patient.close();
+  });
+
   it('sends the stored body of a tcp or tls channel over a raw socket to tcpHost:tcpPort', async () => {
     const tcp = await TcpStub.start((received) => `ACK ${received.length}`);
     try {

@@ -7,7 +7,6 @@ export const RerunJob = {
   /** Checks a task's items answered 202 for their child transaction's final status. */
   AsyncPoll: 'async-poll',
 } as const;
-export type RerunJobName = (typeof RerunJob)[keyof typeof RerunJob];
 
 export interface LaneJobData {
   taskId: string;

@@ -55,6 +55,7 @@ export class ProgressWriter implements OnApplicationShutdown {
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   private failures = 0;
+  private closed = false;
 
   constructor(
     private readonly config: AppConfig,
@@ -77,21 +78,27 @@ export class ProgressWriter implements OnApplicationShutdown {
     return written;
   }
 
-  /** Writes everything buffered now (shutdown). */
-  async flushAll(): Promise<void> {
-    while (this.batches.size || this.flushing) {
+  /**
+   * Writes everything buffered now (shutdown). Gives up after `withinMs` with MongoDB away: the items
+   * stay Processing under their leases and the next worker reconciles them.
+   */
+  async flushAll(withinMs = 10000): Promise<void> {
+    const deadline = Date.now() + withinMs;
+    while ((this.batches.size || this.flushing) && Date.now() < deadline) {
       await (this.flushing ?? this.flush());
+      if (this.failures) await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
 
   /** After the processor's shutdown (onModuleDestroy) has let the lanes finish. */
   async onApplicationShutdown(): Promise<void> {
-    await this.flushAll();
+    await this.flushAll(2000);
+    this.closed = true;
     clearTimeout(this.timer);
   }
 
   private schedule(delayMs: number): void {
-    if (this.timer && delayMs > 0) return;
+    if (this.closed || (this.timer && delayMs > 0)) return;
     clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = undefined;

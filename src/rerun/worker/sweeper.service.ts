@@ -55,7 +55,7 @@ export class Sweeper implements OnModuleInit, OnModuleDestroy {
     return (await this.queue.client.set(key, this.lifecycle.owner, 'PX', ttl, 'NX')) === 'OK';
   }
 
-  async sweep(): Promise<void> {
+  private async sweep(): Promise<void> {
     const now = Date.now();
     for (const task of await this.tasks.findActive(['Queued', 'Processing', 'Pending Async', 'Paused'])) {
       const key = task._id.toHexString();

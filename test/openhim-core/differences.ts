@@ -101,7 +101,7 @@ export const DIFFERENCES: Difference[] = [
     id: 'malformed-json',
     what: '`POST /tasks` with malformed JSON',
     openhim: '400 `Bad Request`',
-    ours: "400 with the JSON parser's message",
+    ours: "400 `Malformed JSON body: <the parser's message>`",
     reason: 'Says what is wrong.',
     cases: { 'create-malformed-json': [400, 400] },
   },

@@ -199,6 +199,8 @@ export interface Plan {
   index: string | null;
   /** Fields whose equality the candidates satisfy by construction (the index prefix used). */
   covered?: string[];
+  /** For each covered field: the canonical keys looked up (every candidate has one of them). */
+  used?: Map<string, Set<string>>;
 }
 
 export interface SelectOptions {
@@ -226,55 +228,83 @@ interface SimpleCond {
   set?: Set<string>;
 }
 
+/** A top-level `path: value` / `{$eq}` / `{$in}` condition on simple values, as canonical keys. */
+function simpleCond(k: string, v: unknown): SimpleCond | null {
+  if (k.startsWith('$') || k === '') return null;
+  if (isSimpleEqValue(v)) return { segs: k.split('.'), one: canon(v) };
+  if (!isPlainObject(v)) return null;
+  const ops = Object.keys(v);
+  if (ops.length !== 1) return null;
+  if (ops[0] === '$eq' && isSimpleEqValue(v.$eq)) return { segs: k.split('.'), one: canon(v.$eq) };
+  if (ops[0] === '$in' && Array.isArray(v.$in) && v.$in.every(isSimpleEqValue))
+    return { segs: k.split('.'), set: new Set(v.$in.map(canon)) };
+  return null;
+}
+
+function testSimple(conds: SimpleCond[], doc: Doc): boolean {
+  for (const c of conds) {
+    let hit = false;
+    for (const v of pathValues(doc, c.segs)) {
+      if (v === undefined || v === EMPTY_ARRAY) continue;
+      const cv = canon(v);
+      if (c.one !== undefined ? cv === c.one : c.set!.has(cv)) {
+        hit = true;
+        break;
+      }
+    }
+    if (!hit) return false;
+  }
+  return true;
+}
+
 /**
- * Compile a filter (null for an empty filter: everything matches). Filters made only of equality /
- * `$in` on scalars, ObjectIds and Dates (the hot path: lookups, claims, leases) are matched
- * directly; anything else goes through mingo.
+ * Compile a filter (null for an empty filter: everything matches). Top-level equality / `$in` on
+ * scalars, ObjectIds and Dates (the hot path: lookups, claims, leases) are matched through
+ * canonical keys (a `$in` becomes a Set, not a linear scan per document); the remaining
+ * conditions go through mingo.
  */
 export function compileFilter(filter: Doc | null | undefined): Matcher | null {
   if (!filter) return null;
   const keys = Object.keys(filter);
   if (keys.length === 0) return null;
   const conds: SimpleCond[] = [];
+  let rest: Doc | null = null;
   for (const k of keys) {
-    const v = filter[k];
-    if (k.startsWith('$') || k === '') return new Query(filter);
-    const segs = k.split('.');
-    if (isSimpleEqValue(v)) {
-      conds.push({ segs, one: canon(v) });
-      continue;
-    }
-    if (isPlainObject(v)) {
-      const ops = Object.keys(v);
-      if (ops.length === 1 && ops[0] === '$eq' && isSimpleEqValue(v.$eq)) {
-        conds.push({ segs, one: canon(v.$eq) });
-        continue;
-      }
-      if (ops.length === 1 && ops[0] === '$in' && Array.isArray(v.$in) && v.$in.every(isSimpleEqValue)) {
-        conds.push({ segs, set: new Set(v.$in.map(canon)) });
-        continue;
-      }
-    }
-    return new Query(filter);
+    const c = simpleCond(k, filter[k]);
+    if (c) conds.push(c);
+    else (rest ??= {})[k] = filter[k];
   }
-  return {
-    simplePaths: keys,
-    test(doc: Doc): boolean {
-      for (const c of conds) {
-        let hit = false;
-        for (const v of pathValues(doc, c.segs)) {
-          if (v === undefined || v === EMPTY_ARRAY) continue;
-          const cv = canon(v);
-          if (c.one !== undefined ? cv === c.one : c.set!.has(cv)) {
-            hit = true;
-            break;
-          }
-        }
-        if (!hit) return false;
+  if (!conds.length) return new Query(filter);
+  if (rest) {
+    const q = new Query(rest);
+    return { test: (doc: Doc) => testSimple(conds, doc) && q.test(doc) };
+  }
+  return { simplePaths: keys, test: (doc: Doc) => testSimple(conds, doc) };
+}
+
+/**
+ * The filter without the top-level conditions every candidate of the plan satisfies by
+ * construction (equality / `$in` on the index fields used, with all the plan's keys allowed).
+ */
+export function residualFilter(filter: Doc, plan: Plan): Doc {
+  const used = plan.used;
+  if (!used) return filter;
+  let out: Doc | null = null;
+  for (const [field, keys] of used) {
+    if (!(field in filter)) continue;
+    const c = simpleCond(field, filter[field]);
+    if (!c) continue;
+    let all = true;
+    for (const key of keys)
+      if (c.one !== undefined ? key !== c.one : !c.set!.has(key)) {
+        all = false;
+        break;
       }
-      return true;
-    },
-  };
+    if (!all) continue;
+    if (!out) out = { ...filter };
+    delete out[field];
+  }
+  return out ?? filter;
 }
 
 export class Collection {
@@ -509,8 +539,11 @@ export class Collection {
     if (ids) {
       const recs: Rec[] = [];
       const seen = ids.length > 1 ? new Set<Rec>() : null;
+      const keys = new Set<string>();
       for (const v of ids) {
-        const r = this.docs.get(canon(v));
+        const key = canon(v);
+        keys.add(key);
+        const r = this.docs.get(key);
         if (!r) continue;
         if (seen) {
           if (seen.has(r)) continue;
@@ -518,9 +551,9 @@ export class Collection {
         }
         recs.push(r);
       }
-      return { recs, count: recs.length, index: '_id_', covered: ['_id'] };
+      return { recs, count: recs.length, index: '_id_', covered: ['_id'], used: new Map([['_id', keys]]) };
     }
-    let best: { ix: Index; k: number; keys: string[]; count: number } | null = null;
+    let best: { ix: Index; k: number; keys: string[]; count: number; used: Map<string, Set<string>> } | null = null;
     for (const ix of this.indexes) {
       if (ix.partial) continue;
       let k = 0;
@@ -528,10 +561,13 @@ export class Collection {
       if (k === 0) continue;
       let keys: string[] = [''];
       let ok = true;
+      const used = new Map<string, Set<string>>();
       for (let j = 0; j < k && ok; j++) {
         const vals = eq.get(ix.fields[j]) as unknown[];
         if (ix.sparse && vals.some((v) => v === null || v === undefined)) ok = false;
-        const cs = [...new Set(vals.map(canon))];
+        const set = new Set(vals.map(canon));
+        used.set(ix.fields[j], set);
+        const cs = [...set];
         const next: string[] = [];
         for (const p of keys) for (const c of cs) next.push(j ? p + '|' + c : c);
         keys = next;
@@ -541,7 +577,7 @@ export class Collection {
       const map = ix.maps[k - 1];
       let count = 0;
       for (const key of keys) count += bucketSize(map.get(key));
-      if (!best || count < best.count || (count === best.count && k > best.k)) best = { ix, k, keys, count };
+      if (!best || count < best.count || (count === best.count && k > best.k)) best = { ix, k, keys, count, used };
     }
     if (!best) return { recs: null, count: 0, index: null };
     const map = best.ix.maps[best.k - 1];
@@ -549,7 +585,7 @@ export class Collection {
     if (best.keys.length === 1) {
       const b = map.get(best.keys[0]);
       const recs: Iterable<Rec> = b === undefined ? [] : b instanceof Set ? b : [b];
-      return { recs, count: best.count, index: best.ix.name, covered };
+      return { recs, count: best.count, index: best.ix.name, covered, used: best.used };
     }
     const seen = new Set<Rec>();
     for (const key of best.keys) {
@@ -558,7 +594,7 @@ export class Collection {
       if (b instanceof Set) for (const r of b) seen.add(r);
       else seen.add(b);
     }
-    return { recs: seen, count: seen.size, index: best.ix.name, covered };
+    return { recs: seen, count: seen.size, index: best.ix.name, covered, used: best.used };
   }
 
   /**
@@ -571,11 +607,10 @@ export class Collection {
     opts: SelectOptions = {},
     planOut?: { plan?: Plan; examined?: number },
   ): Rec[] {
-    let q = compileFilter(filter);
     const plan = this.plan(filter);
     if (planOut) planOut.plan = plan;
-    // Candidates from an index whose prefix is exactly the (equality-only) filter all match.
-    if (isCovered(q, plan)) q = null;
+    // Conditions the index lookup already guarantees are not re-checked per candidate.
+    const q = compileFilter(filter && plan.recs ? residualFilter(filter, plan) : filter);
     if (plan.recs) this.stats.indexLookups++;
     else this.stats.collectionScans++;
     const examinedBefore = this.stats.docsExamined;
@@ -666,9 +701,8 @@ export class Collection {
     let n: number;
     if (!filter || Object.keys(filter).length === 0) n = this.docs.size;
     else {
-      let q = compileFilter(filter);
       const plan = this.plan(filter);
-      if (isCovered(q, plan)) q = null;
+      const q = compileFilter(plan.recs ? residualFilter(filter, plan) : filter);
       if (plan.recs) this.stats.indexLookups++;
       else this.stats.collectionScans++;
       if (!q && plan.recs) n = plan.count;
@@ -683,14 +717,6 @@ export class Collection {
     n = Math.max(0, n - (skip > 0 ? skip : 0));
     return limit > 0 ? Math.min(n, limit) : n;
   }
-}
-
-/** True when every candidate of the plan satisfies the (equality-only) filter by construction. */
-function isCovered(q: Matcher | null, plan: Plan): boolean {
-  const paths = q?.simplePaths;
-  const covered = plan.covered;
-  if (!paths || !covered || paths.length !== covered.length) return false;
-  return paths.every((p) => covered.includes(p));
 }
 
 function sameEntries(a: string[][] | null, b: string[][] | null): boolean {

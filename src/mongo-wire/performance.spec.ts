@@ -100,6 +100,34 @@ describe('mongo-wire: index usage on a 20k-document collection', () => {
     expect(await coll.findOne({ key: 'k45' })).toBeNull();
   });
 
+  it('answers a 5000-id $in combined with other conditions from the _id index, without re-checking $in per document', async () => {
+    const picked = ids.filter((_, i) => i % 4 === 2).slice(0, 5000);
+    const missing = Array.from({ length: 50 }, () => new ObjectId());
+    const list = [...picked, ...missing, ...picked.slice(0, 100)];
+    const expectedQueued = picked.filter((id) => ids.indexOf(id) % 10 !== 0).length;
+    const hex = (docs: { _id: ObjectId }[]) => docs.map((d) => d._id.toHexString()).sort();
+
+    const t0 = Date.now();
+    let found: { _id: ObjectId }[] = [];
+    const nullCond = await examined(async () => {
+      found = await coll.find({ _id: { $in: list }, channelID: null }).toArray();
+    });
+    const withStatus = await examined(async () =>
+      expect(await coll.countDocuments({ _id: { $in: list }, tstatus: 'Queued' })).toBe(expectedQueued),
+    );
+    const withRange = await examined(async () =>
+      expect(await coll.countDocuments({ _id: { $in: list }, n: { $gte: 0 }, tstatus: { $ne: 'Nope' } })).toBe(5000),
+    );
+    const ms = Date.now() - t0;
+    expect(hex(found)).toEqual(hex(picked.map((_id) => ({ _id }))));
+    for (const s of [nullCond, withStatus, withRange]) {
+      expect(s.scans).toBe(0);
+      expect(s.docs).toBeLessThanOrEqual(5000);
+    }
+    console.log(`3 queries with a 5000-id $in plus other conditions: ${ms} ms`);
+    expect(ms).toBeLessThan(5000);
+  });
+
   it('falls back to a collection scan for unindexed filters (the counter is real)', async () => {
     const s = await examined(() => coll.findOne({ n: -5 }));
     expect(s.scans).toBe(1);

@@ -120,6 +120,24 @@ export class Index {
   /** Canonical keys for each prefix length (entries[k-1]), or null when the doc is not indexed. */
   entries(doc: Doc): string[][] | null {
     if (this.partial && !this.partial.test(doc)) return null;
+    // Fast path (no array on any path): one key per prefix, no intermediate sets.
+    const n = this.segs.length;
+    const out: string[][] = new Array(n);
+    let acc = '';
+    let allMissing = true;
+    for (let j = 0; j < n; j++) {
+      const v = singleValue(doc, this.segs[j]);
+      if (v === MULTI) return this.multiEntries(doc);
+      if (v !== undefined) allMissing = false;
+      const c = canon(v);
+      acc = j ? acc + '|' + c : c;
+      out[j] = [acc];
+    }
+    return this.sparse && allMissing ? null : out;
+  }
+
+  /** entries() when a path crosses arrays (multikey). */
+  private multiEntries(doc: Doc): string[][] | null {
     const perField: string[][] = [];
     let allMissing = true;
     for (const segs of this.segs) {
@@ -184,6 +202,20 @@ export class Index {
     this.fields.forEach((f, i) => (out[f] = vals[i] === undefined ? null : vals[i]));
     return out;
   }
+}
+
+const MULTI = Symbol('multi');
+
+/** The value at a path when no array is crossed (as pathValues would give its only value), else MULTI. */
+function singleValue(doc: unknown, segs: readonly string[]): unknown {
+  let cur: unknown = doc;
+  for (let i = 0; i < segs.length; i++) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    if (Array.isArray(cur)) return MULTI;
+    if (!isPlainObject(cur)) return undefined;
+    cur = cur[segs[i]];
+  }
+  return Array.isArray(cur) ? MULTI : cur;
 }
 
 function normOpt(name: string, v: unknown): unknown {

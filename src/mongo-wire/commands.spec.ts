@@ -842,6 +842,26 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(await p.countDocuments({ code: 'x' })).toBe(2);
     });
 
+    it('indexes array elements and nested paths (multikey) and keeps them in sync', async () => {
+      const c = db.collection('multikey');
+      await c.createIndex({ tags: 1 }, { unique: true });
+      await c.createIndex({ 'a.b': 1, k: 1 });
+      await c.insertMany([
+        { k: 1, tags: ['x', 'y'], a: [{ b: 1 }, { b: 2 }] },
+        { k: 2, tags: 'z', a: { b: 2 } },
+        { k: 3, tags: [], a: null },
+      ]);
+      expect((await serverError(c.insertOne({ k: 4, tags: ['q', 'y'] }))).code).toBe(11000);
+      expect((await c.find({ tags: 'y' }).toArray()).map((d) => d.k)).toEqual([1]);
+      expect((await c.find({ 'a.b': 2 }).toArray()).map((d) => d.k)).toEqual([1, 2]);
+      expect((await c.find({ 'a.b': 2, k: 2 }).toArray()).map((d) => d.k)).toEqual([2]);
+      await c.updateOne({ k: 1 }, { $set: { tags: ['w'], 'a.0.b': 7 } });
+      expect(await c.countDocuments({ tags: 'y' })).toBe(0);
+      expect((await c.find({ 'a.b': 7 }).toArray()).map((d) => d.k)).toEqual([1]);
+      await c.insertOne({ k: 5, tags: ['y'] });
+      expect(await c.countDocuments({ tags: { $in: ['y', 'w', 'z'] }, k: { $gt: 1 } })).toBe(2);
+    });
+
     it('stops ordered bulk inserts at the first error and continues unordered ones', async () => {
       const c = db.collection('bulk');
       await c.createIndex({ k: 1 }, { unique: true });

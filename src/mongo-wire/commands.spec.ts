@@ -462,6 +462,25 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(same).toEqual({ _id: insertedId, a: 4 });
     });
 
+    it('writes nested paths without disturbing the previous version or sibling subdocuments', async () => {
+      const c = db.collection('cow');
+      const { insertedId } = await c.insertOne({ a: { b: { c: 1, d: [1, 2] }, e: { f: 'x' } }, g: [{ h: 1 }] });
+      const before = await c.findOneAndUpdate(
+        { _id: insertedId },
+        { $set: { 'a.b.c': 2, 'a.b.k': 'new', 'x.y': 3 }, $inc: { 'a.e.n': 1 }, $unset: { 'a.b.d': '' } },
+        { returnDocument: 'before' },
+      );
+      expect(before).toEqual({ _id: insertedId, a: { b: { c: 1, d: [1, 2] }, e: { f: 'x' } }, g: [{ h: 1 }] });
+      expect(await c.findOne({ _id: insertedId })).toEqual({
+        _id: insertedId,
+        a: { b: { c: 2, k: 'new' }, e: { f: 'x', n: 1 } },
+        g: [{ h: 1 }],
+        x: { y: 3 },
+      });
+      await c.updateOne({ _id: insertedId }, { $set: { 'g.0.h': 5 } });
+      expect(await c.countDocuments({ 'a.b.c': 2, 'g.h': 5 })).toBe(1);
+    });
+
     it('replaces documents keeping _id', async () => {
       const c = db.collection('replace');
       const { insertedId } = await c.insertOne({ a: 1, b: 2 });

@@ -288,7 +288,9 @@ const FAST_OPS = new Set(['$set', '$unset', '$inc']);
 
 /**
  * $set / $unset / $inc on paths through plain objects only (the hot path), applied directly.
- * Returns null, without touching `doc`, when the update needs mingo.
+ * Returns null, without touching `doc`, when the update needs mingo. `doc` is a fresh shallow copy
+ * of the stored document: nested objects on a written path are copied on the way down (copy on
+ * write), everything else stays shared with the stored (immutable) document.
  */
 function fastUpdate(doc: Doc, ops: Record<string, Doc>): string[] | null {
   const paths: string[] = [];
@@ -312,6 +314,7 @@ function fastUpdate(doc: Doc, ops: Record<string, Doc>): string[] | null {
     }
   }
   const modified: string[] = [];
+  const copied = new Set<object>([doc]);
   for (const op of Object.keys(ops)) {
     const arg = ops[op];
     for (const p of Object.keys(arg)) {
@@ -327,6 +330,11 @@ function fastUpdate(doc: Doc, ops: Record<string, Doc>): string[] | null {
           }
           next = {};
           parent[segs[i]] = next;
+          copied.add(next);
+        } else if (!copied.has(next)) {
+          next = { ...next };
+          parent[segs[i]] = next;
+          copied.add(next);
         }
         parent = next;
       }
@@ -405,10 +413,16 @@ export function applyUpdate(oldDoc: Doc, oldAnn: AnnMap | null, u: ParsedUpdate,
   }
   checkTypes(finalOps, oldDoc);
 
-  const doc = cloneDoc(oldDoc);
-  const modifiedPaths = Object.keys(finalOps).length
-    ? (fastUpdate(doc, finalOps) ?? mingoUpdate(doc, finalOps as never))
-    : [];
+  let doc: Doc = { ...oldDoc };
+  let modifiedPaths: string[] = [];
+  if (Object.keys(finalOps).length) {
+    const fast = fastUpdate(doc, finalOps);
+    if (fast) modifiedPaths = fast;
+    else {
+      doc = cloneDoc(oldDoc);
+      modifiedPaths = mingoUpdate(doc, finalOps as never);
+    }
+  }
   if (!ctx.insert && canon(doc._id) !== canon(oldDoc._id)) {
     fail(66, `Performing an update on the path '_id' would modify the immutable field '_id'`);
   }

@@ -846,6 +846,28 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       ]);
     });
 
+    it('keeps indexes sharing a leading field correct after the other one is dropped', async () => {
+      const c = db.collection('shared_prefix');
+      await c.createIndex({ t: 1, seq: 1 }, { unique: true });
+      await c.createIndex({ t: 1, s: 1 });
+      await c.createIndex({ t: 1, s: 1, seq: 1 }, { name: 'three' });
+      await c.insertMany(Array.from({ length: 6 }, (_, seq) => ({ t: seq % 2, seq, s: 'q' })));
+      await c.dropIndex('t_1_seq_1');
+      await c.insertOne({ t: 1, seq: 7, s: 'q' });
+      await c.updateOne({ t: 0, seq: 0 }, { $set: { t: 1 } });
+      await c.deleteOne({ t: 0, seq: 2 });
+      const byT = async (t: number) =>
+        (await c.find({ t }).toArray()).map((d) => d.seq).sort((a: number, b: number) => a - b);
+      expect(await byT(0)).toEqual([4]);
+      expect(await byT(1)).toEqual([0, 1, 3, 5, 7]);
+      await c.dropIndex('t_1_s_1');
+      await c.insertOne({ t: 0, seq: 8, s: 'r' });
+      expect(await byT(0)).toEqual([4, 8]);
+      expect(await c.countDocuments({ t: 0, s: 'q' })).toBe(1);
+      const plan = await c.find({ t: 0 }).explain('executionStats');
+      expect(plan.queryPlanner.winningPlan.inputStage.indexName).toBe('three');
+    });
+
     it('honours sparse and partial unique indexes', async () => {
       const c = db.collection('sparse');
       await c.createIndex({ code: 1 }, { unique: true, sparse: true });

@@ -81,6 +81,8 @@ export class Index {
   readonly options: Doc;
   /** maps[k-1]: canonical key of the first k fields -> records. */
   readonly maps: Map<string, Bucket>[];
+  /** owned[k-1]: this index maintains maps[k-1] (false: the same map is maintained by another index). */
+  readonly owned: boolean[];
 
   constructor(spec: Doc) {
     const key = spec.key;
@@ -96,6 +98,14 @@ export class Index {
     this.sparse = options.sparse === true || options.sparse === 1;
     this.partial = isPlainObject(options.partialFilterExpression) ? new Query(options.partialFilterExpression) : null;
     this.maps = this.fields.map(() => new Map<string, Bucket>());
+    this.owned = this.fields.map(() => true);
+  }
+
+  /** Whether maps[k-1] of this index and of `other` hold the same entries (same leading fields, all documents). */
+  samePrefix(other: Index, k: number): boolean {
+    if (this.partial || other.partial || this.sparse || other.sparse || other.fields.length < k) return false;
+    for (let j = 0; j < k; j++) if (this.fields[j] !== other.fields[j]) return false;
+    return true;
   }
 
   get ttl(): number | undefined {
@@ -163,12 +173,12 @@ export class Index {
 
   add(rec: Rec, e: string[][] | null): void {
     if (!e) return;
-    for (let k = 0; k < e.length; k++) for (const key of e[k]) bucketAdd(this.maps[k], key, rec);
+    for (let k = 0; k < e.length; k++) if (this.owned[k]) for (const key of e[k]) bucketAdd(this.maps[k], key, rec);
   }
 
   remove(rec: Rec, e: string[][] | null): void {
     if (!e) return;
-    for (let k = 0; k < e.length; k++) for (const key of e[k]) bucketRemove(this.maps[k], key, rec);
+    for (let k = 0; k < e.length; k++) if (this.owned[k]) for (const key of e[k]) bucketRemove(this.maps[k], key, rec);
   }
 
   /** A full key already owned by another record (unique indexes only). */
@@ -511,6 +521,13 @@ export class Collection {
         );
       }
     }
+    // Prefix maps identical to an existing index's are shared (one less hash update per write).
+    for (let k = 1; k < ix.fields.length; k++) {
+      const ex = this.indexes.find((e) => e.owned[k - 1] && ix.samePrefix(e, k));
+      if (!ex) continue;
+      ix.maps[k - 1] = ex.maps[k - 1];
+      ix.owned[k - 1] = false;
+    }
     // Build, checking uniqueness before the index becomes visible.
     for (const rec of this.docs.values()) {
       const e = ix.entries(rec.doc);
@@ -530,7 +547,19 @@ export class Collection {
 
   dropIndex(ix: Index): void {
     const i = this.indexes.indexOf(ix);
-    if (i >= 0) this.indexes.splice(i, 1);
+    if (i < 0) return;
+    this.indexes.splice(i, 1);
+    // Maps it maintained for others (up to date so far) pass to one of them.
+    ix.maps.forEach((m, k) => {
+      if (!ix.owned[k]) return;
+      for (const other of this.indexes) {
+        const j = other.maps.indexOf(m);
+        if (j >= 0 && !other.owned[j]) {
+          other.owned[j] = true;
+          break;
+        }
+      }
+    });
   }
 
   indexSpecs(): Doc[] {

@@ -63,7 +63,8 @@ export class ItemRunner {
         return 'abandoned';
       case 'error': {
         // Core may have stored the child before the connection broke: link it when it did.
-        const child = tcp ? null : await this.transactions.findChildSince(tid, item.startedAt ?? new Date());
+        const child =
+          tcp || !result.reached ? null : await this.transactions.findChildSince(tid, item.startedAt ?? new Date());
         return this.final(slot, item, {
           tstatus: 'Completed',
           rerunStatus: 'Failed',

@@ -7,8 +7,8 @@ import { HttpRerunRequest } from './rerun-request';
 export type SendResult =
   /** An HTTP answer (any status), or the end of a TCP exchange (status undefined). */
   | { kind: 'answered'; status?: number; statusMessage?: string; rerunId?: string }
-  /** Not answered: refused, reset, timed out. */
-  | { kind: 'error'; message: string }
+  /** Not answered: refused, reset, timed out. `reached`: false when no connection was ever made. */
+  | { kind: 'error'; message: string; reached: boolean }
   /** Cut short by this worker shutting down: the outcome is unknown. */
   | { kind: 'aborted' };
 
@@ -51,10 +51,10 @@ export class RerunSender implements OnApplicationShutdown {
               rerunId: Array.isArray(rerunId) ? rerunId[0] : rerunId || undefined,
             }),
           );
-          res.once('error', (error) => finish({ kind: 'error', message: error.message }));
+          res.once('error', (error) => finish(failure(error)));
         },
       );
-      req.once('error', (error) => finish({ kind: 'error', message: error.message }));
+      req.once('error', (error) => finish(failure(error)));
       req.end(request.body);
       return () => req.destroy();
     });
@@ -66,7 +66,7 @@ export class RerunSender implements OnApplicationShutdown {
       const socket = net.connect({ host, port }, () => socket.end(body));
       socket.resume();
       socket.once('end', () => finish({ kind: 'answered' }));
-      socket.once('error', (error) => finish({ kind: 'error', message: error.message }));
+      socket.once('error', (error) => finish(failure(error)));
       return () => socket.destroy();
     });
   }
@@ -89,7 +89,7 @@ export class RerunSender implements OnApplicationShutdown {
       };
       const timeoutMs = this.config.RERUN_TIMEOUT_MS;
       const timer = setTimeout(() => {
-        finish({ kind: 'error', message: `No answer within ${timeoutMs} ms (RERUN_TIMEOUT_MS)` });
+        finish({ kind: 'error', message: `No answer within ${timeoutMs} ms (RERUN_TIMEOUT_MS)`, reached: true });
         cut();
       }, timeoutMs);
       const onAbort = () => {
@@ -100,8 +100,15 @@ export class RerunSender implements OnApplicationShutdown {
       try {
         cut = start(finish);
       } catch (error) {
-        finish({ kind: 'error', message: (error as Error).message });
+        finish({ kind: 'error', message: (error as Error).message, reached: false });
       }
     });
   }
+}
+
+/** Errors that mean the request never reached anyone (so no child transaction can exist). */
+const UNREACHED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+function failure(error: NodeJS.ErrnoException): SendResult {
+  return { kind: 'error', message: error.message, reached: !UNREACHED.has(error.code ?? '') };
 }

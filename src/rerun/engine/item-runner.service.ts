@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
+import { RerunMetrics, RerunOutcome } from '../../observability/metrics/rerun-metrics';
 import { cannotRerunError, isFinalTransactionStatus, notFoundError, statusFromHttp } from '../outcome';
 import { EngineItem } from '../persistence/engine-task';
 import { ItemOutcome, ProgressWriter } from '../persistence/progress-writer.service';
@@ -28,27 +29,29 @@ export class ItemRunner {
     private readonly writer: ProgressWriter,
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
+    private readonly metrics: RerunMetrics,
   ) {}
 
   async run(slot: Slot, item: EngineItem): Promise<ItemEnd> {
     slot.dirty = true;
     const tid = item.tid;
     const transaction = await this.transactions.findOriginal(tid);
-    if (!transaction) return this.final(slot, item, { tstatus: 'Failed', error: notFoundError(tid) });
-    if (transaction.canRerun === false)
-      return this.final(slot, item, { tstatus: 'Failed', error: cannotRerunError(tid) });
+    if (!transaction) return this.notRerunnable(slot, item, notFoundError(tid));
+    if (transaction.canRerun === false) return this.notRerunnable(slot, item, cannotRerunError(tid));
 
     const channel = await this.transactions.channel(transaction.channelID);
     const tcp = channel?.type === 'tcp' || channel?.type === 'tls';
     if (tcp && (!channel.tcpHost || !channel.tcpPort)) {
-      return this.final(slot, item, {
-        tstatus: 'Failed',
-        error: `Transaction ${tid} cannot be rerun as its ${channel.type} channel has no tcpHost/tcpPort`,
-      });
+      return this.notRerunnable(
+        slot,
+        item,
+        `Transaction ${tid} cannot be rerun as its ${channel.type} channel has no tcpHost/tcpPort`,
+      );
     }
     // Never start a send on a lease that may have run out (another worker may own the slot now).
     if (!slot.valid()) return 'abandoned';
 
+    const timer = this.metrics.start();
     const result: SendResult = tcp
       ? await this.sender.tcp(
           channel.tcpHost!,
@@ -57,6 +60,7 @@ export class ItemRunner {
           this.lifecycle.signal,
         )
       : await this.sender.http(buildHttpRerun(transaction, slot.taskKey), this.lifecycle.signal);
+    timer.end(sendOutcome(result, tcp));
 
     switch (result.kind) {
       case 'aborted':
@@ -130,6 +134,11 @@ export class ItemRunner {
     }
   }
 
+  private notRerunnable(slot: Slot, item: EngineItem, error: string): ItemEnd {
+    this.metrics.recordRerun('not_rerunnable', 0);
+    return this.final(slot, item, { tstatus: 'Failed', error });
+  }
+
   private final(slot: Slot, item: EngineItem, set: Record<string, unknown>): ItemEnd {
     this.record(slot, { kind: 'final', seq: item.seq, leaseId: slot.leaseId, set });
     return 'recorded';
@@ -147,5 +156,19 @@ export class ItemRunner {
       .catch((error: Error) =>
         this.logger.warn(`Could not schedule the async poll of task ${taskKey}: ${error.message}`),
       );
+  }
+}
+
+/** The metrics label of a send, from what OpenHIM answered (the child's final status may differ). */
+function sendOutcome(result: SendResult, tcp: boolean): RerunOutcome {
+  switch (result.kind) {
+    case 'aborted':
+      return 'abandoned';
+    case 'error':
+      return 'failed';
+    case 'answered':
+      if (tcp) return 'completed';
+      if (result.status === 202) return 'pending_async';
+      return RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: statusFromHttp(result.status) });
   }
 }

@@ -9,6 +9,7 @@ import { ProgressWriter } from '../persistence/progress-writer.service';
 import { AsyncPollJobData, JobResult, LaneJobData, RERUN_QUEUE, RerunJob } from '../rerun.constants';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from './worker-lifecycle';
+import { withLogContext } from '../../observability/logging/log-context';
 
 type RerunJobData = LaneJobData | AsyncPollJobData;
 
@@ -45,7 +46,9 @@ export class RerunProcessor implements OnModuleInit, OnModuleDestroy {
           this.logger.warn(`Could not re-queue job ${String(job.id)} (the sweeper will): ${error.message}`),
         );
     });
-    void this.queue.process('*', this.config.WORKER_CONCURRENCY, (job: Job<RerunJobData>) => this.handle(job));
+    void this.queue.process('*', this.config.WORKER_CONCURRENCY, (job: Job<RerunJobData>) =>
+      withLogContext({ taskId: job.data.taskId }, () => this.handle(job)),
+    );
   }
 
   private async handle(job: Job<RerunJobData>): Promise<JobResult> {

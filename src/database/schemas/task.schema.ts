@@ -24,9 +24,6 @@ export class TaskLease {
   @Prop({ required: true }) id: string;
   @Prop({ required: true }) owner: string;
   @Prop({ required: true }) until: Date;
-  /** The item (by seq) this slot is rerunning, if any. */
-  @Prop() seq?: number;
-  @Prop() startedAt?: Date;
 }
 export const TaskLeaseSchema = SchemaFactory.createForClass(TaskLease);
 
@@ -75,6 +72,8 @@ export class TaskItem {
   @Prop() finishedAt?: Date;
   /** Lease id of the slot running it (while Processing). */
   @Prop() leaseId?: string;
+  /** When OpenHIM answered 202: the item waits for its child transaction from then on. */
+  @Prop() asyncSince?: Date;
 }
 export type TaskItemDocument = HydratedDocument<TaskItem>;
 export const TaskItemSchema = SchemaFactory.createForClass(TaskItem);

@@ -481,6 +481,28 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(await c.countDocuments({ 'a.b.c': 2, 'g.h': 5 })).toBe(1);
     });
 
+    it('writes through array elements (positional paths) copy-on-write', async () => {
+      const c = db.collection('cow_arrays');
+      const leases = [
+        { id: 'a', until: 1 },
+        { id: 'b', until: 2 },
+      ];
+      const { insertedId } = await c.insertOne({ n: 0, leases, m: [[{ x: 1 }]] });
+      const before = await c.findOneAndUpdate(
+        { _id: insertedId, 'leases.id': 'b' },
+        { $inc: { n: 1, 'leases.$.hits': 1 }, $set: { 'leases.$.until': 9 }, $unset: { 'leases.0.until': '' } },
+        { returnDocument: 'before' },
+      );
+      expect(before).toEqual({ _id: insertedId, n: 0, leases, m: [[{ x: 1 }]] });
+      await c.updateOne({ _id: insertedId }, { $set: { 'm.0.0.x': 2, 'leases.3.id': 'd' } });
+      expect(await c.findOne({ _id: insertedId })).toEqual({
+        _id: insertedId,
+        n: 1,
+        leases: [{ id: 'a' }, { id: 'b', until: 9, hits: 1 }, null, { id: 'd' }],
+        m: [[{ x: 2 }]],
+      });
+    });
+
     it('replaces documents keeping _id', async () => {
       const c = db.collection('replace');
       const { insertedId } = await c.insertOne({ a: 1, b: 2 });

@@ -287,7 +287,8 @@ function checkTypes(ops: Record<string, Doc>, doc: Doc): void {
 const FAST_OPS = new Set(['$set', '$unset', '$inc']);
 
 /**
- * $set / $unset / $inc on paths through plain objects only (the hot path), applied directly.
+ * $set / $unset / $inc on paths through plain objects, or through an existing array element that is
+ * an object (`leases.0.until`, what positional paths resolve to), applied directly.
  * Returns null, without touching `doc`, when the update needs mingo. `doc` is a fresh shallow copy
  * of the stored document: nested objects on a written path are copied on the way down (copy on
  * write), everything else stays shared with the stored (immutable) document.
@@ -307,9 +308,16 @@ function fastUpdate(doc: Doc, ops: Record<string, Doc>): string[] | null {
     if (segs.some((x) => x === '')) return null;
     let cur: unknown = doc;
     for (let i = 0; i < segs.length - 1; i++) {
+      if (Array.isArray(cur)) {
+        // Only an existing object element; padding, holes and scalars are left to mingo.
+        if (String(Number(segs[i])) !== segs[i]) return null;
+        cur = cur[Number(segs[i])];
+        if (!isPlainObject(cur)) return null;
+        continue;
+      }
       const next = (cur as Doc)[segs[i]];
       if (next === undefined) break;
-      if (!isPlainObject(next)) return null;
+      if (!isPlainObject(next) && !(Array.isArray(next) && i + 2 < segs.length)) return null;
       cur = next;
     }
   }
@@ -332,7 +340,7 @@ function fastUpdate(doc: Doc, ops: Record<string, Doc>): string[] | null {
           parent[segs[i]] = next;
           copied.add(next);
         } else if (!copied.has(next)) {
-          next = { ...next };
+          next = (Array.isArray(next) ? next.slice() : { ...next }) as Doc;
           parent[segs[i]] = next;
           copied.add(next);
         }

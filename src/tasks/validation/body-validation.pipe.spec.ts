@@ -92,3 +92,13 @@ describe('BodyValidationPipe', () => {
     );
   });
 });
+
+describe('reservedKeyPath', () => {
+  it('finds prototype-pollution keys at any depth, and nothing in ordinary bodies', () => {
+    const { reservedKeyPath } = jest.requireActual('./body-validation.pipe');
+    expect(reservedKeyPath(JSON.parse('{"paused":{"constructor":true}}'))).toBe('paused.constructor');
+    expect(reservedKeyPath(JSON.parse('{"tids":[{"__proto__":{"x":1}}]}'))).toBe('tids[0].__proto__');
+    expect(reservedKeyPath(JSON.parse('{"prototype":1}'))).toBe('prototype');
+    expect(reservedKeyPath({ tids: ['5bb777777bbb66cc5d4444ee'], batchSize: 2, paused: true })).toBeUndefined();
+  });
+});

@@ -22,6 +22,10 @@ export class BodyValidationPipe implements PipeTransform {
     const metatype = metadata.metatype;
     if (metadata.type !== 'body' || !metatype || metatype === Object) return value;
     if (!isPlainObject(value)) throw badRequest('The request body must be a JSON object');
+    const reserved = reservedKeyPath(value);
+    // Such keys reach object prototypes (and crash class-transformer): refuse them by name.
+    if (reserved)
+      throw badRequest(`Field "${reserved}" is not allowed (__proto__, constructor and prototype are reserved)`);
     // Arrays bypass class-transformer (no nested DTOs here, and it takes ~0.3 s over 100k tids).
     const arrays = Object.entries(value).filter(([, entry]) => Array.isArray(entry));
     const scalars = Object.fromEntries(Object.entries(value).filter(([, entry]) => !Array.isArray(entry)));
@@ -55,4 +59,28 @@ function describe(error: ValidationError, fields: string[]): string[] {
 function knownFields(metatype: ArgumentMetadata['metatype']): string[] {
   const metadatas = getMetadataStorage().getTargetValidationMetadatas(metatype as new () => object, '', true, false);
   return [...new Set(metadatas.map((entry) => entry.propertyName))];
+}
+
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The path of the first reserved key anywhere in a parsed JSON value, if any. */
+export function reservedKeyPath(value: unknown, path = ''): string | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      const entry: unknown = value[index];
+      if (entry !== null && typeof entry === 'object') {
+        const found = reservedKeyPath(entry, `${path}[${index}]`);
+        if (found) return found;
+      }
+    }
+    return undefined;
+  }
+  for (const key of Object.keys(value)) {
+    const keyPath = path ? `${path}.${key}` : key;
+    if (RESERVED_KEYS.has(key)) return keyPath;
+    const found = reservedKeyPath((value as Record<string, unknown>)[key], keyPath);
+    if (found) return found;
+  }
+  return undefined;
 }

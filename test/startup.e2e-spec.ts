@@ -81,6 +81,14 @@ describe('configuration errors', () => {
     expect(output).toContain('LOG_LEVEL');
   });
 
+  it('npm start without REDIS_URL and without redis-server on PATH says how to get one', async () => {
+    const service = runNode(distEntry('main.js'), [], { PATH: '/nonexistent', API_PORT: '0' });
+    expect(await service.exited).toBe(1);
+    expect(service.output()).toContain("'redis-server' was not found on PATH");
+    expect(service.output()).toContain('apt-get install -y redis-server');
+    expect(service.output()).toContain('REDIS_URL=redis://');
+  });
+
   it.each(['main.api.js', 'main.worker.js'])('%s refuses to start without MONGODB_URI and REDIS_URL', async (entry) => {
     const service = runNode(distEntry(entry));
     expect(await service.exited).toBe(1);

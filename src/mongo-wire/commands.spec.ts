@@ -503,6 +503,29 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       });
     });
 
+    it('pushes single values copy-on-write, leaving modifiers and type errors to the general path', async () => {
+      const c = db.collection('cow_push');
+      const { insertedId } = await c.insertOne({ ids: [1], s: 'x', sub: { list: [{ a: 1 }] } });
+      const before = await c.findOneAndUpdate(
+        { _id: insertedId },
+        { $push: { ids: 2, 'sub.list': { a: 2 }, fresh: [3], 'new.path': 'v' } } as never,
+        { returnDocument: 'before' },
+      );
+      expect(before).toEqual({ _id: insertedId, ids: [1], s: 'x', sub: { list: [{ a: 1 }] } });
+      await c.updateOne({ _id: insertedId }, { $push: { ids: { $each: [3, 4], $slice: -3 } } } as never);
+      expect(await c.findOne({ _id: insertedId })).toEqual({
+        _id: insertedId,
+        ids: [2, 3, 4],
+        s: 'x',
+        sub: { list: [{ a: 1 }, { a: 2 }] },
+        fresh: [[3]],
+        new: { path: ['v'] },
+      });
+      const err = await serverError(c.updateOne({ _id: insertedId }, { $push: { s: 1 } } as never));
+      expect(err.code).toBeDefined();
+      expect((await c.findOne({ _id: insertedId }))?.s).toBe('x');
+    });
+
     it('replaces documents keeping _id', async () => {
       const c = db.collection('replace');
       const { insertedId } = await c.insertOne({ a: 1, b: 2 });

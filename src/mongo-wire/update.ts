@@ -284,7 +284,7 @@ function checkTypes(ops: Record<string, Doc>, doc: Doc): void {
   }
 }
 
-const FAST_OPS = new Set(['$set', '$unset', '$inc']);
+const FAST_OPS = new Set(['$set', '$unset', '$inc', '$push']);
 
 /**
  * $set / $unset / $inc on paths through plain objects, or through an existing array element that is
@@ -306,7 +306,12 @@ function fastUpdate(doc: Doc, ops: Record<string, Doc>): string[] | null {
   for (const p of paths) {
     const segs = p.split('.');
     if (segs.some((x) => x === '')) return null;
+    const push = ops.$push && Object.prototype.hasOwnProperty.call(ops.$push, p);
+    // A plain `$push` of one value (no $each / $slice / ... modifiers).
+    if (push && isPlainObject(ops.$push[p]) && Object.keys(ops.$push[p] as Doc).some((k) => k.startsWith('$')))
+      return null;
     let cur: unknown = doc;
+    let missing = false;
     for (let i = 0; i < segs.length - 1; i++) {
       if (Array.isArray(cur)) {
         // Only an existing object element; padding, holes and scalars are left to mingo.
@@ -316,9 +321,16 @@ function fastUpdate(doc: Doc, ops: Record<string, Doc>): string[] | null {
         continue;
       }
       const next = (cur as Doc)[segs[i]];
-      if (next === undefined) break;
+      if (next === undefined) {
+        missing = true;
+        break;
+      }
       if (!isPlainObject(next) && !(Array.isArray(next) && i + 2 < segs.length)) return null;
       cur = next;
+    }
+    if (push && !missing) {
+      const target = (cur as Doc)[segs[segs.length - 1]];
+      if (target !== undefined && !Array.isArray(target)) return null;
     }
   }
   const modified: string[] = [];
@@ -357,6 +369,10 @@ function fastUpdate(doc: Doc, ops: Record<string, Doc>): string[] | null {
         const next = (prev ?? 0) + (v as number);
         if (prev !== undefined && next === prev) continue;
         parent[last] = next;
+        modified.push(p);
+      } else if (op === '$push') {
+        const prev = parent[last] as unknown[] | undefined;
+        parent[last] = prev ? [...prev, cloneDoc(v)] : [cloneDoc(v)];
         modified.push(p);
       } else if (Object.prototype.hasOwnProperty.call(parent, last)) {
         delete parent[last];

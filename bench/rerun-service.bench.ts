@@ -1,0 +1,506 @@
+/**
+ * `npm run bench` (issue 7, "Benchmarks"): the service's own API and worker processes against a stub
+ * OpenHIM rerun endpoint, the standalone MongoDB-compatible server and a real redis-server. Prints
+ * one table; every figure is a ratio against a baseline measured in the same run.
+ *
+ *   npm run build --silent && jest --roots '<rootDir>/bench' --testRegex 'rerun-service\.bench\.ts$' --runInBand --silent
+ *
+ * BENCH_SCALE (default 1): multiplies every size (20 000 reruns, 10k/100k large tasks, API requests).
+ * Not part of npm test.
+ */
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { cpus } from 'node:os';
+import { MongoClient, ObjectId, type Db } from 'mongodb';
+import { findFreePort } from '../src/common/net/free-port';
+import { startPrivateRedis, type PrivateRedis } from '../src/bootstrap/private-redis';
+import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../test/support/openhim-auth';
+import { insertTransactions, OpenhimCoreStub, type StubRequest } from '../test/support/openhim-core-stub';
+import { distEntry, runNode, type RunningProcess } from '../test/support/processes';
+import { ensureBuilt } from '../test/support/worker-process';
+
+const SCALE = Number(process.env.BENCH_SCALE ?? 1);
+const size = (n: number, min = 50) => Math.max(min, Math.round(n * SCALE));
+const RERUNS = size(20000);
+const LARGE = size(100000, 200);
+const SMALL = size(10000, 100);
+const API_REQUESTS = size(2000, 200);
+const BATCH_SIZE = 50;
+const TASKS_FOR_SCALE_OUT = 4;
+const TASK_TIMEOUT_MS = 15 * 60 * 1000;
+
+const print = (text: string) => process.stdout.write(`${text}\n`);
+
+// ---- processes ------------------------------------------------------------------------------------
+
+/** CPU seconds (user + system) a process has used so far. */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100/s on Linux)
+  } catch {
+    return 0;
+  }
+}
+
+/** Peak resident set (VmHWM) in MB. */
+function peakRssMb(pid: number | undefined): number {
+  try {
+    const match = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
+    return match ? Number(match[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+async function stopProcess(proc: RunningProcess | undefined): Promise<void> {
+  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  proc.kill('SIGTERM');
+  const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await proc.exited;
+  clearTimeout(killer);
+}
+
+async function waitHttp(url: string, what: string, proc: RunningProcess, timeoutMs = 60000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.child.exitCode !== null) throw new Error(`${what} exited:\n${proc.output()}`);
+    const status = await new Promise<number>((resolve) =>
+      http.get(url, (res) => (res.resume(), resolve(res.statusCode ?? 0))).on('error', () => resolve(0)),
+    );
+    if (status === 200) return;
+    if (Date.now() > deadline) throw new Error(`${what} not ready after ${timeoutMs} ms:\n${proc.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+// ---- a keep-alive HTTP client -------------------------------------------------------------------------
+
+interface Call {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+function request(agent: http.Agent, port: number, call: Call): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, agent, method: call.method, path: call.path, headers: call.headers, timeout: 120000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end(call.body);
+  });
+}
+
+/** `count` calls, `concurrency` at a time; latencies in ms. Bounded by `timeoutMs`. */
+async function load(
+  port: number,
+  count: number,
+  concurrency: number,
+  next: (index: number) => Call,
+  expectStatus?: number,
+  timeoutMs = 10 * 60 * 1000,
+): Promise<{ seconds: number; latencies: number[] }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const latencies: number[] = [];
+  const deadline = Date.now() + timeoutMs;
+  let issued = 0;
+  const started = process.hrtime.bigint();
+  const loop = async () => {
+    while (issued < count) {
+      if (Date.now() > deadline) throw new Error(`load did not finish within ${timeoutMs} ms`);
+      const index = issued++;
+      const t0 = process.hrtime.bigint();
+      const answer = await request(agent, port, next(index));
+      if (expectStatus && answer.status !== expectStatus)
+        throw new Error(`expected ${expectStatus}, got ${answer.status}: ${answer.body.slice(0, 200)}`);
+      latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, loop));
+  } finally {
+    agent.destroy();
+  }
+  return { seconds: Number(process.hrtime.bigint() - started) / 1e9, latencies };
+}
+
+const percentile = (values: number[], p: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+};
+
+// ---- the bench -------------------------------------------------------------------------------------
+
+interface Row {
+  bench: string;
+  figure: string;
+  baseline: string;
+  ratio?: number;
+  target?: string;
+  pass?: boolean;
+  limits?: string;
+}
+
+it(
+  'npm run bench: reruns, API and large tasks against same-run baselines',
+  async () => {
+    await ensureBuilt();
+    const rows: Row[] = [];
+    const procs = new Set<RunningProcess>();
+    let mongo: RunningProcess | undefined;
+    let redis: PrivateRedis | undefined;
+    let client: MongoClient | undefined;
+    let stub: OpenhimCoreStub | undefined;
+    let db: Db;
+    let queueRound = 0;
+
+    const stop = async (proc: RunningProcess | undefined) => {
+      await stopProcess(proc);
+      if (proc) procs.delete(proc);
+    };
+
+    try {
+      mongo = runNode(distEntry('mongo-wire/cli.js'), ['--port', '0']);
+      const [, mongoUrl] = await mongo.waitForOutput(/listening at (mongodb:\/\/\S+)/, 30000);
+      redis = await startPrivateRedis();
+      client = await MongoClient.connect(mongoUrl);
+      db = client.db('openhim-bench');
+      stub = await OpenhimCoreStub.start(db);
+      const stubRef = stub;
+      const mongoUri = `${mongoUrl}/openhim-bench`;
+
+      const serviceEnv = () => ({
+        MONGODB_URI: mongoUri,
+        REDIS_URL: redis!.url,
+        QUEUE_PREFIX: `bench-${queueRound}`,
+        RERUN_HOST: '127.0.0.1',
+        RERUN_HTTP_PORT: String(stubRef.port),
+        LOG_LEVEL: 'warn',
+      });
+
+      const startApi = async () => {
+        const port = await findFreePort();
+        const api = runNode(distEntry('main.api.js'), [], {
+          ...serviceEnv(),
+          API_PORT: String(port),
+          API_HOST: '127.0.0.1',
+          API_PROTOCOL: 'http',
+        });
+        procs.add(api);
+        await waitHttp(`http://127.0.0.1:${port}/health/live`, 'the API', api);
+        // The API creates the root user at start; the bench signs its token requests with its salt.
+        const user = await waitForValue(() => db.collection('users').findOne({ email: ROOT_EMAIL }), 'the root user');
+        const passport = await db.collection('passports').findOne({ email: ROOT_EMAIL, protocol: 'token' });
+        const salt = (passport?.passwordSalt ?? user.passwordSalt) as string;
+        return { api, port, auth: () => tokenHeaders(ROOT_EMAIL, ROOT_PASSWORD, salt) };
+      };
+
+      const startWorkers = async (count: number) =>
+        Promise.all(
+          Array.from({ length: count }, async () => {
+            const port = await findFreePort();
+            const worker = runNode(distEntry('main.worker.js'), [], {
+              ...serviceEnv(),
+              WORKER_HTTP_PORT: String(port),
+              WORKER_HTTP_HOST: '127.0.0.1',
+            });
+            procs.add(worker);
+            await waitHttp(`http://127.0.0.1:${port}/health/live`, 'a worker', worker);
+            return worker;
+          }),
+        );
+
+      /** A fresh API and workers on a fresh queue prefix, so nothing left from a previous phase runs. */
+      const phase = async <T>(
+        workers: number,
+        body: (ctx: Awaited<ReturnType<typeof startApi>> & { workers: RunningProcess[] }) => Promise<T>,
+      ) => {
+        queueRound++;
+        const api = await startApi();
+        const started = await startWorkers(workers);
+        try {
+          return await body({ ...api, workers: started });
+        } finally {
+          await Promise.all([api.api, ...started].map(stop));
+        }
+      };
+
+      const createTask = async (port: number, auth: () => Record<string, string>, tids: string[]) => {
+        const body = JSON.stringify({ tids, batchSize: BATCH_SIZE });
+        const t0 = Date.now();
+        const answer = await request(new http.Agent(), port, {
+          method: 'POST',
+          path: '/tasks',
+          headers: { ...auth(), 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+          body,
+        });
+        if (answer.status !== 201) throw new Error(`POST /tasks: ${answer.status} ${answer.body.slice(0, 300)}`);
+        return { id: answer.body.match(/id ([0-9a-f]{24})/)![1], ms: Date.now() - t0 };
+      };
+
+      /** Wall clock from before the first POST until every task is Completed (polled every 50 ms). */
+      const runTasks = async (
+        ctx: { port: number; auth: () => Record<string, string>; workers: RunningProcess[]; api: RunningProcess },
+        tidSets: string[][],
+      ) => {
+        stubRef.requests.length = 0;
+        const watched = [mongo!, ctx.api, ...ctx.workers];
+        const cpuBefore = watched.map((p) => cpuSeconds(p.child.pid));
+        const selfBefore = process.cpuUsage();
+        const t0 = Date.now();
+        const ids = [];
+        for (const tids of tidSets) ids.push(new ObjectId((await createTask(ctx.port, ctx.auth, tids)).id));
+        const deadline = Date.now() + TASK_TIMEOUT_MS;
+        for (;;) {
+          const done = await db.collection('tasks').countDocuments({ _id: { $in: ids }, status: 'Completed' });
+          if (done === ids.length) break;
+          if (Date.now() > deadline) throw new Error(`tasks not completed within ${TASK_TIMEOUT_MS} ms`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        const seconds = (Date.now() - t0) / 1000;
+        const total = tidSets.reduce((sum, tids) => sum + tids.length, 0);
+        if (stubRef.requests.length !== total)
+          throw new Error(`the stub received ${stubRef.requests.length} reruns, expected ${total}`);
+        const self = process.cpuUsage(selfBefore);
+        const cpu = watched.map((p, i) => (cpuSeconds(p.child.pid) - cpuBefore[i]) / seconds);
+        const load = `CPU cores: mongo ${cpu[0].toFixed(2)}, workers ${cpu
+          .slice(2)
+          .reduce((a, b) => a + b, 0)
+          .toFixed(2)}, stub+bench ${((self.user + self.system) / 1e6 / seconds).toFixed(2)}`;
+        return { seconds, perSecond: total / seconds, requests: [...stubRef.requests], load };
+      };
+
+      /** The ceiling: the same requests replayed to the same stub by a keep-alive client. */
+      const ceiling = async (requests: StubRequest[], concurrency: number) => {
+        stubRef.requests.length = 0;
+        const cpuBefore = cpuSeconds(mongo!.child.pid);
+        const result = await load(
+          stubRef.port,
+          requests.length,
+          concurrency,
+          (i) => {
+            const {
+              host: _h,
+              connection: _c,
+              'content-length': _l,
+              'transfer-encoding': _t,
+              ...headers
+            } = requests[i].headers;
+            return {
+              method: requests[i].method,
+              path: requests[i].url,
+              headers: {
+                ...(headers as Record<string, string>),
+                'content-length': String(Buffer.byteLength(requests[i].body)),
+              },
+              body: requests[i].body,
+            };
+          },
+          200,
+        );
+        await stubRef.settled();
+        return {
+          perSecond: requests.length / result.seconds,
+          mongoCpu: (cpuSeconds(mongo!.child.pid) - cpuBefore) / result.seconds,
+        };
+      };
+
+      // 1. Rerun throughput -------------------------------------------------------------------------
+      const throughput: Record<string, number> = {};
+      for (const latencyMs of [20, 0]) {
+        stubRef.behave({ latencyMs });
+        for (const workers of [1, 2]) {
+          const tids = await insertTransactions(db, RERUNS);
+          const run = await phase(workers, (ctx) => runTasks(ctx, [tids]));
+          const top = await ceiling(run.requests, BATCH_SIZE);
+          const ratio = run.perSecond / top.perSecond;
+          const target = workers === 1 ? (latencyMs === 20 ? 0.6 : 0.3) : undefined;
+          rows.push({
+            bench: `1. ${RERUNS} reruns, 1 task, batchSize ${BATCH_SIZE}, ${latencyMs} ms, ${workers} worker(s)`,
+            figure: `${run.perSecond.toFixed(0)}/s (${run.seconds.toFixed(1)} s)`,
+            baseline: `ceiling ${top.perSecond.toFixed(0)}/s`,
+            ratio,
+            target: target ? `>= ${target}` : undefined,
+            pass: target ? ratio >= target : undefined,
+            limits: `${run.load}; ceiling: mongo ${top.mongoCpu.toFixed(2)} cores`,
+          });
+          print(`${rows[rows.length - 1].bench}: ${rows[rows.length - 1].figure} vs ${rows[rows.length - 1].baseline}`);
+        }
+      }
+      stubRef.behave({ latencyMs: 20 });
+      for (const workers of [1, 2]) {
+        const sets: string[][] = [];
+        for (let t = 0; t < TASKS_FOR_SCALE_OUT; t++)
+          sets.push(await insertTransactions(db, Math.round(RERUNS / TASKS_FOR_SCALE_OUT)));
+        const run = await phase(workers, (ctx) => runTasks(ctx, sets));
+        throughput[workers] = run.perSecond;
+        const base = workers === 2 ? throughput[1] : undefined;
+        rows.push({
+          bench: `1. ${TASKS_FOR_SCALE_OUT} tasks x ${sets[0].length} reruns, 20 ms, ${workers} worker(s)`,
+          figure: `${run.perSecond.toFixed(0)}/s (${run.seconds.toFixed(1)} s)`,
+          baseline: base ? `1 worker ${base.toFixed(0)}/s` : '-',
+          ratio: base ? run.perSecond / base : undefined,
+          target: base ? '>= 1.6' : undefined,
+          pass: base ? run.perSecond / base >= 1.6 : undefined,
+          limits: run.load,
+        });
+        print(`${rows[rows.length - 1].bench}: ${rows[rows.length - 1].figure}`);
+      }
+
+      // 3. Large task ---------------------------------------------------------------------------------
+      stubRef.behave({ latencyMs: 0 });
+      const large: Record<
+        number,
+        { perItemMs: number; workerRss: number; postMs: number; apiRss: number; apiRssBefore: number; load: string }
+      > = {};
+      for (const count of [SMALL, LARGE]) {
+        const tids = await insertTransactions(db, count);
+        large[count] = await phase(1, async (ctx) => {
+          const apiRssBefore = peakRssMb(ctx.api.child.pid);
+          stubRef.requests.length = 0;
+          const t0 = Date.now();
+          const created = await createTask(ctx.port, ctx.auth, tids);
+          const apiRss = peakRssMb(ctx.api.child.pid);
+          const cpuBefore = cpuSeconds(mongo!.child.pid);
+          const workerCpuBefore = cpuSeconds(ctx.workers[0].child.pid);
+          const deadline = Date.now() + TASK_TIMEOUT_MS;
+          let task;
+          for (;;) {
+            task = await db.collection('tasks').findOne({ _id: new ObjectId(created.id) });
+            if (task?.status === 'Completed') break;
+            if (Date.now() > deadline) throw new Error(`large task not completed within ${TASK_TIMEOUT_MS} ms`);
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          const seconds = (Date.now() - t0) / 1000;
+          if (stubRef.requests.length !== count)
+            throw new Error(`the stub received ${stubRef.requests.length}, expected ${count}`);
+          return {
+            perItemMs: (seconds * 1000) / count,
+            workerRss: peakRssMb(ctx.workers[0].child.pid),
+            postMs: created.ms,
+            apiRss,
+            apiRssBefore,
+            load: `CPU cores: mongo ${((cpuSeconds(mongo!.child.pid) - cpuBefore) / seconds).toFixed(2)}, worker ${((cpuSeconds(ctx.workers[0].child.pid) - workerCpuBefore) / seconds).toFixed(2)}`,
+          };
+        });
+        print(`3. ${count} items: POST ${large[count].postMs} ms, ${large[count].perItemMs.toFixed(3)} ms/item`);
+      }
+      const [s, l] = [large[SMALL], large[LARGE]];
+      rows.push({
+        bench: `3. POST /tasks with ${LARGE} tids`,
+        figure: `${(l.postMs / 1000).toFixed(2)} s; API peak RSS ${l.apiRss.toFixed(0)} MB (${l.apiRssBefore.toFixed(0)} MB before)`,
+        baseline: `${SMALL} tids: ${(s.postMs / 1000).toFixed(2)} s`,
+        ratio: l.postMs / s.postMs,
+        target: '< 5 s',
+        pass: l.postMs < 5000,
+      });
+      rows.push({
+        bench: `3. run at 0 ms, 1 worker: time per item ${LARGE} vs ${SMALL}`,
+        figure: `${l.perItemMs.toFixed(3)} ms/item`,
+        baseline: `${s.perItemMs.toFixed(3)} ms/item`,
+        ratio: l.perItemMs / s.perItemMs,
+        target: '<= 1.5',
+        pass: l.perItemMs / s.perItemMs <= 1.5,
+        limits: `${LARGE}: ${l.load}; ${SMALL}: ${s.load}`,
+      });
+      rows.push({
+        bench: `3. worker peak RSS ${LARGE} vs ${SMALL}`,
+        figure: `${l.workerRss.toFixed(0)} MB`,
+        baseline: `${s.workerRss.toFixed(0)} MB`,
+        ratio: l.workerRss / s.workerRss,
+        target: '<= 1.2 (no growth)',
+        pass: l.workerRss / s.workerRss <= 1.2,
+      });
+
+      // 2. API (last: its tasks stay queued, no workers) ------------------------------------------------
+      const [tid] = await insertTransactions(db, 1);
+      await phase(0, async (ctx) => {
+        const { id } = await createTask(ctx.port, ctx.auth, [tid]);
+        const post = JSON.stringify({ tids: [tid], batchSize: 1 });
+        const measure = (call: () => Call, status: number) => load(ctx.port, API_REQUESTS, 20, call, status, 120000);
+        const get = () => ({ method: 'GET', path: `/tasks/${id}`, headers: ctx.auth() });
+        await measure(get, 200); // warm-up
+        const cpuBefore = cpuSeconds(mongo!.child.pid);
+        const apiCpuBefore = cpuSeconds(ctx.api.child.pid);
+        const g = await measure(get, 200);
+        const p = await measure(
+          () => ({
+            method: 'POST',
+            path: '/tasks',
+            headers: { ...ctx.auth(), 'content-type': 'application/json', 'content-length': String(post.length) },
+            body: post,
+          }),
+          201,
+        );
+        const total = g.seconds + p.seconds;
+        const [gps, pps] = [API_REQUESTS / g.seconds, API_REQUESTS / p.seconds];
+        rows.push({
+          bench: `2. POST /tasks (1 tid, token auth), 20 concurrent, ${API_REQUESTS} requests`,
+          figure: `${pps.toFixed(0)}/s, p99 ${percentile(p.latencies, 99).toFixed(1)} ms`,
+          baseline: `GET /tasks/:id ${gps.toFixed(0)}/s, p99 ${percentile(g.latencies, 99).toFixed(1)} ms`,
+          ratio: pps / gps,
+          target: '>= 0.4',
+          pass: pps / gps >= 0.4,
+          limits: `CPU cores over both: API ${((cpuSeconds(ctx.api.child.pid) - apiCpuBefore) / total).toFixed(2)}, mongo ${((cpuSeconds(mongo!.child.pid) - cpuBefore) / total).toFixed(2)}`,
+        });
+      });
+
+      printTable(rows);
+    } finally {
+      await Promise.all([...procs].map(stop));
+      await stub?.close().catch(() => undefined);
+      await client?.close().catch(() => undefined);
+      await stopProcess(mongo);
+      await redis?.stop();
+    }
+  },
+  3 * 60 * 60 * 1000,
+);
+
+async function waitForValue<T>(
+  probe: () => Promise<T | null | undefined>,
+  what: string,
+  timeoutMs = 30000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function printTable(rows: Row[]): void {
+  const header = ['Benchmark', 'Figure', 'Baseline (same run)', 'Ratio', 'Target', 'Result'];
+  const cells = rows.map((row) => [
+    row.bench,
+    row.figure,
+    row.baseline,
+    row.ratio === undefined ? '-' : row.ratio.toFixed(2),
+    row.target ?? '-',
+    row.pass === undefined ? '-' : row.pass ? 'PASS' : 'FAIL',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => `| ${c.map((v, i) => v.padEnd(widths[i])).join(' | ')} |`;
+  const out = [
+    `Machine: ${cpus().length} cores, scale ${SCALE}`,
+    line(header),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...cells.map(line),
+    '',
+    'What limits each figure (CPU cores used by each process while it ran):',
+    ...rows.filter((row) => row.limits).map((row) => `- ${row.bench}: ${row.limits}`),
+  ];
+  print(out.join('\n'));
+}

@@ -111,6 +111,55 @@ describe('Rerun engine: sending', () => {
     expect(task!.completedDate).toBeInstanceOf(Date);
   });
 
+  it('sends a rerun again when the keep-alive connection it went out on had been closed by core', async () => {
+    // Core closes an idle keep-alive connection (its keep-alive timeout) just as a rerun is written
+    // onto it: the request is reset unread. Seen under CPU starvation as reruns that never arrived.
+    const tids = await insertTransactions(env.db, 6);
+    const dropped = new Set([tids[2], tids[4]]);
+    const closedOnce = new Set<string>();
+    stub.behave((request) => {
+      if (request.onConnection > 0 && dropped.has(request.parentId!) && !closedOnce.has(request.parentId!)) {
+        closedOnce.add(request.parentId!);
+        return { mode: 'closed' };
+      }
+      return {};
+    });
+    const taskId = await run(tids, 1);
+
+    expect([...closedOnce].sort()).toEqual([...dropped].sort());
+    const counts = stub.countsByTid(taskId);
+    expect(tids.map((tid) => counts.get(tid))).toEqual([1, 1, 1, 1, 1, 1]);
+    const byTid = new Map(stub.forTask(taskId).map((request) => [request.parentId, request]));
+    const items = await readItems(env.db, taskId);
+    expect(
+      items.map(({ tid, tstatus, rerunID, rerunStatus, error }) => [tid, tstatus, rerunID, rerunStatus, error]),
+    ).toEqual(tids.map((tid) => [tid, 'Completed', byTid.get(tid)!.childId, 'Successful', undefined]));
+  });
+
+  it('does not send a rerun again when core stored its child before the connection broke', async () => {
+    const tids = await insertTransactions(env.db, 3);
+    let resetOnce = false;
+    stub.behave((request) => {
+      if (request.onConnection > 0 && request.parentId === tids[1] && !resetOnce) {
+        resetOnce = true;
+        return { mode: 'hang' };
+      }
+      return {};
+    });
+    const taskId = await insertTask(env.db, tids, { batchSize: 1 });
+    await scheduler.schedule(taskId, 1);
+    // Core stored the child, then the connection broke before any answer.
+    const child = await waitFor('the child of the second rerun', () =>
+      env.db.collection('transactions').findOne({ parentID: new ObjectId(tids[1]) }),
+    );
+    await stub.dropConnections();
+    await waitForTaskStatus(env.db, taskId, 'Completed');
+
+    expect(tids.map((tid) => stub.countsByTid(taskId).get(tid))).toEqual([1, 1, 1]);
+    const items = await readItems(env.db, taskId);
+    expect(items[1]).toMatchObject({ tstatus: 'Completed', rerunID: child._id.toHexString(), rerunStatus: 'Failed' });
+  });
+
   it("records OpenHIM's outcomes: upstream 4xx/5xx, reset, timeout, not found, canRerun:false", async () => {
     const [ok, bad, failing, reset, hanging, noRerun] = await insertTransactions(env.db, 6, (index) => ({
       canRerun: index === 5 ? false : undefined,

@@ -13,6 +13,8 @@ import { Db, ObjectId } from 'mongodb';
 export interface StubRequest {
   /** Arrival order (0, 1, ...). */
   index: number;
+  /** How many requests the connection carried before this one (keep-alive reuse). */
+  onConnection: number;
   method: string;
   /** Path and query as received. */
   url: string;
@@ -30,8 +32,12 @@ export interface StubBehaviour {
   latencyMs?: number;
   /** HTTP status of the answer (default 200). */
   status?: number;
-  /** `reset`: the connection is destroyed at once, nothing stored; `hang`: never answered; `async`: 202, child Pending Async. */
-  mode?: 'answer' | 'reset' | 'hang' | 'async';
+  /**
+   * `reset`: the connection is destroyed at once, nothing stored; `hang`: never answered; `async`: 202,
+   * child Pending Async; `closed`: the server had closed the (keep-alive) connection before reading
+   * the request: destroyed, not recorded, nothing stored.
+   */
+  mode?: 'answer' | 'reset' | 'hang' | 'async' | 'closed';
 }
 
 export type BehaviourRule = StubBehaviour | ((request: StubRequest) => StubBehaviour);
@@ -50,6 +56,7 @@ export class OpenhimCoreStub {
   private readonly maxInFlightByTask = new Map<string, number>();
   private readonly sockets = new Set<import('node:net').Socket>();
   private readonly writes = new Set<Promise<unknown>>();
+  private readonly perSocket = new WeakMap<import('node:net').Socket, number>();
 
   private constructor(
     private readonly server: http.Server,
@@ -107,10 +114,21 @@ export class OpenhimCoreStub {
     while (this.writes.size) await Promise.all([...this.writes]);
   }
 
+  /** Resets every open connection (requests in flight get no answer). */
+  async dropConnections(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+  }
+
   async close(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await this.settled();
+  }
+
+  private served(socket: import('node:net').Socket): number {
+    const count = this.perSocket.get(socket) ?? 0;
+    this.perSocket.set(socket, count + 1);
+    return count;
   }
 
   /** A database write that survives a short MongoDB outage (core would retry or fail the request). */
@@ -142,6 +160,7 @@ export class OpenhimCoreStub {
     };
     const request: StubRequest = {
       index: this.requests.length,
+      onConnection: this.served(req.socket),
       method: req.method ?? '',
       url: req.url ?? '',
       headers: req.headers,
@@ -151,8 +170,12 @@ export class OpenhimCoreStub {
       taskId: header('taskid'),
       parentId: header('parentid'),
     };
-    this.requests.push(request);
     const behaviour = typeof this.rule === 'function' ? this.rule(request) : this.rule;
+    if (behaviour.mode === 'closed') {
+      req.socket.destroy();
+      return;
+    }
+    this.requests.push(request);
     const key = request.taskId ?? '';
     const now = (this.inFlight.get(key) ?? 0) + 1;
     this.inFlight.set(key, now);

@@ -2,13 +2,14 @@ import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import http from 'node:http';
 import net from 'node:net';
 import { AppConfig } from '../../config/app-config';
+import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { HttpRerunRequest } from './rerun-request';
 
 export type SendResult =
   /** An HTTP answer (any status), or the end of a TCP exchange (status undefined). */
   | { kind: 'answered'; status?: number; statusMessage?: string; rerunId?: string }
   /** Not answered: refused, reset, timed out. `reached`: false when no connection was ever made. */
-  | { kind: 'error'; message: string; reached: boolean }
+  | { kind: 'error'; message: string; reached: boolean; staleConnection?: boolean }
   /** Cut short by this worker shutting down: the outcome is unknown. */
   | { kind: 'aborted' };
 
@@ -20,7 +21,10 @@ export type SendResult =
 export class RerunSender implements OnApplicationShutdown {
   private readonly agent: http.Agent;
 
-  constructor(private readonly config: AppConfig) {
+  constructor(
+    private readonly config: AppConfig,
+    private readonly transactions: RerunTransactionsRepository,
+  ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' });
   }
 
@@ -29,8 +33,28 @@ export class RerunSender implements OnApplicationShutdown {
     this.agent.destroy();
   }
 
-  http(request: HttpRerunRequest, signal: AbortSignal): Promise<SendResult> {
+  /**
+   * A keep-alive connection the server closed while idle (its keep-alive timeout; easily hit when
+   * either process is starved of CPU) resets the request written onto it before the server read it:
+   * such a rerun never reached core. It is sent once more on a new connection, unless core stored a
+   * child for it after all (core stores the child when a request arrives).
+   */
+  async http(request: HttpRerunRequest, signal: AbortSignal): Promise<SendResult> {
+    const startedAt = new Date();
+    const result = await this.httpOnce(request, signal, this.agent);
+    if (result.kind !== 'error' || !result.staleConnection) return result;
+    const parent = request.headers.parentID;
+    const child =
+      typeof parent === 'string'
+        ? await this.transactions.findChildSince(parent, startedAt).catch(() => 'unknown' as const)
+        : 'unknown';
+    if (child) return { kind: 'error', message: result.message, reached: true };
+    return this.httpOnce(request, signal, false);
+  }
+
+  private httpOnce(request: HttpRerunRequest, signal: AbortSignal, agent: http.Agent | false): Promise<SendResult> {
     return this.exchange(signal, (finish) => {
+      let answered = false;
       const req = http.request(
         {
           host: this.config.RERUN_HOST,
@@ -38,9 +62,10 @@ export class RerunSender implements OnApplicationShutdown {
           method: request.method,
           path: request.path,
           headers: request.headers,
-          agent: this.agent,
+          agent,
         },
         (res) => {
+          answered = true;
           const rerunId = res.headers['x-openhim-transactionid'];
           res.resume();
           res.once('end', () =>
@@ -54,7 +79,10 @@ export class RerunSender implements OnApplicationShutdown {
           res.once('error', (error) => finish(failure(error)));
         },
       );
-      req.once('error', (error) => finish(failure(error)));
+      req.once('error', (error: NodeJS.ErrnoException) => {
+        const stale = req.reusedSocket && !answered && STALE.has(error.code ?? '');
+        finish(stale ? { ...failure(error), staleConnection: true } : failure(error));
+      });
       req.end(request.body);
       return () => req.destroy();
     });
@@ -106,9 +134,12 @@ export class RerunSender implements OnApplicationShutdown {
   }
 }
 
+/** How a reused keep-alive connection that the server had closed fails. */
+const STALE = new Set(['ECONNRESET', 'EPIPE']);
+
 /** Errors that mean the request never reached anyone (so no child transaction can exist). */
 const UNREACHED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
-function failure(error: NodeJS.ErrnoException): SendResult {
+function failure(error: NodeJS.ErrnoException): Extract<SendResult, { kind: 'error' }> {
   return { kind: 'error', message: error.message, reached: !UNREACHED.has(error.code ?? '') };
 }

@@ -17,7 +17,7 @@ const BATCH = 50;
 /**
  * Throughput of one in-process worker against the stub at 0 ms latency, compared with a plain
  * keep-alive HTTP client replaying the same requests at the same concurrency (the stub does the
- * same database work for both). Figures are printed; the bound asserted is deliberately loose.
+ * same database work for both). Figures are printed, not asserted (targets live in `npm run bench`).
  */
 describe('Rerun engine: throughput', () => {
   let env: TestEnvironment;
@@ -104,6 +104,5 @@ describe('Rerun engine: throughput', () => {
       `\n[throughput] engine: ${ITEMS} items in ${engineMs} ms = ${engineRate.toFixed(0)} items/s; ` +
         `plain keep-alive client: ${replayMs} ms = ${replayRate.toFixed(0)} req/s; ratio ${(engineRate / replayRate).toFixed(2)}\n`,
     );
-    expect(engineRate).toBeGreaterThan(20);
   }, 180000);
 });

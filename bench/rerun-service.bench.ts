@@ -277,7 +277,13 @@ it(
           .slice(2)
           .reduce((a, b) => a + b, 0)
           .toFixed(2)}, stub+bench ${((self.user + self.system) / 1e6 / seconds).toFixed(2)}`;
-        return { seconds, perSecond: total / seconds, requests: [...stubRef.requests], load };
+        const inFlight = ids.map((id) => stubRef.maxInFlight(id.toHexString())).join('+');
+        return {
+          seconds,
+          perSecond: total / seconds,
+          requests: [...stubRef.requests],
+          load: `${load}; max in flight at the stub ${inFlight}`,
+        };
       };
 
       /** The ceiling: the same requests replayed to the same stub by a keep-alive client. */

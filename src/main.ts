@@ -22,7 +22,7 @@ async function main() {
     stops.push(() => mongo.stop());
     logger.warn(
       `MONGODB_URI is not set: using the embedded in-memory MongoDB-compatible server at ${config.MONGODB_URI}. ` +
-        'ALL DATA IS LOST WHEN THE PROCESS EXITS. Set MONGODB_URI=mongodb://host:27017/openhim to use a real MongoDB (e.g. OpenHIM\'s).',
+        "ALL DATA IS LOST WHEN THE PROCESS EXITS. Set MONGODB_URI=mongodb://host:27017/openhim to use a real MongoDB (e.g. OpenHIM's).",
     );
   }
   if (!config.REDIS_URL) {
@@ -35,7 +35,9 @@ async function main() {
     }
     config.REDIS_URL = redis.url;
     stops.unshift(() => redis.stop());
-    logger.warn(`REDIS_URL is not set: started a private redis-server at ${redis.url} (stopped at exit, keeps nothing).`);
+    logger.warn(
+      `REDIS_URL is not set: started a private redis-server at ${redis.url} (stopped at exit, keeps nothing).`,
+    );
   }
 
   const app = await createApiApplication(config, { withWorker: true });

@@ -80,10 +80,14 @@ describe('authentication abuse and caching', () => {
       .filter((line) => line.level === 'warn')
       .map((line) => line.msg);
     expect(warnings).toContainEqual(
-      expect.stringMatching(/^Authentication failed for "root@openhim.org" from \S*127\.0\.0\.1 on GET "\/tasks": token does not match/),
+      expect.stringMatching(
+        /^Authentication failed for "root@openhim.org" from \S*127\.0\.0\.1 on GET "\/tasks": token does not match/,
+      ),
     );
     expect(warnings).toContainEqual(
-      expect.stringMatching(/^Authentication failed for "eve@example.org" from \S*127\.0\.0\.1 on GET "\/tasks": unknown user/),
+      expect.stringMatching(
+        /^Authentication failed for "eve@example.org" from \S*127\.0\.0\.1 on GET "\/tasks": unknown user/,
+      ),
     );
     expect(log).not.toContain(headers['auth-token']);
     expect(log).not.toContain('hunter2');

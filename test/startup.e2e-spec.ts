@@ -46,10 +46,14 @@ describe('npm start (all-in-one on embedded defaults)', () => {
   // The target is 15 s (about 3 s on a quiet 2-core machine); the bound leaves room for a CI
   // machine busy with the other suites running in parallel.
   it('serves GET https://localhost:<port>/health = 200', async () => {
-    const health = await waitFor(async () => {
-      const answer = await getHealth(port);
-      return answer.status === 200 ? answer : undefined;
-    }, 30000, 'health 200');
+    const health = await waitFor(
+      async () => {
+        const answer = await getHealth(port);
+        return answer.status === 200 ? answer : undefined;
+      },
+      30000,
+      'health 200',
+    );
     console.log(`npm start: /health answered 200 after ${Date.now() - startedAt} ms`);
     expect(JSON.parse(health.body)).toEqual({ status: 'ok', mongo: 'up', redis: 'up' });
   });
@@ -105,7 +109,10 @@ describe('npm run mongo-server (standalone embedded MongoDB-compatible server)',
       expect(uri).toBe(`mongodb://127.0.0.1:${port}`);
       const connection = await mongoose.createConnection(`${uri}/standalone_check?directConnection=true`).asPromise();
       const Note = connection.model('Note', new mongoose.Schema({ text: String, n: Number }));
-      await Note.create([{ text: 'a', n: 1 }, { text: 'b', n: 2 }]);
+      await Note.create([
+        { text: 'a', n: 1 },
+        { text: 'b', n: 2 },
+      ]);
       expect(await Note.countDocuments({ n: { $gte: 2 } })).toBe(1);
       await connection.close();
     } finally {

@@ -58,12 +58,17 @@ export async function createWorkerApplication(config: AppConfig): Promise<INestA
   app.use(app.get(HttpMetrics).middleware);
   await app.listen(config.WORKER_HTTP_PORT, config.WORKER_HTTP_HOST);
   const { port } = app.getHttpServer().address() as { port: number };
-  new Logger('Bootstrap').log(`Worker metrics and health at http://${config.WORKER_HTTP_HOST}:${port} (/metrics, /health, /health/live)`);
+  new Logger('Bootstrap').log(
+    `Worker metrics and health at http://${config.WORKER_HTTP_HOST}:${port} (/metrics, /health, /health/live)`,
+  );
   return app;
 }
 
 /** Closes the application on SIGTERM/SIGINT, then runs `after` (embedded servers), then exits. */
-export function closeOnSignals(app: INestApplication | INestApplicationContext, after: () => Promise<void> = async () => {}) {
+export function closeOnSignals(
+  app: INestApplication | INestApplicationContext,
+  after: () => Promise<void> = async () => {},
+) {
   const logger = new Logger('Shutdown');
   let closing = false;
   const shutdown = async (signal: string) => {

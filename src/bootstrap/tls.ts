@@ -11,7 +11,10 @@ export interface TlsMaterial {
 /** The configured certificate, or (like OpenHIM's bundled one) a self-signed one for localhost. */
 export async function loadTls(config: AppConfig): Promise<TlsMaterial> {
   if (config.TLS_CERT_FILE && config.TLS_KEY_FILE) {
-    const [cert, key] = await Promise.all([readFile(config.TLS_CERT_FILE, 'utf8'), readFile(config.TLS_KEY_FILE, 'utf8')]);
+    const [cert, key] = await Promise.all([
+      readFile(config.TLS_CERT_FILE, 'utf8'),
+      readFile(config.TLS_KEY_FILE, 'utf8'),
+    ]);
     return { cert, key, selfSigned: false };
   }
   const pems = await generate([{ name: 'commonName', value: 'localhost' }], {
@@ -19,7 +22,13 @@ export async function loadTls(config: AppConfig): Promise<TlsMaterial> {
     days: 825,
     extensions: [
       { name: 'basicConstraints', cA: false },
-      { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+        ],
+      },
     ],
   } as Parameters<typeof generate>[1]);
   return { cert: pems.cert, key: pems.private, selfSigned: true };

@@ -55,7 +55,14 @@ describe('loadConfig', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     const problems = (error as ConfigError).problems.join('\n');
-    for (const name of ['API_PORT', 'API_PROTOCOL', 'AUTH_TYPES', 'MONGODB_URI', 'LOG_LEVEL', 'TLS_CERT_FILE and TLS_KEY_FILE']) {
+    for (const name of [
+      'API_PORT',
+      'API_PROTOCOL',
+      'AUTH_TYPES',
+      'MONGODB_URI',
+      'LOG_LEVEL',
+      'TLS_CERT_FILE and TLS_KEY_FILE',
+    ]) {
       expect(problems).toContain(name);
     }
     expect(problems).toContain('"eighty"');

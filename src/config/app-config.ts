@@ -1,15 +1,5 @@
 import { plainToInstance, Transform } from 'class-transformer';
-import {
-  IsBoolean,
-  IsIn,
-  IsInt,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  Min,
-  validateSync,
-} from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
 
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : /^-?\d+$/.test(String(value)) ? Number(value) : value;
@@ -42,14 +32,21 @@ export type LogFormat = (typeof LOG_FORMATS)[number];
  */
 export class AppConfig {
   /** Unset: `npm start` runs the embedded MongoDB-compatible server (in memory). */
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^mongodb(\+srv)?:\/\//, { message: 'MONGODB_URI must start with mongodb:// or mongodb+srv://' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^mongodb(\+srv)?:\/\//, { message: 'MONGODB_URI must start with mongodb:// or mongodb+srv://' })
   MONGODB_URI?: string;
 
   /** Unset: `npm start` starts a private redis-server from PATH. */
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^rediss?:\/\//, { message: 'REDIS_URL must start with redis:// or rediss://' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^rediss?:\/\//, { message: 'REDIS_URL must start with redis:// or rediss://' })
   REDIS_URL?: string;
 
-  @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
   API_PORT = 8080;
 
   @IsString()
@@ -58,80 +55,121 @@ export class AppConfig {
   @IsIn(['https', 'http'])
   API_PROTOCOL: 'https' | 'http' = 'https';
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   TLS_CERT_FILE?: string;
 
-  @IsOptional() @Transform(emptyToUndefined) @IsString()
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
   TLS_KEY_FILE?: string;
 
   /**
    * Express "trust proxy": unset/false when clients connect directly; behind a reverse proxy set the
    * hop count (1) or the proxy addresses, so per-IP limits and logs see the real client IP.
    */
-  @IsOptional() @Transform(emptyToUndefined) @Matches(/^(true|false|\d+|[\w.:/]+(\s*,\s*[\w.:/]+)*)$/, { message: 'TRUST_PROXY must be true, false, a hop count or a comma-separated list of addresses' })
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^(true|false|\d+|[\w.:/]+(\s*,\s*[\w.:/]+)*)$/, {
+    message: 'TRUST_PROXY must be true, false, a hop count or a comma-separated list of addresses',
+  })
   TRUST_PROXY?: string;
 
   /** OpenHIM core's rerun endpoint (core config rerun.host / rerun.httpPort). */
   @IsString()
   RERUN_HOST = 'localhost';
 
-  @Transform(toInt) @IsInt() @Min(1) @Max(65535)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(65535)
   RERUN_HTTP_PORT = 7786;
 
-  @Transform(toInt) @IsInt() @Min(100)
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
   RERUN_TIMEOUT_MS = 60000;
 
-  @Transform(toList) @IsIn(AUTH_TYPES, { each: true })
+  @Transform(toList)
+  @IsIn(AUTH_TYPES, { each: true })
   AUTH_TYPES: AuthType[] = ['token', 'basic'];
 
-  @Transform(toInt) @IsInt() @Min(1)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
   AUTH_WINDOW_SECONDS = 10;
 
   /** How long a user record is cached for authentication (0 = no cache). */
-  @Transform(toInt) @IsInt() @Min(0)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
   AUTH_CACHE_MS = 5000;
 
   /** Failed authentications from one client IP within a minute before it gets 429 for a minute (0 = no limit). */
-  @Transform(toInt) @IsInt() @Min(0)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
   AUTH_FAILURE_LIMIT = 20;
 
   /** GET /authenticate/:email requests per client IP per minute (0 = no limit). */
-  @Transform(toInt) @IsInt() @Min(0)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
   AUTHENTICATE_RATE_LIMIT = 60;
 
   /** Create OpenHIM's default root user when absent. */
-  @Transform(toBool) @IsBoolean()
+  @Transform(toBool)
+  @IsBoolean()
   CREATE_DEFAULT_ROOT = true;
 
   /** Reruns one worker process runs at once (across all tasks). */
-  @Transform(toInt) @IsInt() @Min(1) @Max(10000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(10000)
   WORKER_CONCURRENCY = 50;
 
   /** A worker that stops heart-beating loses its work to another worker after this long. */
-  @Transform(toInt) @IsInt() @Min(1000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
   WORKER_LEASE_MS = 15000;
 
-  @Transform(toInt) @IsInt() @Min(100)
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
   SWEEP_INTERVAL_MS = 5000;
 
   /** A lane (one of a task's batchSize slots) yields its worker slot after this long, so every task gets turns. */
-  @Transform(toInt) @IsInt() @Min(100)
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
   WORKER_SLICE_MS = 10000;
 
   /** On SIGTERM, how long in-flight reruns may take to finish before they are abandoned (and reconciled elsewhere). */
-  @Transform(toInt) @IsInt() @Min(0)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
   WORKER_SHUTDOWN_MS = 10000;
 
   /** Item outcomes and progress counters are written in batches, at most this long after they happen. */
-  @Transform(toInt) @IsInt() @Min(10) @Max(5000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  @Max(5000)
   WORKER_FLUSH_MS = 200;
 
   /** How often items answered 202 are checked for their child transaction's final status. */
-  @Transform(toInt) @IsInt() @Min(50)
+  @Transform(toInt)
+  @IsInt()
+  @Min(50)
   RERUN_ASYNC_POLL_MS = 2000;
 
   /** An item answered 202 whose child transaction is not final after this long is recorded with an error. */
-  @Transform(toInt) @IsInt() @Min(100)
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
   RERUN_ASYNC_TIMEOUT_MS = 3600000;
 
   @IsString()
@@ -140,22 +178,32 @@ export class AppConfig {
   @IsString()
   TASKS_COLLECTION = 'tasks';
 
-  @Transform(toInt) @IsInt() @Min(1)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
   MAX_TASK_TIDS = 100000;
 
-  @Transform(toInt) @IsInt() @Min(1)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
   MAX_BATCH_SIZE = 1000;
 
   /** POST /bulkrerun splits the matching transactions into tasks of this many. */
-  @Transform(toInt) @IsInt() @Min(1) @Max(100000)
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(100000)
   BULK_RERUN_TASK_SIZE = 10000;
 
   /** How long the API waits for Redis when handing a task to the queue before answering 503. */
-  @Transform(toInt) @IsInt() @Min(100)
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
   QUEUE_TIMEOUT_MS = 5000;
 
   /** Largest accepted JSON body (bytes or a size like 10mb). */
-  @IsString() @Matches(/^\d+(b|kb|mb)?$/i, { message: 'BODY_LIMIT must be a size like 10mb' })
+  @IsString()
+  @Matches(/^\d+(b|kb|mb)?$/i, { message: 'BODY_LIMIT must be a size like 10mb' })
   BODY_LIMIT = '10mb';
 
   @IsIn(LOG_LEVELS)
@@ -166,19 +214,27 @@ export class AppConfig {
   LOG_FORMAT: LogFormat = 'auto';
 
   /** GET /metrics without credentials (Prometheus scrapers); false: admins only (Basic or token). */
-  @Transform(toBool) @IsBoolean()
+  @Transform(toBool)
+  @IsBoolean()
   METRICS_PUBLIC = true;
 
   /** Task and queue counts in /metrics are read from MongoDB/Redis at most this often. */
-  @Transform(toInt) @IsInt() @Min(0)
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
   METRICS_CACHE_MS = 5000;
 
   /** Bull Board at /queues for admins (API role). */
-  @Transform(toBool) @IsBoolean()
+  @Transform(toBool)
+  @IsBoolean()
   QUEUE_DASHBOARD = true;
 
   /** The worker's own HTTP port for /metrics and /health (plain HTTP); unset: the worker serves no HTTP. */
-  @IsOptional() @Transform(toInt) @IsInt() @Min(0) @Max(65535)
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
   WORKER_HTTP_PORT?: number;
 
   @IsString()

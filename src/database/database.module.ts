@@ -38,10 +38,7 @@ export class DatabaseModule {
     return {
       module: DatabaseModule,
       global: true,
-      imports: [
-        MongooseModule.forRoot(config.MONGODB_URI, { serverSelectionTimeoutMS: 10000 }),
-        models,
-      ],
+      imports: [MongooseModule.forRoot(config.MONGODB_URI, { serverSelectionTimeoutMS: 10000 }), models],
       exports: [models],
     };
   }

@@ -144,15 +144,13 @@ function transactionFixture(id: ObjectId, channelID: ObjectId, autoRetry = true)
 export async function seedStatic(db: Db): Promise<void> {
   for (const name of ['rerunner', 'viewer'] as const) {
     const user = USERS[name];
-    await db
-      .collection('users')
-      .insertOne({
-        email: user.email,
-        firstname: name,
-        surname: 'Test',
-        groups: [...user.groups],
-        ...passwordRecord(user.password),
-      });
+    await db.collection('users').insertOne({
+      email: user.email,
+      firstname: name,
+      surname: 'Test',
+      groups: [...user.groups],
+      ...passwordRecord(user.password),
+    });
   }
   await db.collection('channels').insertMany([
     {

@@ -17,7 +17,7 @@ import { createClientAndChannel, ROOT, routeRequests } from '../test/openhim-cor
 import { CORE_VERSION, OpenhimCore } from '../test/openhim-core/core-process';
 import { apiCall } from '../test/openhim-core/http';
 import { Upstream } from '../test/openhim-core/upstream';
-import { waitFor } from '../test/support/processes';
+import { waitFor } from '../test/support/wait';
 import { TestEnvironment } from '../test/support/test-environment';
 import { ensureBuilt, WorkerProcess } from '../test/support/worker-process';
 
@@ -57,12 +57,12 @@ it(
         const before = upstream.requests.length;
         const taskId = await create();
         const task = await waitFor(
+          `${runner} to complete the task`,
           async () => {
             const doc = await env.db.collection('tasks').findOne({ _id: new ObjectId(taskId) });
             return doc?.status === 'Completed' ? doc : undefined;
           },
           30 * 60 * 1000,
-          `${runner} to complete the task`,
         );
         const received = upstream.requests.length - before;
         if (received !== TRANSACTIONS)

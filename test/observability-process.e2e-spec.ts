@@ -4,7 +4,8 @@ import request from 'supertest';
 import { parse } from 'yaml';
 import { findFreePort } from '../src/common/net/free-port';
 import { headersFor, ROOT_EMAIL, ROOT_PASSWORD } from './support/openhim-auth';
-import { distEntry, runNode, RunningProcess, waitFor } from './support/processes';
+import { distEntry, runNode, RunningProcess } from './support/processes';
+import { waitFor } from './support/wait';
 import { TestEnvironment } from './support/test-environment';
 
 // The built entry points, started as the README says, with their real stdout.
@@ -148,9 +149,9 @@ describe('logs of the API (node dist/main.api.js)', () => {
     );
     try {
       await waitFor(
+        'quiet API',
         async () => (await request(`https://127.0.0.1:${port}`).get('/health')).status === 200,
         20000,
-        'quiet API',
       );
       await request(`https://127.0.0.1:${port}`).get('/tasks').expect(401);
       await quiet.waitForOutput(/GET \/tasks 401/);

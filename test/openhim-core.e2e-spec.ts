@@ -5,7 +5,7 @@ import { createClientAndChannel, originalBody, ROOT, routeRequests } from './ope
 import { CORE_VERSION, OpenhimCore } from './openhim-core/core-process';
 import { apiCall } from './openhim-core/http';
 import { Upstream } from './openhim-core/upstream';
-import { waitFor } from './support/processes';
+import { waitFor } from './support/wait';
 import { TestEnvironment } from './support/test-environment';
 import { ensureBuilt, WorkerProcess } from './support/worker-process';
 
@@ -59,12 +59,12 @@ describe(`Against a real OpenHIM core ${CORE_VERSION}`, () => {
 
   const completed = (taskId: string, timeoutMs = 60000) =>
     waitFor(
+      `task ${taskId} to complete`,
       async () => {
         const task = await readTask(taskId);
         return task.status === 'Completed' ? task : undefined;
       },
       timeoutMs,
-      `task ${taskId} to complete`,
     );
 
   /** How many requests with this tag the upstream received. */
@@ -179,7 +179,7 @@ describe(`Against a real OpenHIM core ${CORE_VERSION}`, () => {
       const first = await WorkerProcess.start(env, engine);
       workers.push(first);
       const taskId = await createTask({ tids, batchSize: 3 });
-      await waitFor(async () => arrivals('kill') - count >= 6, 30000, 'the first reruns');
+      await waitFor('the first reruns', async () => arrivals('kill') - count >= 6, 30000);
       expect(await first.kill('SIGKILL')).toBeNull(); // killed by the signal, not exited
       const doneBeforeKill = arrivals('kill') - count;
       expect(doneBeforeKill).toBeLessThan(count);

@@ -2,7 +2,8 @@ import { request as httpsRequest } from 'node:https';
 import { createConnection } from 'node:net';
 import mongoose from 'mongoose';
 import { findFreePort } from '../src/common/net/free-port';
-import { distEntry, runNode, RunningProcess, waitFor } from './support/processes';
+import { distEntry, runNode, RunningProcess } from './support/processes';
+import { waitFor } from './support/wait';
 
 function getHealth(port: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -47,12 +48,12 @@ describe('npm start (all-in-one on embedded defaults)', () => {
   // machine busy with the other suites running in parallel.
   it('serves GET https://localhost:<port>/health = 200', async () => {
     const health = await waitFor(
+      'health 200',
       async () => {
         const answer = await getHealth(port);
         return answer.status === 200 ? answer : undefined;
       },
       30000,
-      'health 200',
     );
     console.log(`npm start: /health answered 200 after ${Date.now() - startedAt} ms`);
     expect(JSON.parse(health.body)).toEqual({ status: 'ok', mongo: 'up', redis: 'up' });

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from 'mongodb';
 import { ObjectId } from 'mongodb';
 import { ROOT_EMAIL, ROOT_PASSWORD } from '../support/openhim-auth';
-import { waitFor } from '../support/processes';
+import { waitFor } from '../support/wait';
 import type { OpenhimCore } from './core-process';
 import { apiCall, request } from './http';
 
@@ -95,10 +95,10 @@ export async function routeRequests(
   await Promise.all(Array.from({ length: Math.min(parallel, count) }, lane));
   const objectIds = ids.map((id) => new ObjectId(id));
   await waitFor(
+    `core to finish ${count} transactions`,
     async () =>
       (await db.collection('transactions').countDocuments({ _id: { $in: objectIds }, status: 'Successful' })) === count,
     20000,
-    `core to finish ${count} transactions`,
   );
   return ids;
 }

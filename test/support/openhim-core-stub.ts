@@ -2,6 +2,9 @@ import { once } from 'node:events';
 import http, { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Db, ObjectId } from 'mongodb';
+import { waitFor } from './wait';
+
+export { waitFor };
 
 /**
  * A stand-in for OpenHIM core's rerun endpoint (rerun.httpPort) and for the database as core leaves
@@ -359,31 +362,6 @@ export async function readItems(db: Db, taskId: string): Promise<Array<Record<st
     .find({ taskId: new ObjectId(taskId) })
     .sort({ seq: 1 })
     .toArray();
-}
-
-/** Polls `probe` until it returns a truthy value (or throws with `what` after `timeoutMs`). */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T> | T,
-  timeoutMs = 20000,
-  intervalMs = 50,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `Timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /** Waits until the task reaches `status`; returns the task document. */

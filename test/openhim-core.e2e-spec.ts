@@ -199,7 +199,7 @@ describe(`Against a real OpenHIM core ${CORE_VERSION}`, () => {
       expect(arrivals('kill')).toBe(2 * count);
       await expectEachRerunOnce(taskId, 'kill', tids);
       expect(second.log).not.toMatch(/"level":(50|60)/);
-    });
+    }, 150000); // two worker starts (30 s each at worst) and a 60 s completion wait
   });
 
   it('core stayed healthy: nothing in its log went wrong, and its own task runner never started', () => {

@@ -59,14 +59,23 @@ export function request(url: string, options: HttpOptions = {}): Promise<HttpRes
   });
 }
 
+/** Users' salts by API and email, kept as the console keeps them from login on. */
+const salts = new Map<string, string>();
+
 /**
  * Token headers for an OpenHIM-style API, computed as the console does: the user's salt from that
- * API's own `GET /authenticate/:email`, a random per-request salt, the current time.
+ * API's own `GET /authenticate/:email` (asked once, as at login: the endpoint is rate-limited per
+ * client), a random per-request salt, the current time.
  */
 export async function tokenAuth(baseUrl: string, email: string, password: string): Promise<Record<string, string>> {
-  const answer = await request(`${baseUrl}/authenticate/${encodeURIComponent(email)}`);
-  if (answer.status !== 200) throw new Error(`GET ${baseUrl}/authenticate/${email}: ${answer.status} ${answer.body}`);
-  const { salt } = JSON.parse(answer.body) as { salt: string };
+  const key = `${baseUrl} ${email}`;
+  let salt = salts.get(key);
+  if (salt === undefined) {
+    const answer = await request(`${baseUrl}/authenticate/${encodeURIComponent(email)}`);
+    if (answer.status !== 200) throw new Error(`GET ${baseUrl}/authenticate/${email}: ${answer.status} ${answer.body}`);
+    salt = (JSON.parse(answer.body) as { salt: string }).salt;
+    salts.set(key, salt);
+  }
   return tokenHeaders(email, password, salt);
 }
 

@@ -7,6 +7,7 @@ import {
   insertTransactions,
   OpenhimCoreStub,
   readItems,
+  type StubBehaviour,
   readTask,
   waitFor,
   waitForTaskStatus,
@@ -28,6 +29,8 @@ describe('Rerun engine: sending', () => {
       RERUN_HOST: '127.0.0.1',
       RERUN_HTTP_PORT: String(stub.port),
       RERUN_TIMEOUT_MS: '1000',
+      // One attempt per rerun, as OpenHIM core: these tests pin its recorded outcomes (retries below).
+      RERUN_RETRY_WINDOW_MS: '0',
       WORKER_LEASE_MS: '2000',
       SWEEP_INTERVAL_MS: '300',
       RERUN_ASYNC_POLL_MS: '100',
@@ -235,10 +238,12 @@ describe('Rerun engine: sending', () => {
     expect(await readTask(env.db, taskId)).toMatchObject({ status: 'Completed', remainingTransactions: 0 });
   });
 
-  it('records a refused connection as a completed item with rerunStatus Failed, and the task goes on', async () => {
+  it('records a refused connection as a completed item with rerunStatus Failed once RERUN_RETRY_WINDOW_MS is spent', async () => {
     const refusing = await env.startWorker({
       RERUN_HOST: '127.0.0.1',
       RERUN_HTTP_PORT: String(await closedPort()),
+      RERUN_RETRY_WINDOW_MS: '700',
+      RERUN_RETRY_DELAY_MS: '200',
       WORKER_LEASE_MS: '2000',
       SWEEP_INTERVAL_MS: '300',
       WORKER_FLUSH_MS: '50',
@@ -249,7 +254,10 @@ describe('Rerun engine: sending', () => {
     const tids = await insertTransactions(env.db, 3);
     const taskId = await insertTask(env.db, tids, { batchSize: 2, collection: 'tasks_refused' });
     await refusing.get(RerunScheduler).schedule(taskId, 2);
+    const startedAt = Date.now();
     await waitForTaskStatus(env.db, taskId, 'Completed', 'tasks_refused');
+    // Sent at 0, 200 and 600 ms; a fourth attempt (at 1400 ms) would overrun the window.
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(600);
     const items = await readItems(env.db, taskId);
     expect(items.map(({ tstatus, rerunStatus, error }) => ({ tstatus, rerunStatus, error }))).toEqual(
       tids.map(() => ({ tstatus: 'Completed', rerunStatus: 'Failed', error: expect.stringContaining('ECONNREFUSED') })),
@@ -381,6 +389,153 @@ describe('Rerun engine: sending', () => {
     } finally {
       await tcp.close();
     }
+  });
+
+  describe('a rerun that never reached core is sent again, with backoff, within RERUN_RETRY_WINDOW_MS', () => {
+    const own = { TASKS_COLLECTION: 'tasks_retry', QUEUE_PREFIX: 'retry' };
+    const retrying = {
+      RERUN_HOST: '127.0.0.1',
+      RERUN_TIMEOUT_MS: '1000',
+      RERUN_RETRY_WINDOW_MS: '30000',
+      RERUN_RETRY_DELAY_MS: '200',
+      WORKER_LEASE_MS: '2000',
+      SWEEP_INTERVAL_MS: '300',
+      WORKER_FLUSH_MS: '50',
+      ...own,
+    };
+    let retryScheduler: RerunScheduler;
+
+    beforeAll(async () => {
+      const retryWorker = await env.startWorker({ ...retrying, RERUN_HTTP_PORT: String(stub.port) });
+      retryScheduler = retryWorker.get(RerunScheduler);
+    });
+
+    async function runOwn(tids: string[], batchSize: number): Promise<string> {
+      const taskId = await insertTask(env.db, tids, { batchSize, collection: own.TASKS_COLLECTION });
+      await retryScheduler.schedule(taskId, batchSize);
+      await waitForTaskStatus(env.db, taskId, 'Completed', own.TASKS_COLLECTION);
+      return taskId;
+    }
+
+    it('resets, stalls and 5xx answers without a stored child: retried until core accepts each rerun exactly once', async () => {
+      const tids = await insertTransactions(env.db, 9);
+      const seen = new Map<string, number>();
+      const faults: StubBehaviour[] = [
+        { mode: 'reset' },
+        { mode: 'stall' },
+        { mode: 'reset' },
+        { mode: 'closed' },
+        { mode: 'stall' },
+      ];
+      // Core itself failed before storing anything (its database away): 503, no X-OpenHIM-TransactionID.
+      const unstored = new Set<string>();
+      stub.behave((request) => {
+        const index = tids.indexOf(request.parentId!);
+        const times = (seen.get(request.parentId!) ?? 0) + 1;
+        seen.set(request.parentId!, times);
+        if (index % 3 === 0 && times <= 2) return faults[(index + times) % faults.length];
+        if (index % 3 === 1 && times === 1) {
+          unstored.add(request.parentId!);
+          return { mode: 'unavailable' };
+        }
+        return {};
+      });
+      const taskId = await runOwn(tids, 3);
+
+      expect(stub.acceptedByTid(taskId)).toEqual(new Map(tids.map((tid) => [tid, 1])));
+      expect(stub.countsByTid(taskId).get(tids[0])).toBe(3);
+      expect(unstored.size).toBe(3);
+      const accepted = new Map(
+        stub
+          .forTask(taskId)
+          .filter((request) => request.childId)
+          .map((request) => [request.parentId, request.childId]),
+      );
+      const items = await readItems(env.db, taskId);
+      expect(
+        items.map(({ tid, tstatus, rerunID, rerunStatus, error }) => ({ tid, tstatus, rerunID, rerunStatus, error })),
+      ).toEqual(
+        tids.map((tid) => ({
+          tid,
+          tstatus: 'Completed',
+          rerunID: accepted.get(tid),
+          rerunStatus: 'Successful',
+          error: undefined,
+        })),
+      );
+      for (const tid of tids) {
+        expect(await env.db.collection('transactions').countDocuments({ parentID: new ObjectId(tid) })).toBe(1);
+      }
+    });
+
+    it('never sends again a rerun whose child core stored before the connection broke', async () => {
+      const tids = await insertTransactions(env.db, 2);
+      stub.behave((request) => (request.parentId === tids[0] ? { mode: 'hang' } : {}));
+      const taskId = await runOwn(tids, 1);
+      expect(stub.countsByTid(taskId)).toEqual(new Map(tids.map((tid) => [tid, 1])));
+      const [hung] = await readItems(env.db, taskId);
+      expect(hung).toMatchObject({
+        tstatus: 'Completed',
+        rerunID: stub.forTask(taskId)[0].childId,
+        rerunStatus: 'Failed',
+        error: 'No answer within 1000 ms (RERUN_TIMEOUT_MS)',
+      });
+    });
+
+    it('rides through core refusing connections for a while: every rerun accepted once when it is back', async () => {
+      const port = await closedPort();
+      const refusedFirst = await env.startWorker({
+        ...retrying,
+        RERUN_HTTP_PORT: String(port),
+        TASKS_COLLECTION: 'tasks_retry_refused',
+        QUEUE_PREFIX: 'retry-refused',
+      });
+      const tids = await insertTransactions(env.db, 4);
+      const taskId = await insertTask(env.db, tids, { batchSize: 2, collection: 'tasks_retry_refused' });
+      await refusedFirst.get(RerunScheduler).schedule(taskId, 2);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect((await readItems(env.db, taskId)).map((item) => item.tstatus)).toEqual([
+        'Processing',
+        'Processing',
+        'Queued',
+        'Queued',
+      ]);
+      const lateCore = await OpenhimCoreStub.start(env.db, port);
+      try {
+        await waitForTaskStatus(env.db, taskId, 'Completed', 'tasks_retry_refused');
+        expect(lateCore.acceptedByTid(taskId)).toEqual(new Map(tids.map((tid) => [tid, 1])));
+        const items = await readItems(env.db, taskId);
+        expect(items.map((item) => [item.tstatus, item.rerunStatus, item.error])).toEqual(
+          tids.map(() => ['Completed', 'Successful', undefined]),
+        );
+      } finally {
+        await refusedFirst.close();
+        await lateCore.close();
+      }
+    });
+
+    it('stops retrying when the task is paused, and the item is sent once after the resume', async () => {
+      const tids = await insertTransactions(env.db, 1);
+      stub.behave({ mode: 'reset' });
+      const taskId = await insertTask(env.db, tids, { batchSize: 1, collection: own.TASKS_COLLECTION });
+      await retryScheduler.schedule(taskId, 1);
+      await waitFor('a first reset', () => stub.forTask(taskId).length >= 1);
+      await env.db
+        .collection(own.TASKS_COLLECTION)
+        .updateOne({ _id: new ObjectId(taskId) }, { $set: { status: 'Paused' } });
+      const attemptsWhenPaused = stub.forTask(taskId).length;
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      // At most the attempt already under way when the pause landed.
+      expect(stub.forTask(taskId).length).toBeLessThanOrEqual(attemptsWhenPaused + 1);
+
+      stub.behave({});
+      await env.db
+        .collection(own.TASKS_COLLECTION)
+        .updateOne({ _id: new ObjectId(taskId) }, { $set: { status: 'Queued' } });
+      await retryScheduler.schedule(taskId, 1);
+      await waitForTaskStatus(env.db, taskId, 'Completed', own.TASKS_COLLECTION);
+      expect(stub.acceptedByTid(taskId)).toEqual(new Map([[tids[0], 1]]));
+    });
   });
 
   it("respects a task's ratePerSecond across its lanes", async () => {

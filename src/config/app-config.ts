@@ -91,6 +91,23 @@ export class AppConfig {
   @Min(100)
   RERUN_TIMEOUT_MS = 60000;
 
+  /**
+   * How long a rerun that provably never reached OpenHIM core (connection refused, or reset, timed
+   * out or answered 5xx with no child transaction stored) keeps being sent again, with backoff.
+   * 0 = one attempt, as OpenHIM core does.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  RERUN_RETRY_WINDOW_MS = 120000;
+
+  /** The first wait before such a rerun is sent again; each later wait doubles, up to 30 s. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  @Max(30000)
+  RERUN_RETRY_DELAY_MS = 1000;
+
   @Transform(toList)
   @IsIn(AUTH_TYPES, { each: true })
   AUTH_TYPES: AuthType[] = ['token', 'basic'];

@@ -36,11 +36,13 @@ export interface StubBehaviour {
   /** HTTP status of the answer (default 200). */
   status?: number;
   /**
-   * `reset`: the connection is destroyed at once, nothing stored; `hang`: never answered; `async`: 202,
-   * child Pending Async; `closed`: the server had closed the (keep-alive) connection before reading
-   * the request: destroyed, not recorded, nothing stored.
+   * `reset`: the connection is destroyed at once, nothing stored; `hang`: child stored, never answered;
+   * `stall`: read but neither stored nor answered (core overloaded before it got to storing);
+   * `unavailable`: 503 with nothing stored and no X-OpenHIM-TransactionID (core's database away); `async`:
+   * 202, child Pending Async; `closed`: the server had closed the (keep-alive) connection before
+   * reading the request: destroyed, not recorded, nothing stored.
    */
-  mode?: 'answer' | 'reset' | 'hang' | 'async' | 'closed';
+  mode?: 'answer' | 'reset' | 'hang' | 'stall' | 'unavailable' | 'async' | 'closed';
 }
 
 export type BehaviourRule = StubBehaviour | ((request: StubRequest) => StubBehaviour);
@@ -66,7 +68,8 @@ export class OpenhimCoreStub {
     private readonly db: Db,
   ) {}
 
-  static async start(db: Db): Promise<OpenhimCoreStub> {
+  /** On a free port, or on `port` (a test that first saw that port refuse connections). */
+  static async start(db: Db, port = 0): Promise<OpenhimCoreStub> {
     const server = http.createServer();
     const stub = new OpenhimCoreStub(server, db);
     server.on('request', (req, res) =>
@@ -78,7 +81,7 @@ export class OpenhimCoreStub {
       stub.sockets.add(socket);
       socket.once('close', () => stub.sockets.delete(socket));
     });
-    server.listen(0, '127.0.0.1');
+    server.listen(port, '127.0.0.1');
     await once(server, 'listening');
     return stub;
   }
@@ -98,6 +101,14 @@ export class OpenhimCoreStub {
   /** The highest number of requests of the task that were in flight at once. */
   maxInFlight(taskId: string): number {
     return this.maxInFlightByTask.get(taskId) ?? 0;
+  }
+
+  /** Requests of the task that core accepted: it stored their child transaction. */
+  acceptedByTid(taskId: string): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const request of this.forTask(taskId))
+      if (request.childId) counts.set(request.parentId!, (counts.get(request.parentId!) ?? 0) + 1);
+    return counts;
   }
 
   /** How many times each tid (parentID) reached the stub for the task. */
@@ -194,6 +205,11 @@ export class OpenhimCoreStub {
 
     if (behaviour.mode === 'reset') {
       req.socket.destroy();
+      return;
+    }
+    if (behaviour.mode === 'stall') return;
+    if (behaviour.mode === 'unavailable') {
+      res.writeHead(503, { 'content-type': 'text/plain' }).end('database unavailable');
       return;
     }
     const childId = new ObjectId();

@@ -8,7 +8,8 @@ import { METRIC_PREFIX, MetricsRegistry } from './metrics.registry';
  *   transaction's status (rerunStatus), `failed` including a rerun that could not be sent;
  * - `pending_async`: answered 202, the final status comes later (see `recordAsyncResult`);
  * - `not_rerunnable`: not attempted (transaction missing or not rerunnable: tstatus Failed);
- * - `abandoned`: given up because the worker is stopping (another worker redoes it).
+ * - `abandoned`: given up because the worker is stopping (another worker redoes it);
+ * - `retried`: never reached OpenHIM core (refused, or no child stored) and sent again later.
  */
 export const RERUN_OUTCOMES = [
   'successful',
@@ -18,6 +19,7 @@ export const RERUN_OUTCOMES = [
   'pending_async',
   'not_rerunnable',
   'abandoned',
+  'retried',
   'other',
 ] as const;
 export type RerunOutcome = (typeof RERUN_OUTCOMES)[number];

@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AppConfig } from '../../config/app-config';
 import { RerunMetrics, RerunOutcome } from '../../observability/metrics/rerun-metrics';
 import { cannotRerunError, isFinalTransactionStatus, notFoundError, statusFromHttp } from '../outcome';
@@ -9,7 +10,11 @@ import { RerunScheduler } from '../rerun-scheduler.service';
 import { buildHttpRerun } from '../sending/rerun-request';
 import { RerunSender, SendResult } from '../sending/rerun-sender.service';
 import { WorkerLifecycle } from '../worker/worker-lifecycle';
+import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { Slot } from './slot';
+
+/** The longest wait between two sends of a rerun that did not reach OpenHIM core. */
+const MAX_RETRY_DELAY_MS = 30000;
 
 /** How running one claimed item ended for the lane. */
 export type ItemEnd = 'recorded' | 'abandoned';
@@ -25,6 +30,7 @@ export class ItemRunner {
   constructor(
     private readonly config: AppConfig,
     private readonly transactions: RerunTransactionsRepository,
+    private readonly tasks: RerunTasksRepository,
     private readonly sender: RerunSender,
     private readonly writer: ProgressWriter,
     private readonly scheduler: RerunScheduler,
@@ -48,27 +54,103 @@ export class ItemRunner {
         `Transaction ${tid} cannot be rerun as its ${channel.type} channel has no tcpHost/tcpPort`,
       );
     }
-    // Never start a send on a lease that may have run out (another worker may own the slot now).
-    if (!slot.valid()) return 'abandoned';
+    const firstSentAt = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      // Never start a send on a lease that may have run out (another worker may own the slot now).
+      if (!slot.valid()) return 'abandoned';
+      const timer = this.metrics.start();
+      const result: SendResult = tcp
+        ? await this.sender.tcp(
+            channel.tcpHost!,
+            Number(channel.tcpPort),
+            transaction.request?.body ?? '',
+            this.lifecycle.signal,
+          )
+        : await this.sender.http(buildHttpRerun(transaction, slot.taskKey), this.lifecycle.signal);
+      if (result.kind === 'aborted') {
+        timer.end('abandoned');
+        return 'abandoned';
+      }
 
-    const timer = this.metrics.start();
-    const result: SendResult = tcp
-      ? await this.sender.tcp(
-          channel.tcpHost!,
-          Number(channel.tcpPort),
-          transaction.request?.body ?? '',
-          this.lifecycle.signal,
-        )
-      : await this.sender.http(buildHttpRerun(transaction, slot.taskKey), this.lifecycle.signal);
-    timer.end(sendOutcome(result, tcp));
+      const delay = this.retryDelay(attempt, firstSentAt, result, tcp);
+      if (delay === null) {
+        timer.end(sendOutcome(result, tcp));
+        return this.recordResult(slot, item, result, tcp);
+      }
+      timer.end('retried');
+      const again = await this.beforeRetry(slot, item, result, tcp, delay, attempt);
+      if (again !== 'send') return again;
+    }
+  }
 
+  /**
+   * The wait before sending again a rerun that may never have reached OpenHIM core, or null when
+   * the result stands: core answered (with a child), the retry window is spent, or a TCP rerun
+   * reached its server (nothing tells whether it was processed).
+   */
+  private retryDelay(attempt: number, firstSentAt: number, result: SendResult, tcp: boolean): number | null {
+    const window = this.config.RERUN_RETRY_WINDOW_MS;
+    if (window <= 0) return null;
+    const maybeUnreached =
+      result.kind === 'error'
+        ? !tcp || !result.reached
+        : result.kind === 'answered' && !tcp && !result.rerunId && (result.status ?? 0) >= 500;
+    if (!maybeUnreached) return null;
+    const delay = Math.min(this.config.RERUN_RETRY_DELAY_MS * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+    return Date.now() + delay - firstSentAt <= window ? delay : null;
+  }
+
+  /**
+   * Waits, then makes sure the rerun is still wanted and never reached core: 'send' to send it
+   * again; 'recorded' when core had stored a child after all; 'abandoned' when the task stopped
+   * being runnable, the lease was lost or the worker is stopping (the item stays claimed, so the
+   * slot's next holder reconciles it the same way).
+   */
+  private async beforeRetry(
+    slot: Slot,
+    item: EngineItem,
+    result: SendResult,
+    tcp: boolean,
+    delay: number,
+    attempt: number,
+  ): Promise<'send' | ItemEnd> {
+    const cause =
+      result.kind === 'error' ? result.message : `OpenHIM answered ${result.kind === 'answered' ? result.status : ''}`;
+    this.logger.warn(
+      `Task ${slot.taskKey}: the rerun of ${item.tid} may not have reached OpenHIM (${cause}); attempt ${attempt + 1} in ${delay} ms unless it did`,
+    );
+    // The wait also lets core finish storing a child for a request it did read before the cut.
+    if (!(await this.pause(delay))) return 'abandoned';
+    const reached = !(result.kind === 'error' && !result.reached);
+    if (reached) {
+      const child = await this.transactions.findChildSince(item.tid, item.startedAt ?? new Date(0));
+      // It did reach core: recorded as a single attempt would have been.
+      if (child) return this.recordResult(slot, item, result, tcp);
+    }
+    if (!slot.valid() || !(await this.tasks.check(slot.taskId, slot.leaseId, slot.until))) return 'abandoned';
+    return 'send';
+  }
+
+  /** Sleeps `ms`; false when the worker began stopping meanwhile. */
+  private async pause(ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      if (this.lifecycle.stopping) return false;
+      await sleep(Math.min(250, until - Date.now()));
+    }
+    return !this.lifecycle.stopping;
+  }
+
+  private async recordResult(slot: Slot, item: EngineItem, result: SendResult, tcp: boolean): Promise<ItemEnd> {
     switch (result.kind) {
       case 'aborted':
         return 'abandoned';
       case 'error': {
         // Core may have stored the child before the connection broke: link it when it did.
         const child =
-          tcp || !result.reached ? null : await this.transactions.findChildSince(tid, item.startedAt ?? new Date());
+          tcp || !result.reached
+            ? null
+            : await this.transactions.findChildSince(item.tid, item.startedAt ?? new Date());
         return this.final(slot, item, {
           tstatus: 'Completed',
           rerunStatus: 'Failed',

@@ -6,13 +6,18 @@ import {
   NotFoundException,
   ServiceUnavailableException,
 } from '@nestjs/common';
-import { GlobalExceptionFilter } from './global-exception.filter';
+import { DATABASE_UNAVAILABLE, GlobalExceptionFilter } from './global-exception.filter';
 
 /** A minimal express response/request pair that records what was sent. */
 function capture(request: Record<string, unknown> = {}) {
   const sent: { status?: number; type?: string; body?: unknown; json?: unknown } = {};
+  const headers: Record<string, string> = {};
   const response = {
     headersSent: false,
+    setHeader(name: string, value: string) {
+      headers[name] = value;
+      return this;
+    },
     status(code: number) {
       sent.status = code;
       return this;
@@ -36,7 +41,7 @@ function capture(request: Record<string, unknown> = {}) {
       getRequest: () => ({ is: () => false, body: {}, ...request }),
     }),
   } as unknown as ArgumentsHost;
-  return { host, sent };
+  return { host, sent, headers };
 }
 
 describe('GlobalExceptionFilter', () => {
@@ -75,6 +80,32 @@ describe('GlobalExceptionFilter', () => {
     const { host, sent } = capture();
     filter.catch(Object.assign(new Error('request entity too large'), { status: 413, type: 'entity.too.large' }), host);
     expect(sent).toEqual({ status: 413, type: 'text/plain', body: 'Request body too large' });
+  });
+
+  it('answers 503 with Retry-After, not 500, when MongoDB cannot be reached', () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      for (const name of ['MongoServerSelectionError', 'MongoNetworkError', 'MongoPoolClearedError']) {
+        const { host, sent, headers } = capture();
+        filter.catch(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:27017'), { name }), host);
+        expect(sent).toEqual({ status: 503, type: 'text/plain', body: DATABASE_UNAVAILABLE });
+        expect(headers).toEqual({ 'Retry-After': '5' });
+      }
+      const buffered = Object.assign(new Error('Operation `tasks.findOne()` buffering timed out after 10000ms'), {
+        name: 'MongooseError',
+      });
+      const { host, sent } = capture();
+      filter.catch(buffered, host);
+      expect(sent.status).toBe(503);
+      // Any other driver error (a bad query, a duplicate key) is not an outage.
+      const other = capture();
+      jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+      filter.catch(Object.assign(new Error('E11000 duplicate key'), { name: 'MongoServerError' }), other.host);
+      expect(other.sent.status).toBe(500);
+    } finally {
+      jest.restoreAllMocks();
+      warn.mockRestore();
+    }
   });
 
   it('answers anything else with a 500 carrying a logged error id, never the stack or message', () => {

@@ -39,6 +39,16 @@ export class GlobalExceptionFilter implements ExceptionFilter {
       return;
     }
 
+    if (isDatabaseUnavailable(exception)) {
+      this.logger.warn(`MongoDB unavailable: ${(exception as Error).message}`);
+      response
+        .status(HttpStatus.SERVICE_UNAVAILABLE)
+        .setHeader('Retry-After', '5')
+        .type('text/plain')
+        .send(DATABASE_UNAVAILABLE);
+      return;
+    }
+
     const errorId = randomUUID();
     const error = exception instanceof Error ? exception : new Error(String(exception));
     this.logger.error(`Unhandled error ${errorId}: ${error.message}`, error.stack);
@@ -47,6 +57,26 @@ export class GlobalExceptionFilter implements ExceptionFilter {
       .type('text/plain')
       .send(`Internal server error (error id ${errorId})`);
   }
+}
+
+export const DATABASE_UNAVAILABLE = 'The database (MongoDB) is unavailable. Try again shortly.';
+
+/** The driver's and mongoose's errors for a database that cannot be reached (not for a bad query). */
+const UNAVAILABLE_ERRORS = new Set([
+  'MongoServerSelectionError',
+  'MongooseServerSelectionError',
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoNotConnectedError',
+  'MongoPoolClearedError',
+  'MongoTopologyClosedError',
+]);
+
+function isDatabaseUnavailable(exception: unknown): boolean {
+  if (!(exception instanceof Error)) return false;
+  if (UNAVAILABLE_ERRORS.has(exception.name)) return true;
+  // mongoose queues operations while disconnected and fails them after bufferTimeoutMS.
+  return exception.name === 'MongooseError' && /buffering timed out/.test(exception.message);
 }
 
 /** The message of Nest's default error body `{statusCode, message, error}`, when that is what it is. */

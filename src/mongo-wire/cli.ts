@@ -1,17 +1,22 @@
 /**
- * Standalone in-memory MongoDB-compatible server.
+ * Standalone MongoDB-compatible server.
  *
- *   node dist/mongo-wire/cli.js --port <n> [--host <h>]
+ *   node dist/mongo-wire/cli.js --port <n> [--host <h>] [--dbpath <dir> [--syncdelay <seconds>]]
  *
  * Prints exactly one line `MongoDB-compatible server listening at mongodb://HOST:PORT` on stdout
- * when ready; stops cleanly (exit 0) on SIGTERM / SIGINT.
+ * when ready; stops cleanly (exit 0) on SIGTERM / SIGINT. With --dbpath the data is loaded from
+ * DIR at start and saved there on stop and every --syncdelay seconds (see README.md).
  */
-import { MongoWireServer } from './server';
+import { DEFAULT_SYNC_DELAY_SECONDS, MongoWireServer } from './server';
 
 export interface CliOptions {
   host: string;
   port: number;
+  dbPath?: string;
+  syncDelaySeconds?: number;
 }
+
+const USAGE = 'usage: cli.js --port <n> [--host <h>] [--dbpath <dir> [--syncdelay <seconds>]]';
 
 export function parseArgs(argv: string[]): CliOptions {
   const opts: CliOptions = { host: '127.0.0.1', port: 27017 };
@@ -28,9 +33,19 @@ export function parseArgs(argv: string[]): CliOptions {
       if (!Number.isInteger(p) || p < 0 || p > 65535) throw new Error(`invalid port: ${argv[i]}`);
       opts.port = p;
     } else if (flag === '--host' || flag === '--bind_ip' || flag === '-h') opts.host = value();
-    else if (flag === '--help') throw new Error('usage: cli.js --port <n> [--host <h>]');
+    else if (flag === '--dbpath') {
+      const d = value();
+      if (!d) throw new Error('empty --dbpath');
+      opts.dbPath = d;
+    } else if (flag === '--syncdelay') {
+      const raw = value();
+      const s = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(s) || s < 0) throw new Error(`invalid --syncdelay: ${raw}`);
+      opts.syncDelaySeconds = s;
+    } else if (flag === '--help') throw new Error(USAGE);
     else throw new Error(`unknown argument: ${a}`);
   }
+  if (opts.syncDelaySeconds !== undefined && opts.dbPath === undefined) throw new Error('--syncdelay needs --dbpath');
   return opts;
 }
 
@@ -45,9 +60,16 @@ export interface RunningCli {
 export async function runCli(
   argv: string[],
   print: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+  log?: (line: string) => void,
 ): Promise<RunningCli> {
   const opts = parseArgs(argv);
-  const server = new MongoWireServer({ host: opts.host, port: opts.port });
+  const server = new MongoWireServer({
+    host: opts.host,
+    port: opts.port,
+    dbPath: opts.dbPath,
+    syncDelaySeconds: opts.syncDelaySeconds ?? DEFAULT_SYNC_DELAY_SECONDS,
+    log,
+  });
   await server.start();
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const line = `MongoDB-compatible server listening at mongodb://${host}:${server.port}`;
@@ -55,21 +77,30 @@ export async function runCli(
   return { server, line, stop: () => server.stop() };
 }
 
-/** Process entry: run until SIGTERM / SIGINT, then stop and exit 0. */
+/** Lifecycle messages that matter to an operator (data loaded / saved); the rest stays quiet. */
+const logToStderr = (line: string): void => {
+  if (/^(loaded|no snapshot|saved|periodic save failed)/.test(line)) process.stderr.write(`mongo-wire: ${line}\n`);
+};
+
+/** Process entry: run until SIGTERM / SIGINT, then stop (saving to --dbpath) and exit 0. */
 export function main(argv: string[]): void {
-  runCli(argv).then(
+  runCli(argv, undefined, logToStderr).then(
     (running) => {
       let stopping = false;
       const shutdown = (): void => {
+        // A second signal while saving is ignored: exiting mid-save would only lose the new snapshot.
         if (stopping) return;
         stopping = true;
         running.stop().then(
           () => process.exit(0),
-          () => process.exit(1),
+          (err: Error) => {
+            process.stderr.write(`mongo-wire: stop failed: ${err.message}\n`);
+            process.exit(1);
+          },
         );
       };
-      process.once('SIGTERM', shutdown);
-      process.once('SIGINT', shutdown);
+      process.on('SIGTERM', shutdown);
+      process.on('SIGINT', shutdown);
     },
     (err: Error) => {
       process.stderr.write(`mongo-wire: ${err.message}\n`);

@@ -72,6 +72,41 @@ const NON_MUTATING_STAGES = new Set([
   '$project',
 ]);
 
+/** Commands that never change stored data; any other command counts as a write (see `writes`). */
+const READ_ONLY_COMMANDS = new Set(
+  [
+    'hello',
+    'isMaster',
+    'ping',
+    'buildInfo',
+    'getParameter',
+    'serverStatus',
+    'hostInfo',
+    'whatsmyuri',
+    'getCmdLineOpts',
+    'connectionStatus',
+    'getLog',
+    'getLastError',
+    'getPrevError',
+    'endSessions',
+    'startSession',
+    'refreshSessions',
+    'listCommands',
+    'listCollections',
+    'listDatabases',
+    'listIndexes',
+    'dbStats',
+    'collStats',
+    'validate',
+    'find',
+    'getMore',
+    'killCursors',
+    'count',
+    'distinct',
+    'explain',
+  ].map((n) => n.toLowerCase()),
+);
+
 function num(v: unknown, dflt = 0): number {
   if (typeof v === 'number' && Number.isFinite(v)) return v;
   if (typeof v === 'boolean') return v ? 1 : 0;
@@ -114,6 +149,8 @@ export class Dispatcher {
   readonly stats: EngineStats = { docsExamined: 0, indexLookups: 0, collectionScans: 0 };
   readonly storage = new Storage(this.stats);
   readonly connections = { current: 0, totalCreated: 0 };
+  /** Incremented by every command that may change data (and TTL removals): "unsaved changes" checks. */
+  writes = 0;
   private readonly cursors = new Map<number, CursorState>();
   private nextCursorId = 1000 + Math.floor(Math.random() * 1_000_000);
   private readonly startedAt = Date.now();
@@ -218,8 +255,10 @@ export class Dispatcher {
     try {
       const name = Object.keys(body)[0];
       if (name === undefined) fail(59, 'no such command: ""');
-      const handler = this.handlers.get(name.toLowerCase());
+      const lower = name.toLowerCase();
+      const handler = this.handlers.get(lower);
       if (!handler) fail(59, `no such command: '${name}'`);
+      if (!READ_ONLY_COMMANDS.has(lower)) this.writes++;
       const reply = handler(body, ctx, name);
       return reply instanceof Uint8Array ? reply : BSON.serialize(reply, SERIALIZE_OPTIONS);
     } catch (e) {
@@ -230,7 +269,9 @@ export class Dispatcher {
   /** Periodic housekeeping: TTL expiry and idle cursors. */
   housekeeping(now = Date.now()): number {
     for (const [id, c] of this.cursors) if (now - c.lastUsed > CURSOR_IDLE_MS) this.cursors.delete(id);
-    return this.storage.expire(now);
+    const removed = this.storage.expire(now);
+    if (removed) this.writes++;
+    return removed;
   }
 
   get openCursors(): number {

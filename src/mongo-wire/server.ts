@@ -1,11 +1,13 @@
 /**
  * TCP front end: framing, opcode routing, connection bookkeeping, lifecycle.
  */
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { BSON } from 'bson';
 import { ConnectionInfo, Dispatcher } from './commands';
 import { errorReply, toWireError } from './errors';
-import { EngineStats } from './engine';
+import { EngineStats, Storage } from './engine';
+import { captureSnapshot, loadSnapshot, SnapshotSummary, writeSnapshot } from './snapshot';
 import {
   encodeOpMsg,
   encodeOpReply,
@@ -24,9 +26,17 @@ export interface MongoWireServerOptions {
   port?: number;
   /** Receives one line per lifecycle event (listening, connections, protocol errors). */
   log?: (line: string) => void;
+  /**
+   * Directory for durable data: loaded by start() when it holds a snapshot (created when missing),
+   * saved by stop() and every `syncDelaySeconds`. Without it the data lives in memory only.
+   */
+  dbPath?: string;
+  /** With dbPath: seconds between periodic saves when something changed (default 60, 0 = off). */
+  syncDelaySeconds?: number;
 }
 
 const HOUSEKEEPING_MS = 5000;
+export const DEFAULT_SYNC_DELAY_SECONDS = 60;
 
 export class MongoWireServer {
   private readonly host: string;
@@ -38,17 +48,52 @@ export class MongoWireServer {
   private timer: NodeJS.Timeout | null = null;
   private boundPort = 0;
   private nextConnectionId = 1;
+  readonly dbPath: string | null;
+  private readonly syncDelayMs: number;
+  private syncTimer: NodeJS.Timeout | null = null;
+  /** Set once dbPath was loaded (or found empty): never save over a snapshot that failed to load. */
+  private dbPathReady = false;
+  private savedAtWrites = 0;
+  private saving: Promise<unknown> = Promise.resolve();
 
   constructor(options: MongoWireServerOptions = {}) {
     this.host = options.host ?? '127.0.0.1';
     this.requestedPort = options.port ?? 0;
     this.log = options.log ?? (() => undefined);
+    this.dbPath = options.dbPath ?? null;
+    const delay = options.syncDelaySeconds ?? DEFAULT_SYNC_DELAY_SECONDS;
+    if (!(delay >= 0)) throw new Error(`invalid syncDelaySeconds: ${delay}`);
+    this.syncDelayMs = delay * 1000;
   }
 
-  /** Resolves once the server is listening. */
+  /**
+   * Resolves once the server is listening. With dbPath, first loads the snapshot found there
+   * (rejects, without listening, when it cannot be read).
+   */
   async start(): Promise<void> {
     if (this.server) return;
+    if (this.dbPath !== null && !this.dbPathReady) {
+      try {
+        fs.mkdirSync(this.dbPath, { recursive: true });
+      } catch (e) {
+        throw new Error(`cannot create dbPath ${this.dbPath}: ${(e as Error).message}`, { cause: e });
+      }
+      const loaded = this.load(this.dbPath);
+      this.log(
+        loaded
+          ? `loaded ${loaded.documents} document(s) in ${loaded.collections} collection(s) from ${loaded.dir}`
+          : `no snapshot in ${this.dbPath}: starting empty`,
+      );
+      this.dbPathReady = true;
+    }
     await this.listen(this.boundPort || this.requestedPort);
+    if (this.dbPath !== null && this.syncDelayMs > 0 && !this.syncTimer) {
+      this.syncTimer = setInterval(() => {
+        if (this.dispatcher.writes === this.savedAtWrites) return;
+        this.save().catch((e: Error) => this.log(`periodic save failed: ${e.message}`));
+      }, this.syncDelayMs);
+      this.syncTimer.unref();
+    }
     if (!this.timer) {
       this.timer = setInterval(() => {
         try {
@@ -71,13 +116,59 @@ export class MongoWireServer {
     return `mongodb://${host}:${this.boundPort}/${dbName ?? ''}?directConnection=true`;
   }
 
-  /** Closes the listener and destroys every client socket; idempotent. */
+  /** Closes the listener and destroys every client socket, then saves to dbPath if any; idempotent. */
   async stop(): Promise<void> {
     if (this.timer) {
       clearInterval(this.timer);
       this.timer = null;
     }
+    if (this.syncTimer) {
+      clearInterval(this.syncTimer);
+      this.syncTimer = null;
+    }
     await this.closeListener();
+    if (this.dbPath !== null && this.dbPathReady) await this.save();
+  }
+
+  /**
+   * Write a consistent snapshot of all data to `dir` (default: dbPath), atomically: the previous
+   * snapshot stays current until the new one is complete. Saves are serialized.
+   */
+  save(dir: string | null = this.dbPath): Promise<SnapshotSummary> {
+    if (dir === null) return Promise.reject(new Error('save(): no directory given and no dbPath'));
+    if (dir === this.dbPath && !this.dbPathReady)
+      return Promise.reject(new Error(`save(): ${dir} was not loaded; refusing to overwrite it`));
+    const run = async (): Promise<SnapshotSummary> => {
+      // Captured synchronously: no command runs in between, so the snapshot is one point in time.
+      const writes = this.dispatcher.writes;
+      const summary = await writeSnapshot(dir, captureSnapshot(this.dispatcher.storage));
+      if (dir === this.dbPath) this.savedAtWrites = writes;
+      this.log(`saved ${summary.documents} document(s) in ${summary.collections} collection(s) to ${summary.dir}`);
+      return summary;
+    };
+    const next = this.saving.then(run, run);
+    this.saving = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Replace all data by the snapshot in `dir`; returns null (data unchanged) when `dir` holds
+   * none. Throws when the snapshot is unreadable, leaving the data unchanged.
+   */
+  load(dir: string): SnapshotSummary | null {
+    const fresh = new Storage(this.dispatcher.stats);
+    let summary: SnapshotSummary | null;
+    try {
+      summary = loadSnapshot(dir, fresh);
+    } catch (e) {
+      throw new Error(`cannot load the snapshot in ${dir}: ${(e as Error).message}`, { cause: e });
+    }
+    if (!summary) return null;
+    const dbs = this.dispatcher.storage.dbs;
+    dbs.clear();
+    for (const [name, colls] of fresh.dbs) dbs.set(name, colls);
+    this.savedAtWrites = this.dispatcher.writes;
+    return summary;
   }
 
   /** Stop listening and drop every connection, keeping the data and the port (fault tests). */

@@ -303,12 +303,31 @@ function testSimple(conds: SimpleCond[], doc: Doc): boolean {
  * Compile a filter (null for an empty filter: everything matches). Top-level equality / `$in` on
  * scalars, ObjectIds and Dates (the hot path: lookups, claims, leases) are matched through
  * canonical keys (a `$in` becomes a Set, not a linear scan per document); the remaining
- * conditions go through mingo.
+ * conditions go through mingo. Compiled filters are cached by value (building a mingo Query copies
+ * its whole operator table): the engine repeats the same filters (same task, lease, status).
  */
 export function compileFilter(filter: Doc | null | undefined): Matcher | null {
   if (!filter) return null;
   const keys = Object.keys(filter);
   if (keys.length === 0) return null;
+  const key = filterKey(filter);
+  if (key !== null) {
+    const hit = compiledFilters.get(key);
+    if (hit) return hit;
+  }
+  const matcher = buildMatcher(filter, keys);
+  if (key !== null) {
+    if (compiledFilters.size >= COMPILED_FILTERS_MAX) compiledFilters.delete(compiledFilters.keys().next().value!);
+    compiledFilters.set(key, matcher);
+  }
+  return matcher;
+}
+
+const COMPILED_FILTERS_MAX = 2000;
+const FILTER_KEY_MAX_LENGTH = 4096;
+const compiledFilters = new Map<string, Matcher>();
+
+function buildMatcher(filter: Doc, keys: string[]): Matcher {
   const conds: SimpleCond[] = [];
   let rest: Doc | null = null;
   for (const k of keys) {
@@ -322,6 +341,62 @@ export function compileFilter(filter: Doc | null | undefined): Matcher | null {
     return { test: (doc: Doc) => testSimple(conds, doc) && q.test(doc) };
   }
   return { simplePaths: keys, test: (doc: Doc) => testSimple(conds, doc) };
+}
+
+/** One filter requiring every condition: merged when their fields differ (keeps the fast paths), else `$and`. */
+export function conjunction(conds: Doc[]): Doc {
+  if (conds.length === 1) return conds[0];
+  const merged: Doc = {};
+  for (const c of conds)
+    for (const k of Object.keys(c)) {
+      if (k in merged) return { $and: conds };
+      merged[k] = c[k];
+    }
+  return merged;
+}
+
+/** Operators whose compiled form is not a pure function of the filter ($$NOW, scripts). */
+const UNCACHEABLE_OPERATORS = new Set(['$expr', '$where', '$function', '$accumulator']);
+
+/**
+ * A string identifying a filter exactly (key order and value types kept; every leaf ends with ','
+ * and keys are length-prefixed, so no two filters share a key), or null when the filter
+ * must not be cached (time- or script-dependent operators, unusual BSON types, very long filters).
+ */
+export function filterKey(filter: Doc): string | null {
+  const parts: string[] = [];
+  let length = 0;
+  const push = (s: string): boolean => {
+    parts.push(s);
+    length += s.length;
+    return length <= FILTER_KEY_MAX_LENGTH;
+  };
+  const walk = (v: unknown): boolean => {
+    if (v === undefined) return push('U');
+    if (v === null) return push('z');
+    if (typeof v !== 'object')
+      return (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') && push(canon(v) + ',');
+    if (Array.isArray(v)) {
+      if (!push('a' + v.length + '[')) return false;
+      for (const e of v) if (!walk(e)) return false;
+      return push(']');
+    }
+    if (v instanceof Date || v instanceof RegExp) return push(canon(v) + ',');
+    if (isPlainObject(v)) {
+      const keys = Object.keys(v);
+      if (!push('O' + keys.length + '{')) return false;
+      for (const k of keys) {
+        if (UNCACHEABLE_OPERATORS.has(k)) return false;
+        if (!push(k.length + ':' + k + '=') || !walk(v[k])) return false;
+      }
+      return push('}');
+    }
+    const bt = bsonType(v);
+    if (bt === 'ObjectId' || bt === 'Binary') return push(canon(v) + ',');
+    if (bt === 'Decimal128') return push('D' + String(v) + ',');
+    return false;
+  };
+  return walk(filter) ? parts.join('') : null;
 }
 
 /**
@@ -615,6 +690,8 @@ export class Collection {
       return { recs, count: recs.length, index: '_id_', covered: ['_id'], used: new Map([['_id', keys]]) };
     }
     let best: { ix: Index; k: number; keys: string[]; count: number; used: Map<string, Set<string>> } | null = null;
+    // Canonical keys per field, shared by the indexes compared (canon of an ObjectId is not free).
+    const canonSets = new Map<string, Set<string>>();
     for (const ix of this.indexes) {
       if (ix.partial) continue;
       let k = 0;
@@ -626,7 +703,8 @@ export class Collection {
       for (let j = 0; j < k && ok; j++) {
         const vals = eq.get(ix.fields[j]) as unknown[];
         if (ix.sparse && vals.some((v) => v === null || v === undefined)) ok = false;
-        const set = new Set(vals.map(canon));
+        let set = canonSets.get(ix.fields[j]);
+        if (!set) canonSets.set(ix.fields[j], (set = new Set(vals.map(canon))));
         used.set(ix.fields[j], set);
         const cs = [...set];
         const next: string[] = [];

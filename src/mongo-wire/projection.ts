@@ -3,6 +3,7 @@
  * positional `field.$` are done here; other operators ($elemMatch, expressions) go through mingo.
  */
 import { Query } from 'mingo';
+import { compileFilter, conjunction } from './engine';
 import { fail } from './errors';
 import { Doc, isPlainObject } from './values';
 
@@ -114,7 +115,7 @@ function positionalMatch(arrayPath: string, arr: unknown[], filter: Doc | null):
   };
   if (filter) gather(filter);
   if (!conds.length) return -1;
-  const q = new Query(conds.length === 1 ? conds[0] : { $and: conds });
+  const q = compileFilter(conjunction(conds));
   const segs = arrayPath.split('.');
   for (let i = 0; i < arr.length; i++) {
     const probe: Doc = {};
@@ -125,7 +126,7 @@ function positionalMatch(arrayPath: string, arr: unknown[], filter: Doc | null):
       cur = next;
     }
     cur[segs[segs.length - 1]] = [arr[i]];
-    if (q.test(probe)) return i;
+    if (!q || q.test(probe)) return i;
   }
   return -1;
 }

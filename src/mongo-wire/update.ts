@@ -5,6 +5,7 @@
  */
 import { ObjectId } from 'bson';
 import { Aggregator, ProcessingMode, Query, update as mingoUpdate } from 'mingo';
+import { compileFilter, conjunction } from './engine';
 import { fail } from './errors';
 import {
   Ann,
@@ -205,8 +206,12 @@ class PathResolver {
     };
     if (this.ctx.filter) gather(this.ctx.filter);
     if (!conds.length) fail(2, 'The positional operator did not find the match needed from the query.');
-    const q = new Query(conds.length === 1 ? conds[0] : { $and: conds });
-    for (let j = 0; j < arr.length; j++) if (q.test(withPath(this.doc, prefix, [arr[j]]))) return j;
+    const q = compileFilter(conjunction(conds));
+    // The conditions only read below the array: a probe holding just that path is enough.
+    const probe = prefix.some((s) => /^\d+$/.test(s))
+      ? (el: unknown): Doc => withPath(this.doc, prefix, [el])
+      : (el: unknown): Doc => withPath({}, prefix, [el]);
+    for (let j = 0; j < arr.length; j++) if (!q || q.test(probe(arr[j]))) return j;
     fail(2, 'The positional operator did not find the match needed from the query.');
   }
 
@@ -447,7 +452,7 @@ export function applyUpdate(oldDoc: Doc, oldAnn: AnnMap | null, u: ParsedUpdate,
       modifiedPaths = mingoUpdate(doc, finalOps as never);
     }
   }
-  if (!ctx.insert && canon(doc._id) !== canon(oldDoc._id)) {
+  if (!ctx.insert && doc._id !== oldDoc._id && canon(doc._id) !== canon(oldDoc._id)) {
     fail(66, `Performing an update on the path '_id' would modify the immutable field '_id'`);
   }
   if (!modifiedPaths.length) return { doc: oldDoc, ann: oldAnn, modified: false };

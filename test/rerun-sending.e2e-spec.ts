@@ -398,6 +398,8 @@ describe('Rerun engine: sending', () => {
       RERUN_TIMEOUT_MS: '1000',
       RERUN_RETRY_WINDOW_MS: '30000',
       RERUN_RETRY_DELAY_MS: '200',
+      // This stub never stores a child late: no need to wait long before concluding there is none.
+      RERUN_RETRY_SETTLE_MS: '500',
       WORKER_LEASE_MS: '2000',
       SWEEP_INTERVAL_MS: '300',
       WORKER_FLUSH_MS: '50',

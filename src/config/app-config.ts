@@ -108,6 +108,16 @@ export class AppConfig {
   @Max(30000)
   RERUN_RETRY_DELAY_MS = 1000;
 
+  /**
+   * A rerun cut after it was written (reset, timed out) is looked up as core's child only after this
+   * wait: longer than core can hold a request before storing it (mongoose buffers writes while its
+   * MongoDB is away: 10 s by default), so that "no child" means it never reached core.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  RERUN_RETRY_SETTLE_MS = 15000;
+
   @Transform(toList)
   @IsIn(AUTH_TYPES, { each: true })
   AUTH_TYPES: AuthType[] = ['token', 'basic'];

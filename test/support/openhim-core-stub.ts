@@ -213,8 +213,9 @@ export class OpenhimCoreStub {
       return;
     }
     const childId = new ObjectId();
-    request.childId = childId.toHexString();
     const [path, query] = request.url.split('?');
+    // Like core: a request whose child cannot be stored fails (500, no X-OpenHIM-TransactionID) and
+    // is never routed, so only a stored child makes the request count as accepted (childId).
     await this.track(() =>
       this.db.collection('transactions').insertOne({
         _id: childId,
@@ -232,6 +233,7 @@ export class OpenhimCoreStub {
         },
       }),
     );
+    request.childId = childId.toHexString();
     if (behaviour.mode === 'hang') return;
     if (behaviour.latencyMs) await new Promise((resolve) => setTimeout(resolve, behaviour.latencyMs));
     const status = behaviour.mode === 'async' ? 202 : (behaviour.status ?? 200);

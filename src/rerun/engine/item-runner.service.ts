@@ -10,6 +10,7 @@ import { RerunScheduler } from '../rerun-scheduler.service';
 import { buildHttpRerun } from '../sending/rerun-request';
 import { RerunSender, SendResult } from '../sending/rerun-sender.service';
 import { WorkerLifecycle } from '../worker/worker-lifecycle';
+import { RerunItemsRepository } from '../persistence/rerun-items.repository';
 import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { Slot } from './slot';
 
@@ -31,6 +32,7 @@ export class ItemRunner {
     private readonly config: AppConfig,
     private readonly transactions: RerunTransactionsRepository,
     private readonly tasks: RerunTasksRepository,
+    private readonly items: RerunItemsRepository,
     private readonly sender: RerunSender,
     private readonly writer: ProgressWriter,
     private readonly scheduler: RerunScheduler,
@@ -96,7 +98,10 @@ export class ItemRunner {
         ? !tcp || !result.reached
         : result.kind === 'answered' && !tcp && !result.rerunId && (result.status ?? 0) >= 500;
     if (!maybeUnreached) return null;
-    const delay = Math.min(this.config.RERUN_RETRY_DELAY_MS * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+    let delay = Math.min(this.config.RERUN_RETRY_DELAY_MS * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
+    // Cut after it was written: core may hold the request before storing its child (its MongoDB
+    // away, mongoose buffering), so only a long enough wait makes "no child" conclusive.
+    if (result.kind === 'error' && result.reached) delay = Math.max(delay, this.config.RERUN_RETRY_SETTLE_MS);
     return Date.now() + delay - firstSentAt <= window ? delay : null;
   }
 
@@ -128,6 +133,8 @@ export class ItemRunner {
       if (child) return this.recordResult(slot, item, result, tcp);
     }
     if (!slot.valid() || !(await this.tasks.check(slot.taskId, slot.leaseId, slot.until))) return 'abandoned';
+    // Durably before the send: a takeover after this worker dies waits from this attempt on.
+    if (!(await this.items.restart(slot.taskId, item.seq, slot.leaseId, new Date()))) return 'abandoned';
     return 'send';
   }
 

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ts from 'typescript';
+import { MongoWireServer } from './index';
 import { Binary, Decimal128, Double, Int32, Long, MongoClient, MongoServerError, ObjectId, Timestamp } from 'mongodb';
 
 /** The server sources transpiled once to plain JS (no build needed, no per-process transpile). */
@@ -264,4 +265,40 @@ describe('mongo-wire: --dbpath keeps data across a clean stop / restart', () => 
       expect(await c.db('d').collection<AnyDoc>('c').findOne({ _id: 1 })).toEqual({ _id: 1, v: 'periodic' });
     });
   }, 30_000);
+
+  it('save(dir) / load(dir) move all data between two in-process servers', async () => {
+    const a = new MongoWireServer();
+    const b = new MongoWireServer();
+    await a.start();
+    await b.start();
+    try {
+      await withClient(a.port, async (c) => {
+        await c.db('d').collection('c').createIndex({ k: 1 }, { unique: true });
+        await c
+          .db('d')
+          .collection<AnyDoc>('c')
+          .insertMany([
+            { _id: 1, k: 'x' },
+            { _id: 2, k: 'y' },
+          ]);
+      });
+      const dir = path.join(root, 'explicit');
+      expect(await a.save(dir)).toMatchObject({ databases: 1, collections: 1, documents: 2 });
+      await withClient(b.port, (c) => c.db('other').collection<AnyDoc>('gone').insertOne({ _id: 1 }));
+      expect(b.load(dir)).toMatchObject({ documents: 2 });
+      await withClient(b.port, async (c) => {
+        expect((await c.db().admin().listDatabases()).databases.map((d) => d.name)).toEqual(['d']);
+        expect(await c.db('d').collection('c').find().toArray()).toEqual([
+          { _id: 1, k: 'x' },
+          { _id: 2, k: 'y' },
+        ]);
+        expect((await c.db('d').collection('c').listIndexes().toArray()).map((i) => i.name)).toEqual(['_id_', 'k_1']);
+      });
+      expect(b.load(path.join(root, 'nothing-here'))).toBeNull();
+      await withClient(b.port, async (c) => expect(await c.db('d').collection('c').countDocuments()).toBe(2));
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
 });

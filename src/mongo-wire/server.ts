@@ -75,8 +75,10 @@ export class MongoWireServer {
     if (this.dbPath !== null && !this.dbPathReady) {
       try {
         fs.mkdirSync(this.dbPath, { recursive: true });
+        // Fail now rather than losing the data at the first save.
+        fs.accessSync(this.dbPath, fs.constants.W_OK);
       } catch (e) {
-        throw new Error(`cannot create dbPath ${this.dbPath}: ${(e as Error).message}`, { cause: e });
+        throw new Error(`cannot use dbPath ${this.dbPath}: ${(e as Error).message}`, { cause: e });
       }
       const loaded = this.load(this.dbPath);
       this.log(

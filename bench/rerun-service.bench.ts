@@ -30,6 +30,16 @@ const TASKS_FOR_SCALE_OUT = 4;
 const TASK_TIMEOUT_MS = 15 * 60 * 1000;
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
+/**
+ * Profiling hooks: BENCH_WORKER_NODE_OPTIONS / BENCH_MONGO_NODE_OPTIONS become the NODE_OPTIONS of the
+ * worker / MongoDB-compatible server processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * BENCH_ONLY (comma-separated, default all): `latency20`, `latency0`, `scaleout`, `large`, `api`.
+ */
+const WORKER_NODE_OPTIONS = process.env.BENCH_WORKER_NODE_OPTIONS;
+const MONGO_NODE_OPTIONS = process.env.BENCH_MONGO_NODE_OPTIONS;
+const ONLY = process.env.BENCH_ONLY?.split(',').map((part) => part.trim());
+const runs = (section: string) => !ONLY || ONLY.includes(section);
+const nodeOptions = (options: string | undefined): Record<string, string> => (options ? { NODE_OPTIONS: options } : {});
 
 // ---- processes ------------------------------------------------------------------------------------
 
@@ -170,7 +180,7 @@ it(
     };
 
     try {
-      mongo = runNode(distEntry('mongo-wire/cli.js'), ['--port', '0']);
+      mongo = runNode(distEntry('mongo-wire/cli.js'), ['--port', '0'], nodeOptions(MONGO_NODE_OPTIONS));
       const [, mongoUrl] = await mongo.waitForOutput(/listening at (mongodb:\/\/\S+)/, 30000);
       redis = await startPrivateRedis();
       client = await MongoClient.connect(mongoUrl);
@@ -213,6 +223,7 @@ it(
               ...serviceEnv(),
               WORKER_HTTP_PORT: String(port),
               WORKER_HTTP_HOST: '127.0.0.1',
+              ...nodeOptions(WORKER_NODE_OPTIONS),
             });
             procs.add(worker);
             await waitHttp(`http://127.0.0.1:${port}/health/live`, 'a worker', worker);
@@ -324,6 +335,7 @@ it(
       // 1. Rerun throughput -------------------------------------------------------------------------
       const throughput: Record<string, number> = {};
       for (const latencyMs of [20, 0]) {
+        if (!runs(`latency${latencyMs}`)) continue;
         stubRef.behave({ latencyMs });
         for (const workers of [1, 2]) {
           const tids = await insertTransactions(db, RERUNS);
@@ -344,7 +356,7 @@ it(
         }
       }
       stubRef.behave({ latencyMs: 20 });
-      for (const workers of [1, 2]) {
+      for (const workers of runs('scaleout') ? [1, 2] : []) {
         const sets: string[][] = [];
         for (let t = 0; t < TASKS_FOR_SCALE_OUT; t++)
           sets.push(await insertTransactions(db, Math.round(RERUNS / TASKS_FOR_SCALE_OUT)));
@@ -369,7 +381,7 @@ it(
         number,
         { perItemMs: number; workerRss: number; postMs: number; apiRss: number; apiRssBefore: number; load: string }
       > = {};
-      for (const count of [SMALL, LARGE]) {
+      for (const count of runs('large') ? [SMALL, LARGE] : []) {
         const tids = await insertTransactions(db, count);
         large[count] = await phase(1, async (ctx) => {
           const apiRssBefore = peakRssMb(ctx.api.child.pid);
@@ -402,64 +414,67 @@ it(
         print(`3. ${count} items: POST ${large[count].postMs} ms, ${large[count].perItemMs.toFixed(3)} ms/item`);
       }
       const [s, l] = [large[SMALL], large[LARGE]];
-      rows.push({
-        bench: `3. POST /tasks with ${LARGE} tids`,
-        figure: `${(l.postMs / 1000).toFixed(2)} s; API peak RSS ${l.apiRss.toFixed(0)} MB (${l.apiRssBefore.toFixed(0)} MB before)`,
-        baseline: `${SMALL} tids: ${(s.postMs / 1000).toFixed(2)} s`,
-        ratio: l.postMs / s.postMs,
-        target: '< 5 s',
-        pass: l.postMs < 5000,
-      });
-      rows.push({
-        bench: `3. run at 0 ms, 1 worker: time per item ${LARGE} vs ${SMALL}`,
-        figure: `${l.perItemMs.toFixed(3)} ms/item`,
-        baseline: `${s.perItemMs.toFixed(3)} ms/item`,
-        ratio: l.perItemMs / s.perItemMs,
-        target: '<= 1.5',
-        pass: l.perItemMs / s.perItemMs <= 1.5,
-        limits: `${LARGE}: ${l.load}; ${SMALL}: ${s.load}`,
-      });
-      rows.push({
-        bench: `3. worker peak RSS ${LARGE} vs ${SMALL}`,
-        figure: `${l.workerRss.toFixed(0)} MB`,
-        baseline: `${s.workerRss.toFixed(0)} MB`,
-        ratio: l.workerRss / s.workerRss,
-        target: '<= 1.2 (no growth)',
-        pass: l.workerRss / s.workerRss <= 1.2,
-      });
+      if (s && l) {
+        rows.push({
+          bench: `3. POST /tasks with ${LARGE} tids`,
+          figure: `${(l.postMs / 1000).toFixed(2)} s; API peak RSS ${l.apiRss.toFixed(0)} MB (${l.apiRssBefore.toFixed(0)} MB before)`,
+          baseline: `${SMALL} tids: ${(s.postMs / 1000).toFixed(2)} s`,
+          ratio: l.postMs / s.postMs,
+          target: '< 5 s',
+          pass: l.postMs < 5000,
+        });
+        rows.push({
+          bench: `3. run at 0 ms, 1 worker: time per item ${LARGE} vs ${SMALL}`,
+          figure: `${l.perItemMs.toFixed(3)} ms/item`,
+          baseline: `${s.perItemMs.toFixed(3)} ms/item`,
+          ratio: l.perItemMs / s.perItemMs,
+          target: '<= 1.5',
+          pass: l.perItemMs / s.perItemMs <= 1.5,
+          limits: `${LARGE}: ${l.load}; ${SMALL}: ${s.load}`,
+        });
+        rows.push({
+          bench: `3. worker peak RSS ${LARGE} vs ${SMALL}`,
+          figure: `${l.workerRss.toFixed(0)} MB`,
+          baseline: `${s.workerRss.toFixed(0)} MB`,
+          ratio: l.workerRss / s.workerRss,
+          target: '<= 1.2 (no growth)',
+          pass: l.workerRss / s.workerRss <= 1.2,
+        });
+      }
 
       // 2. API (last: its tasks stay queued, no workers) ------------------------------------------------
       const [tid] = await insertTransactions(db, 1);
-      await phase(0, async (ctx) => {
-        const { id } = await createTask(ctx.port, ctx.auth, [tid]);
-        const post = JSON.stringify({ tids: [tid], batchSize: 1 });
-        const measure = (call: () => Call, status: number) => load(ctx.port, API_REQUESTS, 20, call, status, 120000);
-        const get = () => ({ method: 'GET', path: `/tasks/${id}`, headers: ctx.auth() });
-        await measure(get, 200); // warm-up
-        const cpuBefore = cpuSeconds(mongo!.child.pid);
-        const apiCpuBefore = cpuSeconds(ctx.api.child.pid);
-        const g = await measure(get, 200);
-        const p = await measure(
-          () => ({
-            method: 'POST',
-            path: '/tasks',
-            headers: { ...ctx.auth(), 'content-type': 'application/json', 'content-length': String(post.length) },
-            body: post,
-          }),
-          201,
-        );
-        const total = g.seconds + p.seconds;
-        const [gps, pps] = [API_REQUESTS / g.seconds, API_REQUESTS / p.seconds];
-        rows.push({
-          bench: `2. POST /tasks (1 tid, token auth), 20 concurrent, ${API_REQUESTS} requests`,
-          figure: `${pps.toFixed(0)}/s, p99 ${percentile(p.latencies, 99).toFixed(1)} ms`,
-          baseline: `GET /tasks/:id ${gps.toFixed(0)}/s, p99 ${percentile(g.latencies, 99).toFixed(1)} ms`,
-          ratio: pps / gps,
-          target: '>= 0.4',
-          pass: pps / gps >= 0.4,
-          limits: `CPU cores over both: API ${((cpuSeconds(ctx.api.child.pid) - apiCpuBefore) / total).toFixed(2)}, mongo ${((cpuSeconds(mongo!.child.pid) - cpuBefore) / total).toFixed(2)}`,
+      if (runs('api'))
+        await phase(0, async (ctx) => {
+          const { id } = await createTask(ctx.port, ctx.auth, [tid]);
+          const post = JSON.stringify({ tids: [tid], batchSize: 1 });
+          const measure = (call: () => Call, status: number) => load(ctx.port, API_REQUESTS, 20, call, status, 120000);
+          const get = () => ({ method: 'GET', path: `/tasks/${id}`, headers: ctx.auth() });
+          await measure(get, 200); // warm-up
+          const cpuBefore = cpuSeconds(mongo!.child.pid);
+          const apiCpuBefore = cpuSeconds(ctx.api.child.pid);
+          const g = await measure(get, 200);
+          const p = await measure(
+            () => ({
+              method: 'POST',
+              path: '/tasks',
+              headers: { ...ctx.auth(), 'content-type': 'application/json', 'content-length': String(post.length) },
+              body: post,
+            }),
+            201,
+          );
+          const total = g.seconds + p.seconds;
+          const [gps, pps] = [API_REQUESTS / g.seconds, API_REQUESTS / p.seconds];
+          rows.push({
+            bench: `2. POST /tasks (1 tid, token auth), 20 concurrent, ${API_REQUESTS} requests`,
+            figure: `${pps.toFixed(0)}/s, p99 ${percentile(p.latencies, 99).toFixed(1)} ms`,
+            baseline: `GET /tasks/:id ${gps.toFixed(0)}/s, p99 ${percentile(g.latencies, 99).toFixed(1)} ms`,
+            ratio: pps / gps,
+            target: '>= 0.4',
+            pass: pps / gps >= 0.4,
+            limits: `CPU cores over both: API ${((cpuSeconds(ctx.api.child.pid) - apiCpuBefore) / total).toFixed(2)}, mongo ${((cpuSeconds(mongo!.child.pid) - cpuBefore) / total).toFixed(2)}`,
+          });
         });
-      });
 
       printTable(rows);
     } finally {

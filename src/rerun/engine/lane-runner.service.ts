@@ -11,6 +11,7 @@ import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from '../worker/worker-lifecycle';
 import { ItemRunner } from './item-runner.service';
 import { Slot } from './slot';
+import { StartBatcher, Started } from './start-batcher';
 import { TaskAdopter } from './task-adopter.service';
 
 const DONE: JobResult = { again: false };
@@ -31,6 +32,7 @@ type LoopEnd = JobResult | 'exhausted';
 @Injectable()
 export class LaneRunner {
   private readonly logger = new Logger(LaneRunner.name);
+  private readonly starts: StartBatcher;
 
   constructor(
     private readonly config: AppConfig,
@@ -41,7 +43,9 @@ export class LaneRunner {
     private readonly adopter: TaskAdopter,
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
-  ) {}
+  ) {
+    this.starts = new StartBatcher(tasks, items, transactions, config.WORKER_LEASE_MS);
+  }
 
   async run(taskKey: string): Promise<JobResult> {
     if (!Types.ObjectId.isValid(taskKey)) return DONE;
@@ -113,16 +117,10 @@ export class LaneRunner {
     const interval = task.ratePerSecond && task.ratePerSecond > 0 ? 1000 / task.ratePerSecond : 0;
     for (;;) {
       if (this.lifecycle.stopping || Date.now() >= sliceEnd || !slot.valid()) return AGAIN;
-      const sentAt = Date.now();
-      const rate = interval ? { now: new Date(sentAt), next: new Date(sentAt + interval) } : undefined;
-      const seq = await this.tasks.gate(
-        slot.taskId,
-        slot.leaseId,
-        task.totalTransactions,
-        new Date(sentAt + this.config.WORKER_LEASE_MS),
-        rate,
-      );
-      if (seq === null) {
+      const started = interval
+        ? await this.gateRateLimited(slot, task, interval)
+        : await this.starts.next(slot, task.totalTransactions);
+      if (started === null) {
         const closed = await this.whyClosed(slot, interval);
         if (closed === 'retry') continue;
         if (typeof closed === 'number') {
@@ -132,11 +130,25 @@ export class LaneRunner {
         }
         return closed;
       }
-      slot.renewed(sentAt);
-      const item = await this.items.claim(slot.taskId, seq, slot.leaseId, new Date());
+      const { item } = started;
       if (!item) continue; // already final (an adopted task's earlier progress)
       if ((await this.itemRunner.run(slot, item)) === 'abandoned') return AGAIN;
     }
+  }
+
+  /** A task with a rate limit: one lane at a time through the gate, which also spaces the starts. */
+  private async gateRateLimited(slot: Slot, task: EngineTask, interval: number): Promise<Started | null> {
+    const sentAt = Date.now();
+    const seq = await this.tasks.gate(
+      slot.taskId,
+      slot.leaseId,
+      task.totalTransactions,
+      new Date(sentAt + this.config.WORKER_LEASE_MS),
+      { now: new Date(sentAt), next: new Date(sentAt + interval) },
+    );
+    if (seq === null) return null;
+    slot.renewed(sentAt);
+    return { seq, item: await this.items.claim(slot.taskId, seq, slot.leaseId, new Date()) };
   }
 
   /** Why the gate did not open: stop, finish, wait (ms, rate limit) or try again. */

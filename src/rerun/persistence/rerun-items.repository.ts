@@ -29,6 +29,54 @@ export class RerunItemsRepository {
     )) as EngineItem | null;
   }
 
+  /**
+   * `claim` for several items at once (each under its own lease): one ordered bulk write. When every
+   * claim applied and `known` holds the items (read ahead: `_id`, `tid` never change), they are
+   * returned without reading them again; otherwise one read tells which were claimed (an item
+   * already final stays as it was). Returns the claimed items by seq.
+   */
+  async claimMany(
+    taskId: Types.ObjectId,
+    claims: Array<{ seq: number; leaseId: string }>,
+    now: Date,
+    known: Map<number, EngineItem>,
+  ): Promise<Map<number, EngineItem>> {
+    const { modifiedCount } = await this.items.bulkWrite(
+      claims.map(({ seq, leaseId }) => ({
+        updateOne: {
+          filter: { taskId, seq, tstatus: 'Queued' },
+          update: { $set: { tstatus: 'Processing', leaseId, startedAt: now } },
+        },
+      })),
+      { ordered: true },
+    );
+    if (modifiedCount === claims.length && claims.every((claim) => known.has(claim.seq))) {
+      return new Map(
+        claims.map(({ seq, leaseId }) => [
+          seq,
+          { ...known.get(seq)!, tstatus: 'Processing', leaseId, startedAt: now } as EngineItem,
+        ]),
+      );
+    }
+    const found = await this.bySeq(
+      taskId,
+      claims.map((claim) => claim.seq),
+    );
+    const leaseOf = new Map(claims.map((claim) => [claim.seq, claim.leaseId]));
+    return new Map(
+      found
+        .filter((item) => item.tstatus === 'Processing' && item.leaseId === leaseOf.get(item.seq))
+        .map((item) => [item.seq, item]),
+    );
+  }
+
+  /** Items by seq (an equality `$in` on the `{taskId, seq}` index). */
+  async bySeq(taskId: Types.ObjectId, seqs: number[]): Promise<EngineItem[]> {
+    return (await this.items
+      .find({ taskId, seq: { $in: seqs } }, { projection: ITEM_FIELDS })
+      .toArray()) as unknown as EngineItem[];
+  }
+
   /** Takes a Processing item over from a lease that is gone. */
   async takeOver(taskId: Types.ObjectId, item: EngineItem, leaseId: string): Promise<boolean> {
     const { modifiedCount } = await this.items.updateOne(

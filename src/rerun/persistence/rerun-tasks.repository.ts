@@ -105,6 +105,33 @@ export class RerunTasksRepository {
     return result ? (result.nextSeq as number) : null;
   }
 
+  /**
+   * The gate for several lanes of this task at once: one update that checks every lease is still
+   * there and at least `leaseIds.length` items are left, takes that many (the cursor moves by that
+   * much) and renews those leases. Returns the first seq taken (the lanes get consecutive seqs), or
+   * null when any condition fails: the caller then gates each lane on its own.
+   */
+  async gateMany(taskId: Types.ObjectId, leaseIds: string[], total: number, until: Date): Promise<number | null> {
+    const result = await this.tasks.findOneAndUpdate(
+      {
+        _id: taskId,
+        status: { $in: RUNNABLE },
+        'leases.id': { $all: leaseIds },
+        nextSeq: { $lte: total - leaseIds.length },
+      },
+      {
+        $inc: { nextSeq: leaseIds.length },
+        $set: { status: 'Processing', 'leases.$[held].until': until },
+      },
+      {
+        projection: { nextSeq: 1 },
+        returnDocument: 'before',
+        arrayFilters: [{ 'held.id': { $in: leaseIds } }],
+      },
+    );
+    return result ? (result.nextSeq as number) : null;
+  }
+
   /** The same check without taking an item (before rerunning an orphan). */
   async check(taskId: Types.ObjectId, leaseId: string, until: Date): Promise<boolean> {
     const { matchedCount } = await this.tasks.updateOne(

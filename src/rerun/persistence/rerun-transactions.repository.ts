@@ -26,6 +26,9 @@ export interface RerunChannel {
 
 /** How long a channel's type and address are cached (they rarely change; a read per item would not). */
 const CHANNEL_CACHE_MS = 10000;
+const ORIGINAL_FIELDS = { clientID: 1, channelID: 1, canRerun: 1, request: 1 } as const;
+/** A prefetched original nobody asked for (its lane gave up) is dropped after this. */
+const PREFETCH_TTL_MS = 10000;
 /** Tolerated clock difference between this worker and OpenHIM core when matching a child to a start. */
 const CLOCK_SKEW_MS = 1000;
 
@@ -44,14 +47,54 @@ export class RerunTransactionsRepository {
     this.channels = nativeCollection(channels);
   }
 
+  /** Originals read ahead by the lanes, each taken once by `findOriginal`. */
+  private readonly prefetched = new Map<string, { at: number; original: Promise<OriginalTransaction | null> }>();
+  private prefetchSweep?: NodeJS.Timeout;
+
+  /** Several originals in one query (lanes read a window of items ahead). */
+  async readOriginals(tids: string[]): Promise<Map<string, OriginalTransaction>> {
+    const ids = tids.map(toObjectId).filter((id): id is Types.ObjectId => id !== null);
+    if (!ids.length) return new Map();
+    const docs = await this.transactions.find({ _id: { $in: ids } }, { projection: ORIGINAL_FIELDS }).toArray();
+    return new Map(docs.map((doc) => [String(doc._id), doc as OriginalTransaction]));
+  }
+
+  /** The next `findOriginal(tid)` answers with this instead of asking MongoDB (a failed read: it asks). */
+  primeOriginal(tid: string, original: Promise<OriginalTransaction | null>): void {
+    const id = toObjectId(tid);
+    if (!id) return;
+    original.catch(() => undefined); // awaited by findOriginal, or never
+    this.prefetched.set(id.toHexString(), { at: Date.now(), original });
+    this.prefetchSweep ??= setInterval(() => this.dropStalePrefetches(), PREFETCH_TTL_MS).unref();
+  }
+
   /** The transaction to rerun; null when `tid` is not an id or there is no such transaction. */
   async findOriginal(tid: string): Promise<OriginalTransaction | null> {
     const id = toObjectId(tid);
     if (!id) return null;
+    const key = id.toHexString();
+    const prefetched = this.prefetched.get(key);
+    if (prefetched) {
+      this.prefetched.delete(key);
+      try {
+        return await prefetched.original;
+      } catch {
+        // read on its own below
+      }
+    }
     return (await this.transactions.findOne(
       { _id: id },
-      { projection: { clientID: 1, channelID: 1, canRerun: 1, request: 1 } },
+      { projection: ORIGINAL_FIELDS },
     )) as OriginalTransaction | null;
+  }
+
+  private dropStalePrefetches(): void {
+    const before = Date.now() - PREFETCH_TTL_MS;
+    for (const [key, entry] of this.prefetched) if (entry.at < before) this.prefetched.delete(key);
+    if (!this.prefetched.size) {
+      clearInterval(this.prefetchSweep);
+      this.prefetchSweep = undefined;
+    }
   }
 
   async childStatuses(ids: string[]): Promise<Map<string, string | undefined>> {

@@ -1,0 +1,165 @@
+import mongoose, { Connection, Model, Types } from 'mongoose';
+import { MongoWireServer } from '../../mongo-wire';
+import {
+  Channel,
+  ChannelSchema,
+  Task,
+  TaskItem,
+  TaskItemSchema,
+  TaskSchema,
+  Transaction,
+  TransactionSchema,
+} from '../../database/schemas';
+import { RerunItemsRepository } from '../persistence/rerun-items.repository';
+import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
+import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
+import { Slot } from './slot';
+import { StartBatcher } from './start-batcher';
+
+const LEASE_MS = 15000;
+
+/** Batched gate + claim against the wire server: what each lane gets and what the documents become. */
+describe('StartBatcher', () => {
+  let server: MongoWireServer;
+  let conn: Connection;
+  let tasks: RerunTasksRepository;
+  let items: RerunItemsRepository;
+  let transactions: RerunTransactionsRepository;
+  let taskModel: Model<Task>;
+  let itemModel: Model<TaskItem>;
+  let transactionModel: Model<Transaction>;
+
+  beforeAll(async () => {
+    server = new MongoWireServer();
+    await server.start();
+    conn = await mongoose.createConnection(server.uri('start-batcher')).asPromise();
+    taskModel = conn.model(Task.name, TaskSchema) as unknown as Model<Task>;
+    itemModel = conn.model(TaskItem.name, TaskItemSchema) as unknown as Model<TaskItem>;
+    transactionModel = conn.model(Transaction.name, TransactionSchema) as unknown as Model<Transaction>;
+    await itemModel.syncIndexes();
+    tasks = new RerunTasksRepository(taskModel);
+    items = new RerunItemsRepository(itemModel);
+    transactions = new RerunTransactionsRepository(
+      transactionModel,
+      conn.model(Channel.name, ChannelSchema) as unknown as Model<Channel>,
+    );
+  });
+
+  afterAll(async () => {
+    await conn.close();
+    await server.stop();
+  });
+
+  /** A task of `total` items (each with its own stored transaction) and `lanes` slots holding leases. */
+  async function taskWithLanes(total: number, lanes: number, nextSeq = 0) {
+    const taskId = new Types.ObjectId();
+    const tids = Array.from({ length: total }, () => new Types.ObjectId());
+    await transactionModel.collection.insertMany(
+      tids.map((_id, seq) => ({ _id, request: { method: 'GET', path: `/item/${seq}` } })),
+    );
+    await itemModel.collection.insertMany(
+      tids.map((tid, seq) => ({ taskId, seq, tid: tid.toHexString(), tstatus: 'Queued' })),
+    );
+    const slots = Array.from({ length: lanes }, () => new Slot(taskId, tasks, LEASE_MS, Date.now()));
+    await taskModel.collection.insertOne({
+      _id: taskId,
+      status: 'Queued',
+      batchSize: lanes,
+      totalTransactions: total,
+      remainingTransactions: total,
+      itemsStore: 'items',
+      nextSeq,
+      transactions: [],
+      leases: slots.map((slot) => ({ id: slot.leaseId, owner: 'spec', until: new Date(Date.now() + 1000) })),
+    });
+    return { taskId, tids, slots, batcher: new StartBatcher(tasks, items, transactions, LEASE_MS) };
+  }
+
+  const itemAt = (taskId: Types.ObjectId, seq: number) => itemModel.collection.findOne({ taskId, seq });
+  const taskDoc = (taskId: Types.ObjectId) => taskModel.collection.findOne({ _id: taskId });
+
+  it('gives lanes asking together consecutive items, each claimed under its own lease', async () => {
+    const { taskId, tids, slots, batcher } = await taskWithLanes(20, 5);
+    const before = Date.now();
+
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 20)));
+
+    expect(started.map((s) => s?.seq).sort((a, b) => a! - b!)).toEqual([0, 1, 2, 3, 4]);
+    for (const [lane, s] of started.entries()) {
+      expect(s!.item).toMatchObject({ seq: s!.seq, tid: tids[s!.seq].toHexString(), tstatus: 'Processing' });
+      expect(s!.item!.leaseId).toBe(slots[lane].leaseId);
+      expect(await itemAt(taskId, s!.seq)).toMatchObject({ tstatus: 'Processing', leaseId: slots[lane].leaseId });
+      expect(slots[lane].dirty).toBe(true);
+    }
+    const task = await taskDoc(taskId);
+    expect(task).toMatchObject({ nextSeq: 5, status: 'Processing' });
+    // Every lease renewed by the batched gate.
+    for (const lease of task!.leases as Array<{ until: Date }>) {
+      expect(lease.until.getTime()).toBeGreaterThanOrEqual(before + LEASE_MS);
+    }
+    // The transaction read with the claims is the item's own.
+    const original = await transactions.findOriginal(started[2]!.item!.tid);
+    expect(original?.request?.path).toBe(`/item/${started[2]!.seq}`);
+  });
+
+  it('closes the gate for a lane whose lease is gone while the others go on', async () => {
+    const { taskId, slots, batcher } = await taskWithLanes(20, 4);
+    await tasks.release(taskId, slots[1].leaseId);
+
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 20)));
+
+    expect(started[1]).toBeNull();
+    expect(slots[1].dirty).toBe(false);
+    expect(
+      started
+        .filter(Boolean)
+        .map((s) => s!.seq)
+        .sort((a, b) => a - b),
+    ).toEqual([0, 1, 2]);
+    expect((await taskDoc(taskId))!.nextSeq).toBe(3);
+  });
+
+  it('hands out the last items one each and never moves the cursor past the end', async () => {
+    const { taskId, slots, batcher } = await taskWithLanes(10, 5, 8);
+
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 10)));
+
+    expect(
+      started
+        .filter(Boolean)
+        .map((s) => s!.seq)
+        .sort((a, b) => a - b),
+    ).toEqual([8, 9]);
+    expect(started.filter((s) => s === null)).toHaveLength(3);
+    expect((await taskDoc(taskId))!.nextSeq).toBe(10);
+  });
+
+  it('skips an item that is already final without touching it, and the lane is not left dirty', async () => {
+    const { taskId, slots, batcher } = await taskWithLanes(10, 3);
+    await itemModel.collection.updateOne({ taskId, seq: 1 }, { $set: { tstatus: 'Completed', rerunID: 'earlier' } });
+
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 10)));
+
+    const skipped = started.findIndex((s) => s?.seq === 1);
+    expect(started[skipped]!.item).toBeNull();
+    expect(slots[skipped].dirty).toBe(false);
+    expect(await itemAt(taskId, 1)).toMatchObject({ tstatus: 'Completed', rerunID: 'earlier' });
+    expect(
+      started
+        .filter((s) => s?.item)
+        .map((s) => s!.seq)
+        .sort((a, b) => a - b),
+    ).toEqual([0, 2]);
+  });
+
+  it('does not start anything for a paused task', async () => {
+    const { taskId, slots, batcher } = await taskWithLanes(10, 3);
+    await taskModel.collection.updateOne({ _id: taskId }, { $set: { status: 'Paused' } });
+
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 10)));
+
+    expect(started).toEqual([null, null, null]);
+    expect(await itemModel.collection.countDocuments({ taskId, tstatus: 'Queued' })).toBe(10);
+    expect((await taskDoc(taskId))!.nextSeq).toBe(0);
+  });
+});

@@ -1,0 +1,214 @@
+import { Types } from 'mongoose';
+import { EngineItem } from '../persistence/engine-task';
+import { RerunItemsRepository } from '../persistence/rerun-items.repository';
+import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
+import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
+import { Slot } from './slot';
+
+/** What a lane gets from the gate: the seq it took and the item, null when the item was already final. */
+export interface Started {
+  seq: number;
+  item: EngineItem | null;
+}
+
+interface Waiter {
+  slot: Slot;
+  resolve: (started: Started | null) => void;
+  reject: (error: unknown) => void;
+}
+
+interface TaskStarts {
+  taskId: Types.ObjectId;
+  total: number;
+  waiting: Waiter[];
+  gating: boolean;
+  /** Items at and after the cursor, read in windows (`_id` and `tid` never change). */
+  ahead: Map<number, EngineItem>;
+  aheadEnd: number;
+  reading?: Promise<void>;
+  usedAt: number;
+}
+
+/** Items read ahead of the cursor per task (small documents: bounded memory per task in a worker). */
+const READ_AHEAD = 128;
+/** A task no lane of this worker asked about for this long is forgotten. */
+const IDLE_MS = 30000;
+
+/**
+ * Gates and claims for the lanes of one task in this worker that want their next item at the same
+ * time: one update of the task document and one bulk claim instead of one of each per lane, with
+ * the items and their transactions read ahead in windows instead of once per item (per-item round
+ * trips to MongoDB were what bounded a worker's throughput and CPU). Each lane still holds its own
+ * lease and gets its own seq; the update checks every lease and moves the cursor by the number of
+ * lanes, so the single gate's invariants hold (at most one rerun per slot, seqs handed out in order,
+ * claimed before sent). When the batched update does not apply (a lease lost, the task paused, fewer
+ * items left than lanes) each lane is gated on its own, which tells it why.
+ */
+export class StartBatcher {
+  private readonly tasks = new Map<string, TaskStarts>();
+  private idleSweep?: NodeJS.Timeout;
+
+  constructor(
+    private readonly taskRepo: RerunTasksRepository,
+    private readonly items: RerunItemsRepository,
+    private readonly transactions: RerunTransactionsRepository,
+    private readonly leaseMs: number,
+  ) {}
+
+  /** The next item for the slot's lane: null when the gate is closed for it. */
+  next(slot: Slot, total: number): Promise<Started | null> {
+    let task = this.tasks.get(slot.taskKey);
+    if (!task) {
+      task = {
+        taskId: slot.taskId,
+        total,
+        waiting: [],
+        gating: false,
+        ahead: new Map(),
+        aheadEnd: 0,
+        usedAt: Date.now(),
+      };
+      this.tasks.set(slot.taskKey, task);
+      this.idleSweep ??= setInterval(() => this.forgetIdle(), IDLE_MS).unref();
+    }
+    const state = task;
+    state.usedAt = Date.now();
+    const started = new Promise<Started | null>((resolve, reject) => state.waiting.push({ slot, resolve, reject }));
+    // Lanes answered in the same turn of the event loop join one batch.
+    if (!state.gating) {
+      state.gating = true;
+      setImmediate(() => void this.gate(state));
+    }
+    return started;
+  }
+
+  private async gate(task: TaskStarts): Promise<void> {
+    const batch = task.waiting.splice(0);
+    let seqs: Array<number | null>;
+    let sentAt: number;
+    try {
+      sentAt = Date.now();
+      const until = new Date(sentAt + this.leaseMs);
+      const taskId = task.taskId;
+      const first =
+        batch.length > 1
+          ? await this.taskRepo.gateMany(
+              taskId,
+              batch.map((waiter) => waiter.slot.leaseId),
+              task.total,
+              until,
+            )
+          : null;
+      seqs =
+        first === null
+          ? await Promise.all(batch.map((waiter) => this.taskRepo.gate(taskId, waiter.slot.leaseId, task.total, until)))
+          : batch.map((_, index) => first + index);
+    } catch (error) {
+      this.gateNext(task);
+      for (const waiter of batch) waiter.reject(error);
+      return;
+    }
+    // The next batch may gate while this one claims.
+    this.gateNext(task);
+    await this.claim(task, batch, seqs, sentAt);
+  }
+
+  private gateNext(task: TaskStarts): void {
+    if (task.waiting.length) setImmediate(() => void this.gate(task));
+    else task.gating = false;
+  }
+
+  private async claim(task: TaskStarts, batch: Waiter[], seqs: Array<number | null>, sentAt: number): Promise<void> {
+    const taken = batch.flatMap((waiter, index) => {
+      const seq = seqs[index];
+      if (seq === null) {
+        waiter.resolve(null);
+        return [];
+      }
+      waiter.slot.renewed(sentAt);
+      // Until the claim is known: a claim written without its answer leaves the slot to expire, so
+      // the next holder reconciles the item.
+      waiter.slot.dirty = true;
+      return [{ waiter, seq }];
+    });
+    if (!taken.length) return;
+    try {
+      const known = await this.readAhead(
+        task,
+        taken.map(({ seq }) => seq),
+      ).catch(() => new Map<number, EngineItem>());
+      // The originals are read while the claim is written (in one query, not one per item); only
+      // claimed items use them. Read after the window, not with it: with several workers, each
+      // reads the window, but each original is read by the worker that claimed it.
+      const originals = known.size
+        ? this.transactions.readOriginals([...known.values()].map((item) => item.tid))
+        : undefined;
+      originals?.catch(() => undefined);
+      const claimed = await this.items.claimMany(
+        task.taskId,
+        taken.map(({ waiter, seq }) => ({ seq, leaseId: waiter.slot.leaseId })),
+        new Date(),
+        known,
+      );
+      for (const { waiter, seq } of taken) {
+        const item = claimed.get(seq) ?? null;
+        if (item && originals) {
+          this.transactions.primeOriginal(
+            item.tid,
+            originals.then((found) => found.get(item.tid) ?? null),
+          );
+        }
+        if (!item) waiter.slot.dirty = false;
+        waiter.resolve({ seq, item });
+      }
+    } catch (error) {
+      for (const { waiter } of taken) waiter.reject(error);
+    }
+  }
+
+  /** The window entries for `seqs` (taken out of it), reading the window when needed and ahead of time. */
+  private async readAhead(task: TaskStarts, seqs: number[]): Promise<Map<number, EngineItem>> {
+    const lowest = Math.min(...seqs);
+    const highest = Math.max(...seqs);
+    for (const seq of task.ahead.keys()) if (seq < lowest) task.ahead.delete(seq); // passed: another worker took them
+    const missing = () => seqs.filter((seq) => !task.ahead.has(seq));
+    if (missing().length && task.reading) await task.reading.catch(() => undefined);
+    if (missing().length) await this.readWindow(task, Math.min(...missing()));
+    if (!task.reading && task.aheadEnd - highest < READ_AHEAD / 2 && task.aheadEnd < task.total) {
+      this.readWindow(task, Math.max(task.aheadEnd, highest + 1)).catch(() => undefined);
+    }
+    const found = new Map<number, EngineItem>();
+    for (const seq of seqs) {
+      const ahead = task.ahead.get(seq);
+      if (ahead) found.set(seq, ahead);
+      task.ahead.delete(seq);
+    }
+    return found;
+  }
+
+  private readWindow(task: TaskStarts, from: number): Promise<void> {
+    const to = Math.min(task.total, from + READ_AHEAD);
+    const reading = (async () => {
+      if (to <= from) return;
+      const seqs = Array.from({ length: to - from }, (_, index) => from + index);
+      for (const item of await this.items.bySeq(task.taskId, seqs)) task.ahead.set(item.seq, item);
+      task.aheadEnd = Math.max(task.aheadEnd, to);
+    })();
+    task.reading = reading;
+    reading
+      .finally(() => {
+        if (task.reading === reading) task.reading = undefined;
+      })
+      .catch(() => undefined);
+    return reading;
+  }
+
+  private forgetIdle(): void {
+    const before = Date.now() - IDLE_MS;
+    for (const [key, task] of this.tasks) if (task.usedAt < before && !task.gating) this.tasks.delete(key);
+    if (!this.tasks.size) {
+      clearInterval(this.idleSweep);
+      this.idleSweep = undefined;
+    }
+  }
+}

@@ -9,8 +9,17 @@ import { waitFor } from './support/wait';
 import { TestEnvironment } from './support/test-environment';
 import { ensureBuilt, WorkerProcess } from './support/worker-process';
 
-/** Short leases and sweeps so that a killed worker's work is picked up within seconds. */
-const ENGINE = { WORKER_LEASE_MS: '2000', SWEEP_INTERVAL_MS: '300', WORKER_FLUSH_MS: '50', LOG_LEVEL: 'warn' };
+/**
+ * Short leases and sweeps so that a killed worker's work is picked up within seconds; core's
+ * database stays up, so it stores each child as the request arrives and a short settle will do.
+ */
+const ENGINE = {
+  WORKER_LEASE_MS: '2000',
+  RERUN_RETRY_SETTLE_MS: '1000',
+  SWEEP_INTERVAL_MS: '300',
+  WORKER_FLUSH_MS: '50',
+  LOG_LEVEL: 'warn',
+};
 
 /**
  * End to end against a real OpenHIM core 4.0.5 (the npm package) on the embedded MongoDB-compatible

@@ -17,6 +17,8 @@ import { TestEnvironment } from './support/test-environment';
 const ENGINE = {
   RERUN_TIMEOUT_MS: '5000',
   WORKER_LEASE_MS: '2000',
+  // The stub stores each child as the request arrives: a short settle before a takeover resends.
+  RERUN_RETRY_SETTLE_MS: '1000',
   SWEEP_INTERVAL_MS: '300',
   RERUN_ASYNC_POLL_MS: '100',
   WORKER_FLUSH_MS: '50',

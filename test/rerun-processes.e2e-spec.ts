@@ -12,6 +12,8 @@ import { ensureBuilt, openScheduler, WorkerProcess } from './support/worker-proc
 
 const ENGINE = {
   WORKER_LEASE_MS: '2000',
+  // The stub stores each child as the request arrives: a short settle before a takeover resends.
+  RERUN_RETRY_SETTLE_MS: '1000',
   SWEEP_INTERVAL_MS: '300',
   WORKER_FLUSH_MS: '50',
   LOG_LEVEL: 'fatal',

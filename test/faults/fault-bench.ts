@@ -45,6 +45,8 @@ export class FaultBench {
   api!: RunningProcess;
   apiUrl!: string;
   readonly workers: RunningProcess[] = [];
+  /** Every worker ever started, for the logs. */
+  private readonly allWorkers: RunningProcess[] = [];
   readonly probes: Probe[] = [];
   private readonly dbPath = mkdtempSync(join(tmpdir(), 'openhim-rerun-faults-'));
   private mongoPort = 0;
@@ -116,6 +118,7 @@ export class FaultBench {
     const worker = runNode(distEntry('main.worker.js'), [], this.serviceEnv({ LOG_LEVEL: 'info' }));
     await worker.waitForOutput(/Rerun worker started/, 60000);
     this.workers.push(worker);
+    this.allWorkers.push(worker);
     return worker;
   }
 
@@ -181,6 +184,23 @@ export class FaultBench {
       ...this.workers.map((worker, i) => `--- worker ${i} (pid ${worker.child.pid}) ---\n${tail(worker)}`),
       `--- api ---\n${tail(this.api)}`,
     ].join('\n');
+  }
+
+  /** Every log line (all workers, dead ones included) and stub arrival that names one of `tids`. */
+  linesAbout(tids: string[]): string {
+    const lines = [...this.allWorkers, this.api].flatMap((proc) =>
+      proc
+        .output()
+        .split('\n')
+        .filter((line) => tids.some((tid) => line.includes(tid)))
+        .map((line) => `[pid ${proc.child.pid}] ${line}`),
+    );
+    const arrivals = this.stub.requests
+      .filter((request) => tids.includes(request.parentId ?? ''))
+      .map(
+        (request) => `[stub] ${new Date(request.arrivedAt).toISOString()} ${request.parentId} child=${request.childId}`,
+      );
+    return [...lines, ...arrivals].join('\n');
   }
 
   /** Polls the API (a task read, the list, liveness) every `everyMs` until `stopProbes`. */

@@ -68,7 +68,9 @@ describe(`Fault suite (${ITEMS} items per task, FAULT_SEED=${SEED})`, () => {
 
     // Core accepted every tid exactly once: one child transaction each, nothing missing, nothing doubled.
     const counts = bench.stub.acceptedByTid(taskId);
-    expect([...counts.entries()].filter(([, n]) => n !== 1)).toEqual([]);
+    const doubled = [...counts.entries()].filter(([, n]) => n !== 1);
+    if (doubled.length) console.log(`Reruns accepted twice:\n${bench.linesAbout(doubled.map(([tid]) => tid))}`);
+    expect(doubled).toEqual([]);
     expect(counts.size).toBe(ITEMS);
     const parents = tids.map((tid) => new ObjectId(tid));
     expect(await bench.db.collection('transactions').countDocuments({ parentID: { $in: parents } })).toBe(ITEMS);

@@ -200,6 +200,14 @@ export class LaneRunner {
     }
     if (!(await this.items.takeOver(slot.taskId, item, slot.leaseId))) return;
     slot.dirty = true;
+    // Its holder may not be dead but cut off from MongoDB, and core may be holding the request before
+    // storing its child (MongoDB away for core too): "no child" is conclusive only once
+    // RERUN_RETRY_SETTLE_MS has passed since the send.
+    const settled = (item.startedAt ? new Date(item.startedAt).getTime() : 0) + this.config.RERUN_RETRY_SETTLE_MS;
+    while (Date.now() < settled) {
+      if (this.lifecycle.stopping) return; // stays dirty: the next holder waits the same way
+      await sleep(Math.min(250, settled - Date.now()));
+    }
     const child = item.startedAt ? await this.transactions.findChildSince(item.tid, item.startedAt) : null;
     if (child) {
       this.logger.log(

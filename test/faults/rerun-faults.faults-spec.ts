@@ -10,7 +10,7 @@ import { FaultBench, type Probe, seededRandom } from './fault-bench';
  * exactly once, no task is left Processing, and the API answered throughout (503 while a
  * dependency is down is fine; no answer, or a dead API, is not).
  */
-const ITEMS = Number(process.env.FAULT_ITEMS ?? 2000);
+const ITEMS = Number(process.env.FAULT_ITEMS ?? 3000);
 const BATCH_SIZE = 10;
 const SEED = Number(process.env.FAULT_SEED ?? Date.now() % 1000000);
 const random = seededRandom(SEED);
@@ -95,6 +95,14 @@ describe(`Fault suite (${ITEMS} items per task, FAULT_SEED=${SEED})`, () => {
   }
 
   function expectApiAnsweredThroughout(probes: Probe[]): void {
+    const statuses = probes.reduce<Record<number, number>>(
+      (all, probe) => ({ ...all, [probe.status]: (all[probe.status] ?? 0) + 1 }),
+      {},
+    );
+    const slowest = Math.max(...probes.map((probe) => probe.ms));
+    process.stdout.write(
+      `  ${expect.getState().currentTestName}: API probes ${JSON.stringify(statuses)}, slowest answer ${slowest} ms\n`,
+    );
     expect(probes.length).toBeGreaterThan(5);
     // Every probe got an answer (no hang, no refused connection: the API never went away), and
     // every answer was a success or a 503 naming what was down.
@@ -160,6 +168,8 @@ describe(`Fault suite (${ITEMS} items per task, FAULT_SEED=${SEED})`, () => {
       await bench.stub.dropConnections();
       await new Promise((resolve) => setTimeout(resolve, 2000));
       bench.stub.behave({ latencyMs: 5 });
+      // The faults did happen: requests core read but never accepted.
+      expect(bench.stub.forTask(taskId).filter((request) => !request.childId).length).toBeGreaterThan(0);
       await expectCompletedExactlyOnce(taskId, tids);
     },
     SCENARIO_MS,

@@ -149,6 +149,17 @@ export const DIFFERENCES: Difference[] = [
     cases: {},
     pinnedBy: "test/openhim-core.e2e-spec.ts: runs a task created through core's own API",
   },
+  {
+    id: 'rerun-retries',
+    what: "A rerun that core's rerun port refuses, resets or does not answer, with no child transaction stored",
+    openhim: 'recorded at once: `tstatus: Completed`, `rerunStatus: Failed`, the error',
+    ours:
+      'sent again with backoff for up to `RERUN_RETRY_WINDOW_MS` (2 min), then recorded the same way; never sent again ' +
+      'once core stored a child (looked up after `RERUN_RETRY_SETTLE_MS`); `RERUN_RETRY_WINDOW_MS=0` gives 4.0.5 behaviour',
+    reason: 'Tasks are created after outages: one refused connection should not fail a rerun that never happened.',
+    cases: {},
+    pinnedBy: 'test/rerun-sending.e2e-spec.ts: a rerun that never reached core is sent again',
+  },
 ];
 
 /** The README table (the lead pastes it under "Differences from OpenHIM"). */

@@ -1,6 +1,6 @@
 /**
  * Preload for profiling a spawned process (`--cpu-prof` is not allowed in NODE_OPTIONS):
- *   BENCH_WORKER_NODE_OPTIONS="--require ./bench/cpu-profile.cjs" CPU_PROFILE_DIR=/tmp/prof npm run bench
+ *   BENCH_WORKER_NODE_OPTIONS="--require $PWD/bench/cpu-profile.cjs" CPU_PROFILE_DIR=/tmp/prof npm run bench
  * writes <CPU_PROFILE_DIR>/<pid>.cpuprofile (open it in Chrome DevTools) when the process exits.
  */
 /* global require, process */

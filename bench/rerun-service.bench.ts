@@ -32,14 +32,22 @@ const TASK_TIMEOUT_MS = 15 * 60 * 1000;
 const print = (text: string) => process.stdout.write(`${text}\n`);
 /**
  * Profiling hooks: BENCH_WORKER_NODE_OPTIONS / BENCH_MONGO_NODE_OPTIONS become the NODE_OPTIONS of the
- * worker / MongoDB-compatible server processes (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+ * worker / MongoDB-compatible server processes (`--cpu-prof` is refused there: use
+ * `--require <abs path>/bench/cpu-profile.cjs` with CPU_PROFILE_DIR, or `--max-old-space-size=…`).
  * BENCH_ONLY (comma-separated, default all): `latency20`, `latency0`, `scaleout`, `large`, `api`.
  */
 const WORKER_NODE_OPTIONS = process.env.BENCH_WORKER_NODE_OPTIONS;
 const MONGO_NODE_OPTIONS = process.env.BENCH_MONGO_NODE_OPTIONS;
 const ONLY = process.env.BENCH_ONLY?.split(',').map((part) => part.trim());
 const runs = (section: string) => !ONLY || ONLY.includes(section);
-const nodeOptions = (options: string | undefined): Record<string, string> => (options ? { NODE_OPTIONS: options } : {});
+/** Spawned processes get only the environment they are given: CPU_PROFILE_DIR goes with the options. */
+const nodeOptions = (options: string | undefined): Record<string, string> =>
+  options
+    ? {
+        NODE_OPTIONS: options,
+        ...(process.env.CPU_PROFILE_DIR ? { CPU_PROFILE_DIR: process.env.CPU_PROFILE_DIR } : {}),
+      }
+    : {};
 
 // ---- processes ------------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@
  *
  *   npm run build --silent && jest --roots '<rootDir>/bench' --testRegex 'rerun-service\.bench\.ts$' --runInBand --silent
  *
- * BENCH_SCALE (default 1): multiplies every size (20 000 reruns, 10k/100k large tasks, API requests).
+ * BENCH_SCALE (default 1): multiplies every size (20 000 reruns, 10k/100k/300k large tasks, API requests).
  * Not part of npm test.
  */
 import { readFileSync } from 'node:fs';
@@ -24,6 +24,8 @@ const size = (n: number, min = 50) => Math.max(min, Math.round(n * SCALE));
 const RERUNS = size(20000);
 const LARGE = size(100000, 200);
 const SMALL = size(10000, 100);
+/** A third size: shows whether worker RSS keeps growing past LARGE or levels off. */
+const HUGE = size(300000, 600);
 const API_REQUESTS = size(2000, 200);
 const BATCH_SIZE = 50;
 const TASKS_FOR_SCALE_OUT = 4;
@@ -204,6 +206,9 @@ it(
         RERUN_HOST: '127.0.0.1',
         RERUN_HTTP_PORT: String(stubRef.port),
         LOG_LEVEL: 'warn',
+        // BENCH_SCALE > 1 goes past the default limits of one task.
+        MAX_TASK_TIDS: String(Math.max(100000, HUGE)),
+        BODY_LIMIT: `${Math.max(10, Math.ceil(HUGE / 20000))}mb`,
       });
 
       const startApi = async () => {
@@ -389,7 +394,7 @@ it(
         number,
         { perItemMs: number; workerRss: number; postMs: number; apiRss: number; apiRssBefore: number; load: string }
       > = {};
-      for (const count of runs('large') ? [SMALL, LARGE] : []) {
+      for (const count of runs('large') ? [SMALL, LARGE, HUGE] : []) {
         const tids = await insertTransactions(db, count);
         large[count] = await phase(1, async (ctx) => {
           const apiRssBefore = peakRssMb(ctx.api.child.pid);
@@ -447,6 +452,18 @@ it(
           ratio: l.workerRss / s.workerRss,
           target: '<= 1.2 (no growth)',
           pass: l.workerRss / s.workerRss <= 1.2,
+        });
+      }
+      const h = large[HUGE];
+      if (l && h) {
+        rows.push({
+          bench: `3. worker peak RSS ${HUGE} vs ${LARGE}`,
+          figure: `${h.workerRss.toFixed(0)} MB`,
+          baseline: `${l.workerRss.toFixed(0)} MB`,
+          ratio: h.workerRss / l.workerRss,
+          target: '<= 1.2 (no growth)',
+          pass: h.workerRss / l.workerRss <= 1.2,
+          limits: `time per item ${h.perItemMs.toFixed(3)} ms (${LARGE}: ${l.perItemMs.toFixed(3)} ms); POST ${(h.postMs / 1000).toFixed(2)} s, API peak RSS ${h.apiRss.toFixed(0)} MB`,
         });
       }
 

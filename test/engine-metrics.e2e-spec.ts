@@ -20,7 +20,13 @@ describe('engine metrics', () => {
     env = await TestEnvironment.start();
     stub = await OpenhimCoreStub.start(env.db);
     ({ baseUrl } = await env.startApi(
-      { RERUN_HOST: '127.0.0.1', RERUN_HTTP_PORT: String(stub.port), METRICS_CACHE_MS: '0', SWEEP_INTERVAL_MS: '300' },
+      {
+        RERUN_HOST: '127.0.0.1',
+        RERUN_HTTP_PORT: String(stub.port),
+        METRICS_CACHE_MS: '0',
+        SWEEP_INTERVAL_MS: '300',
+        RERUN_RETRY_DELAY_MS: '100',
+      },
       { withWorker: true },
     ));
   });
@@ -31,6 +37,13 @@ describe('engine metrics', () => {
 
   it('counts reruns by outcome, times them, and ends with none in flight', async () => {
     const tids = await insertTransactions(env.db, 5);
+    // Core answers the first rerun of tids[0] 503 without storing anything: sent again, once.
+    let refusedOnce = false;
+    stub.behave((request) => {
+      if (request.parentId !== tids[0] || refusedOnce) return {};
+      refusedOnce = true;
+      return { mode: 'unavailable' };
+    });
     const unknownTid = '5bb777777bbb66cc5d4444ee';
     const created = await request(baseUrl)
       .post('/tasks')
@@ -43,8 +56,9 @@ describe('engine metrics', () => {
     const metrics = (await request(baseUrl).get('/metrics').expect(200)).text;
     expect(sample(metrics, /^openhim_rerun_reruns_total\{outcome="successful"\} /)).toBe(5);
     expect(sample(metrics, /^openhim_rerun_reruns_total\{outcome="not_rerunnable"\} /)).toBe(1);
+    expect(sample(metrics, /^openhim_rerun_reruns_total\{outcome="retried"\} /)).toBe(1);
     expect(sample(metrics, /^openhim_rerun_rerun_duration_seconds_count\{outcome="successful"\} /)).toBe(5);
     expect(sample(metrics, /^openhim_rerun_reruns_in_flight /)).toBe(0);
-    expect(stub.forTask(taskId)).toHaveLength(5);
+    expect(stub.forTask(taskId)).toHaveLength(6);
   });
 });

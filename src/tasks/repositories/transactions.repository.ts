@@ -8,7 +8,11 @@ const CHUNK_CONCURRENCY = 4;
 /** Larger slices for the read-only channel lookup (fewer round trips; measured fastest). */
 const CHANNEL_QUERY_CHUNK = 20000;
 
-/** OpenHIM's `transactions` (read; we write only autoRetry/autoRetryAttempt). */
+/**
+ * OpenHIM's `transactions` (read; we write only autoRetry/autoRetryAttempt). The calls on every
+ * POST /tasks go to the driver directly: their filters are ObjectIds already, so mongoose's
+ * casting would only cost CPU.
+ */
 @Injectable()
 export class TransactionsRepository {
   constructor(@InjectModel(Transaction.name) private readonly transactions: Model<Transaction>) {}
@@ -23,9 +27,9 @@ export class TransactionsRepository {
     const seen = new Map<string, Types.ObjectId>();
     let someWithoutChannel = false;
     await mapLimit(chunk(ids, CHANNEL_QUERY_CHUNK), CHUNK_CONCURRENCY, async (slice) => {
-      const groups = await this.transactions
+      const groups = await this.transactions.collection
         .aggregate<{ _id: unknown }>([{ $match: { _id: { $in: slice } } }, { $group: { _id: '$channelID' } }])
-        .exec();
+        .toArray();
       for (const { _id: channelId } of groups) {
         if (channelId instanceof Types.ObjectId) seen.set(channelId.toHexString(), channelId);
         else someWithoutChannel = true;
@@ -37,7 +41,10 @@ export class TransactionsRepository {
   /** A task takes its transactions out of OpenHIM's automatic retries. */
   async disableAutoRetry(ids: readonly Types.ObjectId[]): Promise<void> {
     await mapLimit(chunk(ids, ID_QUERY_CHUNK), CHUNK_CONCURRENCY, (slice) =>
-      this.transactions.updateMany({ _id: { $in: slice } }, { $set: { autoRetry: false, autoRetryAttempt: 0 } }).exec(),
+      this.transactions.collection.updateMany(
+        { _id: { $in: slice } },
+        { $set: { autoRetry: false, autoRetryAttempt: 0 } },
+      ),
     );
   }
 

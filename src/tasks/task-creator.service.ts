@@ -33,7 +33,10 @@ export function distinctTids(tids: readonly string[]): string[] {
 @Injectable()
 export class TaskCreator implements BeforeApplicationShutdown {
   private readonly logger = new Logger(TaskCreator.name);
-  private readonly pending = new Set<Promise<void>>();
+  /** Tasks whose side effects wait for the next round of writes. */
+  private waiting: SideEffectsOf[] = [];
+  /** The round of side-effect writes in flight (at most one: the next batch gathers meanwhile). */
+  private flushing: Promise<void> | undefined;
 
   constructor(
     private readonly tasks: TasksRepository,
@@ -78,7 +81,8 @@ export class TaskCreator implements BeforeApplicationShutdown {
    * when the check fails.
    *
    * OpenHIM's side effects on the transactions follow in the background (OpenHIM does not wait for
-   * them either): on the embedded server they take longer than creating the task itself.
+   * them either): on the embedded server they take longer than creating the task itself. Tasks
+   * created while a round of them is in flight share the next round.
    */
   async store(spec: TaskSpec, check?: () => Promise<void>): Promise<string> {
     const taskId = this.tasks.newId();
@@ -114,37 +118,65 @@ export class TaskCreator implements BeforeApplicationShutdown {
         );
       throw error;
     }
-    const sideEffects = this.takeOutOfAutoRetry(id, spec.tids).finally(() => this.pending.delete(sideEffects));
-    this.pending.add(sideEffects);
+    this.waiting.push({ taskId: id, tids: spec.tids, since: Date.now() });
+    this.startFlushing();
     return id;
   }
 
   /** Resolves when the side effects of every task created so far are done (tests, shutdown). */
   async settled(): Promise<void> {
-    while (this.pending.size) await Promise.allSettled([...this.pending]);
+    while (this.flushing) await this.flushing;
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     await this.settled();
   }
 
-  /** OpenHIM's side effects: the task's transactions leave the automatic retries. Logged, never thrown. */
-  private async takeOutOfAutoRetry(taskId: string, tids: readonly string[]): Promise<void> {
-    const started = Date.now();
-    const ids = tids.map((tid) => new Types.ObjectId(tid));
+  private startFlushing(): void {
+    if (this.flushing) return;
+    this.flushing = this.flushSideEffects().finally(() => {
+      this.flushing = undefined;
+      // A task stored after the last round ended but before this ran.
+      if (this.waiting.length) this.startFlushing();
+    });
+  }
+
+  /**
+   * One round of writes for all the tasks created since the previous round: under a burst of
+   * POSTs, two commands serve many tasks instead of two per task (the API's CPU goes to the driver).
+   */
+  private async flushSideEffects(): Promise<void> {
+    while (this.waiting.length) {
+      const batch = this.waiting;
+      this.waiting = [];
+      await this.takeOutOfAutoRetry(batch);
+    }
+  }
+
+  /** OpenHIM's side effects: the tasks' transactions leave the automatic retries. Logged, never thrown. */
+  private async takeOutOfAutoRetry(batch: readonly SideEffectsOf[]): Promise<void> {
+    const ids = batch.flatMap(({ tids }) => tids.map((tid) => new Types.ObjectId(tid)));
     const results = await Promise.allSettled([
       this.transactions.disableAutoRetry(ids),
       this.autoRetries.removeTransactions(ids),
     ]);
     const failures = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
-    for (const failure of failures) {
-      this.logger.error(
-        `Task ${taskId}: could not take its transactions out of auto-retry: ${(failure.reason as Error).message}`,
-      );
+    for (const { taskId, since } of batch) {
+      for (const failure of failures) {
+        this.logger.error(
+          `Task ${taskId}: could not take its transactions out of auto-retry: ${(failure.reason as Error).message}`,
+        );
+      }
+      if (!failures.length)
+        this.logger.debug(`Task ${taskId}: transactions taken out of auto-retry in ${Date.now() - since} ms`);
     }
-    if (!failures.length)
-      this.logger.debug(`Task ${taskId}: transactions taken out of auto-retry in ${Date.now() - started} ms`);
   }
+}
+
+interface SideEffectsOf {
+  taskId: string;
+  tids: readonly string[];
+  since: number;
 }
 
 function isUnavailable(channel: ChannelAccess): boolean {

@@ -66,6 +66,17 @@ describe('TaskCreator side effects under a burst of tasks', () => {
   beforeAll(() => jest.spyOn(Logger.prototype, 'debug').mockImplementation(() => undefined));
   afterAll(() => jest.restoreAllMocks());
 
+  it('splits a burst of large tasks into rounds of at most 100 000 ids (one $in stays small)', async () => {
+    holdRounds();
+    await creator.store(spec([tid()]));
+    const large = Array.from({ length: 3 }, () => Array.from({ length: 60000 }, tid));
+    await Promise.all(large.map((tids) => creator.store(spec(tids))));
+    gate!.open();
+    await creator.settled();
+    expect(rounds.map((round) => round.length)).toEqual([1, 60000, 60000, 60000]);
+    expect(removed).toHaveLength(180001);
+  });
+
   it('takes every task out of auto-retry, tasks created meanwhile in one shared round', async () => {
     holdRounds();
     const first = [tid()];

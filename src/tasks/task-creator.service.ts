@@ -147,8 +147,15 @@ export class TaskCreator implements BeforeApplicationShutdown {
    */
   private async flushSideEffects(): Promise<void> {
     while (this.waiting.length) {
-      const batch = this.waiting;
-      this.waiting = [];
+      // Bounded, so that one command's `$in` stays far from MongoDB's 16 MiB limit.
+      let count = 0;
+      let taken = 0;
+      while (
+        taken < this.waiting.length &&
+        (taken === 0 || count + this.waiting[taken].tids.length <= MAX_IDS_PER_ROUND)
+      )
+        count += this.waiting[taken++].tids.length;
+      const batch = this.waiting.splice(0, taken);
       await this.takeOutOfAutoRetry(batch);
     }
   }
@@ -172,6 +179,9 @@ export class TaskCreator implements BeforeApplicationShutdown {
     }
   }
 }
+
+/** Transaction ids per round of side-effect writes (a 100k-id `$in` is ~2 MB of BSON). */
+const MAX_IDS_PER_ROUND = 100000;
 
 interface SideEffectsOf {
   taskId: string;

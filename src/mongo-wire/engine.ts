@@ -355,6 +355,23 @@ export function conjunction(conds: Doc[]): Doc {
   return merged;
 }
 
+/**
+ * The filter's conditions on the array at `arrayPath` (what the positional `$` refers to), compiled:
+ * undefined when the filter has none, null when they match everything.
+ */
+export function positionalConditions(filter: Doc | null, arrayPath: string): Matcher | null | undefined {
+  const conds: Doc[] = [];
+  const gather = (f: Doc): void => {
+    for (const k of Object.keys(f)) {
+      if (k === '$and' && Array.isArray(f[k])) {
+        for (const sub of f[k] as unknown[]) if (isPlainObject(sub)) gather(sub);
+      } else if (k === arrayPath || k.startsWith(arrayPath + '.')) conds.push({ [k]: f[k] });
+    }
+  };
+  if (filter) gather(filter);
+  return conds.length ? compileFilter(conjunction(conds)) : undefined;
+}
+
 /** Operators whose compiled form is not a pure function of the filter ($$NOW, scripts). */
 const UNCACHEABLE_OPERATORS = new Set(['$expr', '$where', '$function', '$accumulator']);
 

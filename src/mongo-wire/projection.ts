@@ -3,7 +3,7 @@
  * positional `field.$` are done here; other operators ($elemMatch, expressions) go through mingo.
  */
 import { Query } from 'mingo';
-import { compileFilter, conjunction } from './engine';
+import { positionalConditions } from './engine';
 import { fail } from './errors';
 import { Doc, isPlainObject } from './values';
 
@@ -105,17 +105,8 @@ function isSliceSpec(v: unknown): boolean {
 
 /** Index of the first element of the array at `arrayPath` matching the filter's conditions on it. */
 function positionalMatch(arrayPath: string, arr: unknown[], filter: Doc | null): number {
-  const conds: Doc[] = [];
-  const gather = (f: Doc): void => {
-    for (const k of Object.keys(f)) {
-      if (k === '$and' && Array.isArray(f[k])) {
-        for (const sub of f[k] as unknown[]) if (isPlainObject(sub)) gather(sub);
-      } else if (k === arrayPath || k.startsWith(arrayPath + '.')) conds.push({ [k]: f[k] });
-    }
-  };
-  if (filter) gather(filter);
-  if (!conds.length) return -1;
-  const q = compileFilter(conjunction(conds));
+  const q = positionalConditions(filter, arrayPath);
+  if (q === undefined) return -1;
   const segs = arrayPath.split('.');
   for (let i = 0; i < arr.length; i++) {
     const probe: Doc = {};

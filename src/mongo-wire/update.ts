@@ -5,7 +5,7 @@
  */
 import { ObjectId } from 'bson';
 import { Aggregator, ProcessingMode, Query, update as mingoUpdate } from 'mingo';
-import { compileFilter, conjunction } from './engine';
+import { positionalConditions } from './engine';
 import { fail } from './errors';
 import {
   Ann,
@@ -195,18 +195,8 @@ class PathResolver {
   }
 
   private firstMatch(prefix: string[], arr: unknown[]): number {
-    const arrayPath = prefix.join('.');
-    const conds: Doc[] = [];
-    const gather = (f: Doc): void => {
-      for (const k of Object.keys(f)) {
-        if (k === '$and' && Array.isArray(f[k])) {
-          for (const sub of f[k] as unknown[]) if (isPlainObject(sub)) gather(sub);
-        } else if (k === arrayPath || k.startsWith(arrayPath + '.')) conds.push({ [k]: f[k] });
-      }
-    };
-    if (this.ctx.filter) gather(this.ctx.filter);
-    if (!conds.length) fail(2, 'The positional operator did not find the match needed from the query.');
-    const q = compileFilter(conjunction(conds));
+    const q = positionalConditions(this.ctx.filter, prefix.join('.'));
+    if (q === undefined) fail(2, 'The positional operator did not find the match needed from the query.');
     // The conditions only read below the array: a probe holding just that path is enough.
     const probe = prefix.some((s) => /^\d+$/.test(s))
       ? (el: unknown): Doc => withPath(this.doc, prefix, [el])

@@ -1,10 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Db, MongoClient, ObjectId } from 'mongodb';
 import { startPrivateRedis, type PrivateRedis } from '../../src/bootstrap/private-redis';
 import { findFreePort } from '../../src/common/net/free-port';
+import { request, type HttpResult } from '../openhim-core/http';
 import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../support/openhim-auth';
 import { OpenhimCoreStub } from '../support/openhim-core-stub';
 import { distEntry, runNode, type RunningProcess } from '../support/processes';
@@ -133,39 +133,13 @@ export class FaultBench {
     return tokenHeaders(ROOT_EMAIL, ROOT_PASSWORD, this.salt);
   }
 
-  get(path: string, timeoutMs = 20000): Promise<{ status: number; body: string }> {
+  get(path: string, timeoutMs = 20000): Promise<HttpResult> {
     return this.call('GET', path, undefined, timeoutMs);
   }
 
-  call(
-    method: string,
-    path: string,
-    body?: object,
-    timeoutMs = 20000,
-  ): Promise<{ status: number; body: string; headers?: http.IncomingHttpHeaders }> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = path.startsWith('/authenticate') ? {} : this.headers();
-    if (payload !== undefined) {
-      headers['content-type'] = 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(payload));
-    }
-    return new Promise((resolve, reject) => {
-      const req = http.request(
-        `${this.apiUrl}${path}`,
-        { method, headers, agent: false, timeout: timeoutMs },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.once('end', () =>
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }),
-          );
-          res.once('error', reject);
-        },
-      );
-      req.once('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.once('error', reject);
-      req.end(payload);
-    });
+  call(method: string, path: string, body?: object, timeoutMs = 20000): Promise<HttpResult> {
+    const headers = path.startsWith('/authenticate') ? {} : this.headers();
+    return request(`${this.apiUrl}${path}`, { method, headers, body, timeoutMs });
   }
 
   /** What an operator would look at when a task is stuck: the task, its unfinished items, the logs. */

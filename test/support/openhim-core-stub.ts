@@ -105,17 +105,12 @@ export class OpenhimCoreStub {
 
   /** Requests of the task that core accepted: it stored their child transaction. */
   acceptedByTid(taskId: string): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const request of this.forTask(taskId))
-      if (request.childId) counts.set(request.parentId!, (counts.get(request.parentId!) ?? 0) + 1);
-    return counts;
+    return countByTid(this.forTask(taskId).filter((request) => request.childId));
   }
 
   /** How many times each tid (parentID) reached the stub for the task. */
   countsByTid(taskId: string): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const request of this.forTask(taskId)) counts.set(request.parentId!, (counts.get(request.parentId!) ?? 0) + 1);
-    return counts;
+    return countByTid(this.forTask(taskId));
   }
 
   /** Finishes a child left Pending Async (core's async channels do this later). */
@@ -258,6 +253,12 @@ export class OpenhimCoreStub {
     res.writeHead(status, { 'X-OpenHIM-TransactionID': request.childId, 'content-type': 'text/plain' });
     res.end(`rerun of ${request.parentId ?? '?'}`);
   }
+}
+
+function countByTid(requests: StubRequest[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const request of requests) counts.set(request.parentId!, (counts.get(request.parentId!) ?? 0) + 1);
+  return counts;
 }
 
 /** Core stores header names with `.` and `$` escaped (MongoDB keys). */

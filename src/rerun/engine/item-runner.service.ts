@@ -1,11 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { AppConfig } from '../../config/app-config';
 import { RerunMetrics, RerunOutcome } from '../../observability/metrics/rerun-metrics';
 import { cannotRerunError, isFinalTransactionStatus, notFoundError, statusFromHttp } from '../outcome';
 import { EngineItem } from '../persistence/engine-task';
 import { ItemOutcome, ProgressWriter } from '../persistence/progress-writer.service';
-import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
+import { ChildTransaction, RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { buildHttpRerun } from '../sending/rerun-request';
 import { RerunSender, SendResult } from '../sending/rerun-sender.service';
@@ -125,12 +124,12 @@ export class ItemRunner {
       `Task ${slot.taskKey}: the rerun of ${item.tid} may not have reached OpenHIM (${cause}); attempt ${attempt + 1} in ${delay} ms unless it did`,
     );
     // The wait also lets core finish storing a child for a request it did read before the cut.
-    if (!(await this.pause(delay))) return 'abandoned';
+    if (!(await this.lifecycle.waitUnlessStopping(delay))) return 'abandoned';
     const reached = !(result.kind === 'error' && !result.reached);
     if (reached) {
       const child = await this.transactions.findChildSince(item.tid, item.startedAt ?? new Date(0));
       // It did reach core: recorded as a single attempt would have been.
-      if (child) return this.recordResult(slot, item, result, tcp);
+      if (child) return this.recordResult(slot, item, result, tcp, child);
     }
     if (!slot.valid() || !(await this.tasks.check(slot.taskId, slot.leaseId, slot.until))) return 'abandoned';
     // Durably before the send: a takeover after this worker dies waits from this attempt on.
@@ -138,26 +137,24 @@ export class ItemRunner {
     return 'send';
   }
 
-  /** Sleeps `ms`; false when the worker began stopping meanwhile. */
-  private async pause(ms: number): Promise<boolean> {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      if (this.lifecycle.stopping) return false;
-      await sleep(Math.min(250, until - Date.now()));
-    }
-    return !this.lifecycle.stopping;
-  }
-
-  private async recordResult(slot: Slot, item: EngineItem, result: SendResult, tcp: boolean): Promise<ItemEnd> {
+  /** `child`: what core stored for it, when already looked up. */
+  private async recordResult(
+    slot: Slot,
+    item: EngineItem,
+    result: SendResult,
+    tcp: boolean,
+    child?: ChildTransaction | null,
+  ): Promise<ItemEnd> {
     switch (result.kind) {
       case 'aborted':
         return 'abandoned';
       case 'error': {
         // Core may have stored the child before the connection broke: link it when it did.
-        const child =
-          tcp || !result.reached
-            ? null
-            : await this.transactions.findChildSince(item.tid, item.startedAt ?? new Date());
+        if (child === undefined)
+          child =
+            tcp || !result.reached
+              ? null
+              : await this.transactions.findChildSince(item.tid, item.startedAt ?? new Date());
         return this.final(slot, item, {
           tstatus: 'Completed',
           rerunStatus: 'Failed',

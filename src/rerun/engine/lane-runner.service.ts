@@ -204,10 +204,8 @@ export class LaneRunner {
     // storing its child (MongoDB away for core too): "no child" is conclusive only once
     // RERUN_RETRY_SETTLE_MS has passed since the send.
     const settled = (item.startedAt ? new Date(item.startedAt).getTime() : 0) + this.config.RERUN_RETRY_SETTLE_MS;
-    while (Date.now() < settled) {
-      if (this.lifecycle.stopping) return; // stays dirty: the next holder waits the same way
-      await sleep(Math.min(250, settled - Date.now()));
-    }
+    // Stopping: the item stays dirty, and the next holder waits the same way.
+    if (!(await this.lifecycle.waitUnlessStopping(settled - Date.now()))) return;
     const child = item.startedAt ? await this.transactions.findChildSince(item.tid, item.startedAt) : null;
     if (child) {
       this.logger.log(

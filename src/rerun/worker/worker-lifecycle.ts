@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** This worker process: its name in leases, and whether it is shutting down. */
 @Injectable()
@@ -24,6 +25,13 @@ export class WorkerLifecycle {
   /** Aborted when the shutdown grace period is over: in-flight sends are cut. */
   get signal(): AbortSignal {
     return this.aborter.signal;
+  }
+
+  /** Waits `ms`, cut short when this worker begins stopping; false then. */
+  async waitUnlessStopping(ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (!this.stoppingFlag && Date.now() < until) await sleep(Math.min(250, until - Date.now()));
+    return !this.stoppingFlag;
   }
 
   stop(): void {

@@ -13,20 +13,24 @@ describe('authentication abuse and caching', () => {
   });
   afterAll(() => env?.stop());
 
-  it('GET /authenticate is rate-limited per client IP: 429 `Too Many Requests` with Retry-After', async () => {
-    const { baseUrl } = await env.startApi({ AUTHENTICATE_RATE_LIMIT: '5' });
-    for (let i = 0; i < 5; i++) {
-      const email = i % 2 ? ROOT_EMAIL : `probe${i}@example.org`;
-      expect((await request(baseUrl).get(`/authenticate/${email}`)).status).toBe(i % 2 ? 200 : 404);
+  it('GET /authenticate: known users are never limited; unknown emails count as failures (429 with Retry-After)', async () => {
+    const { baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '3' });
+    // The documented clients ask before every request: far more than the failure limit, all answered.
+    for (let i = 0; i < 30; i++) await request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`).expect(200);
+    for (let i = 0; i < 3; i++) {
+      await request(baseUrl)
+        .get(`/authenticate/probe${i}@example.org`)
+        .expect(404, `Could not find user by email probe${i}@example.org`);
     }
-    const limited = await request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`).expect(429);
+    const limited = await request(baseUrl).get('/authenticate/probe3@example.org').expect(429);
     expect(limited.text).toBe('Too Many Requests');
     expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
-    // Other routes are not affected by this limit.
+    // Blocked everywhere, known users included, until the block ends.
+    await request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`).expect(429);
     await request(baseUrl)
       .get('/tasks')
       .set(tokenHeaders(ROOT_EMAIL, ROOT_PASSWORD, ROOT_SALT))
-      .expect(200);
+      .expect(429);
   });
 
   it('after AUTH_FAILURE_LIMIT failures an IP gets 429 for every request, good credentials included', async () => {
@@ -48,8 +52,7 @@ describe('authentication abuse and caching', () => {
     expect(blocked.text).toBe('Too Many Requests');
     expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
     await request(baseUrl).get('/tasks').set(good()).expect(429);
-    // Public routes stay reachable.
-    await request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`).expect(200);
+    await request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`).expect(429);
   });
 
   it('logs each failure at warn with email, IP and reason, never the token or password', async () => {

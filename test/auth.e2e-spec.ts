@@ -38,7 +38,6 @@ describe('OpenHIM authentication', () => {
     ({ baseUrl } = await env.startApi({
       AUTH_WINDOW_SECONDS: '10',
       AUTH_FAILURE_LIMIT: '0',
-      AUTHENTICATE_RATE_LIMIT: '0',
     }));
     salts.legacy = (
       await insertUser(env.db, { email: 'legacy@example.org', password: 'legacy-pw', groups: ['operators'] })

@@ -83,7 +83,7 @@ describe('fuzzing the API', () => {
   beforeAll(async () => {
     env = await TestEnvironment.start();
     // No failed-authentication lock-out: the auth property would otherwise lock out the others.
-    ({ baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0', AUTHENTICATE_RATE_LIMIT: '0', LOG_LEVEL: 'fatal' }));
+    ({ baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0', LOG_LEVEL: 'fatal' }));
     const created = await request(baseUrl)
       .post('/tasks')
       .set('Authorization', ROOT_BASIC)

@@ -70,7 +70,7 @@ export function clientIp(request: Pick<Request, 'ip' | 'socket'>): string {
   return request.ip ?? request.socket?.remoteAddress ?? 'unknown';
 }
 
-function tooManyRequests(response: Response, retryAfterSeconds: number): HttpException {
+export function tooManyRequests(response: Response, retryAfterSeconds: number): HttpException {
   response.setHeader('Retry-After', String(retryAfterSeconds));
   return new HttpException(TOO_MANY_REQUESTS_BODY, HttpStatus.TOO_MANY_REQUESTS);
 }

@@ -1,5 +1,16 @@
 import { plainToInstance, Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, validateSync } from 'class-validator';
+import {
+  ArrayNotEmpty,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  validateSync,
+} from 'class-validator';
 
 const toInt = ({ value }: { value: unknown }) =>
   value === undefined || value === '' ? undefined : /^-?\d+$/.test(String(value)) ? Number(value) : value;
@@ -18,6 +29,33 @@ const toList = ({ value }: { value: unknown }) =>
         .filter(Boolean)
     : value;
 const emptyToUndefined = ({ value }: { value: unknown }) => (value === '' ? undefined : value);
+
+/** OpenHIM core's default `api.sessionKey`; it contains a comma, so it is never split. */
+export const OPENHIM_DEFAULT_SESSION_KEY = 'r8q,+&1LM3)CD*zAGpx1xm{NeQhc;#';
+const toSessionKeys = ({ value }: { value: unknown }) => {
+  if (typeof value !== 'string') return value;
+  const text = value.trim();
+  if (text === OPENHIM_DEFAULT_SESSION_KEY) return [text];
+  if (text.startsWith('[')) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return value;
+    }
+  }
+  return text
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
+};
+const ORIGIN = /^https?:\/\/[^/\s?#]+$/;
+const toOrigins = ({ value }: { value: unknown }) =>
+  typeof value === 'string'
+    ? value
+        .split(',')
+        .map((part) => part.trim().replace(/\/+$/, '').toLowerCase())
+        .filter(Boolean)
+    : value;
 
 export const AUTH_TYPES = ['token', 'basic'] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
@@ -139,11 +177,35 @@ export class AppConfig {
   @Min(0)
   AUTH_FAILURE_LIMIT = 20;
 
-  /** GET /authenticate/:email requests per client IP per minute (0 = no limit). */
+  /**
+   * OpenHIM core's `api.sessionKey`: with it, core's session cookie (`koa.sess` + `koa.sess.sig`)
+   * authenticates here, and `POST /authenticate/local` makes sessions core accepts. Several keys,
+   * newest first, comma-separated or as a JSON array (a key containing a comma). Unset: no sessions.
+   */
+  @IsOptional()
+  @Transform(toSessionKeys)
+  @IsString({ each: true })
+  @ArrayNotEmpty({ message: 'OPENHIM_SESSION_KEY must name at least one key' })
+  OPENHIM_SESSION_KEY?: string[];
+
+  /** Core's `api.maxAge`: how long a session made here lives. */
   @Transform(toInt)
   @IsInt()
-  @Min(0)
-  AUTHENTICATE_RATE_LIMIT = 60;
+  @Min(1000)
+  OPENHIM_SESSION_MAX_AGE_MS = 7200000;
+
+  /** Core's `api.secureCookie`: the session cookies carry `secure`. */
+  @Transform(toBool)
+  @IsBoolean()
+  OPENHIM_SESSION_SECURE_COOKIE = true;
+
+  /**
+   * Console origins (`https://console.example.org`): they get CORS with credentials, and only they
+   * may change anything with a session cookie.
+   */
+  @Transform(toOrigins)
+  @Matches(ORIGIN, { each: true, message: 'CORS_ORIGINS must list origins like https://console.example.org' })
+  CORS_ORIGINS: string[] = [];
 
   /** Create OpenHIM's default root user when absent. */
   @Transform(toBool)
@@ -268,6 +330,17 @@ export class AppConfig {
   WORKER_HTTP_HOST = '0.0.0.0';
 }
 
+/** Settings without a default (absent from `new AppConfig()`). */
+export const OPTIONAL_SETTINGS = [
+  'MONGODB_URI',
+  'REDIS_URL',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
+  'TRUST_PROXY',
+  'WORKER_HTTP_PORT',
+  'OPENHIM_SESSION_KEY',
+] as const;
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
@@ -278,7 +351,7 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const known = Object.keys(new AppConfig());
   const raw: Record<string, unknown> = {};
-  for (const key of [...known, 'MONGODB_URI', 'REDIS_URL', 'TLS_CERT_FILE', 'TLS_KEY_FILE', 'WORKER_HTTP_PORT']) {
+  for (const key of [...known, ...OPTIONAL_SETTINGS]) {
     if (env[key] !== undefined && env[key] !== '') raw[key] = env[key];
   }
   const config = plainToInstance(AppConfig, raw, { exposeDefaultValues: true });

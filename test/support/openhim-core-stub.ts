@@ -33,16 +33,33 @@ export interface StubRequest {
 
 export interface StubBehaviour {
   latencyMs?: number;
-  /** HTTP status of the answer (default 200). */
+  /** HTTP status of the answer (default 200; `unavailable`: 503). */
   status?: number;
   /**
    * `reset`: the connection is destroyed at once, nothing stored; `hang`: child stored, never answered;
    * `stall`: read but neither stored nor answered (core overloaded before it got to storing);
-   * `unavailable`: 503 with nothing stored and no X-OpenHIM-TransactionID (core's database away); `async`:
-   * 202, child Pending Async; `closed`: the server had closed the (keep-alive) connection before
-   * reading the request: destroyed, not recorded, nothing stored.
+   * `unavailable`: `status` (503) with nothing stored and no X-OpenHIM-TransactionID (core's database
+   * away); `async`: 202, child Pending Async; `closed`: the server had closed the (keep-alive)
+   * connection before reading the request: destroyed, not recorded, nothing stored.
    */
   mode?: 'answer' | 'reset' | 'hang' | 'stall' | 'unavailable' | 'async' | 'closed';
+  /**
+   * `answer` only: the child is stored (and finalised from `status`) but the answer carries no
+   * X-OpenHIM-TransactionID, as core 8.5 answers when the channel's primary route is down (its
+   * router's 500), when a mediator's answer has no such header, or when its rerun authorisation
+   * refuses the request (401/404).
+   */
+  withoutTransactionId?: boolean;
+  /**
+   * The `taskID` stored on the child: none by default (core 4.0.5's schema drops it); core 8.5 may
+   * keep the `taskID` header's value (pass it, or another task's id, as an ObjectId or a string).
+   */
+  childTaskId?: ObjectId | string;
+  /**
+   * With `withoutTransactionId`: the answer goes out first and the child is stored this long after
+   * it (a write core's database acknowledged late).
+   */
+  childStoredAfterMs?: number;
 }
 
 export type BehaviourRule = StubBehaviour | ((request: StubRequest) => StubBehaviour);
@@ -204,18 +221,51 @@ export class OpenhimCoreStub {
     }
     if (behaviour.mode === 'stall') return;
     if (behaviour.mode === 'unavailable') {
-      res.writeHead(503, { 'content-type': 'text/plain' }).end('database unavailable');
+      res.writeHead(behaviour.status ?? 503, { 'content-type': 'text/plain' }).end('database unavailable');
       return;
     }
-    const childId = new ObjectId();
-    const [path, query] = request.url.split('?');
+    if (behaviour.withoutTransactionId && behaviour.childStoredAfterMs !== undefined) {
+      const status = behaviour.status ?? 200;
+      res.writeHead(status, { 'content-type': 'text/plain' }).end(`rerun of ${request.parentId ?? '?'}`);
+      const later = new Promise((resolve) => setTimeout(resolve, behaviour.childStoredAfterMs)).then(() =>
+        this.storeChild(request, req, behaviour, arrivedAt, status),
+      );
+      this.writes.add(later);
+      void later.finally(() => this.writes.delete(later)).catch(() => undefined);
+      return;
+    }
     // Like core: a request whose child cannot be stored fails (500, no X-OpenHIM-TransactionID) and
     // is never routed, so only a stored child makes the request count as accepted (childId).
+    const childId = await this.storeChild(request, req, behaviour, arrivedAt);
+    if (behaviour.mode === 'hang') return;
+    if (behaviour.latencyMs) await new Promise((resolve) => setTimeout(resolve, behaviour.latencyMs));
+    const status = behaviour.mode === 'async' ? 202 : (behaviour.status ?? 200);
+    if (behaviour.mode !== 'async') await this.finalise(childId, status);
+    await this.linkToParent(request, childId);
+    if (res.destroyed) return;
+    res.writeHead(status, {
+      ...(behaviour.withoutTransactionId ? {} : { 'X-OpenHIM-TransactionID': request.childId }),
+      'content-type': 'text/plain',
+    });
+    res.end(`rerun of ${request.parentId ?? '?'}`);
+  }
+
+  /** Stores the child as core does when the request arrives (final at once with `finalStatus`). */
+  private async storeChild(
+    request: StubRequest,
+    req: http.IncomingMessage,
+    behaviour: StubBehaviour,
+    arrivedAt: number,
+    finalStatus?: number,
+  ): Promise<ObjectId> {
+    const childId = new ObjectId();
+    const [path, query] = request.url.split('?');
     await this.track(() =>
       this.db.collection('transactions').insertOne({
         _id: childId,
         parentID:
           request.parentId && ObjectId.isValid(request.parentId) ? new ObjectId(request.parentId) : request.parentId,
+        ...(behaviour.childTaskId !== undefined ? { taskID: behaviour.childTaskId } : {}),
         status: behaviour.mode === 'async' ? 'Pending Async' : 'Processing',
         canRerun: true,
         request: {
@@ -229,29 +279,31 @@ export class OpenhimCoreStub {
       }),
     );
     request.childId = childId.toHexString();
-    if (behaviour.mode === 'hang') return;
-    if (behaviour.latencyMs) await new Promise((resolve) => setTimeout(resolve, behaviour.latencyMs));
-    const status = behaviour.mode === 'async' ? 202 : (behaviour.status ?? 200);
-    if (behaviour.mode !== 'async') {
-      await this.track(() =>
-        this.db
-          .collection('transactions')
-          .updateOne(
-            { _id: childId },
-            { $set: { status: coreStatus(status), response: { status, timestamp: new Date() } } },
-          ),
-      );
+    if (finalStatus !== undefined) {
+      await this.finalise(childId, finalStatus);
+      await this.linkToParent(request, childId);
     }
-    if (request.parentId && ObjectId.isValid(request.parentId)) {
-      await this.track(() =>
-        this.db
-          .collection('transactions')
-          .updateOne({ _id: new ObjectId(request.parentId) }, { $push: { childIDs: childId } } as never),
-      );
-    }
-    if (res.destroyed) return;
-    res.writeHead(status, { 'X-OpenHIM-TransactionID': request.childId, 'content-type': 'text/plain' });
-    res.end(`rerun of ${request.parentId ?? '?'}`);
+    return childId;
+  }
+
+  private async finalise(childId: ObjectId, status: number): Promise<void> {
+    await this.track(() =>
+      this.db
+        .collection('transactions')
+        .updateOne(
+          { _id: childId },
+          { $set: { status: coreStatus(status), response: { status, timestamp: new Date() } } },
+        ),
+    );
+  }
+
+  private async linkToParent(request: StubRequest, childId: ObjectId): Promise<void> {
+    if (!request.parentId || !ObjectId.isValid(request.parentId)) return;
+    await this.track(() =>
+      this.db
+        .collection('transactions')
+        .updateOne({ _id: new ObjectId(request.parentId) }, { $push: { childIDs: childId } } as never),
+    );
   }
 }
 

@@ -59,7 +59,8 @@ export class ItemRunner {
     for (let attempt = 1; ; attempt++) {
       // Never start a send on a lease that may have run out (another worker may own the slot now).
       if (!slot.valid()) return 'abandoned';
-      const timer = this.metrics.start();
+      const sentAt = new Date();
+      const timer = new SendTimer(this.metrics);
       const result: SendResult = tcp
         ? await this.sender.tcp(
             channel.tcpHost!,
@@ -68,28 +69,79 @@ export class ItemRunner {
             this.lifecycle.signal,
           )
         : await this.sender.http(buildHttpRerun(transaction, slot.taskKey), this.lifecycle.signal);
+      timer.answered();
+      const answeredAt = Date.now();
       if (result.kind === 'aborted') {
         timer.end('abandoned');
         return 'abandoned';
       }
 
-      const delay = this.retryDelay(attempt, firstSentAt, result, tcp);
-      if (delay === null) {
-        timer.end(sendOutcome(result, tcp));
-        return this.recordResult(slot, item, result, tcp);
+      let delay: number | null;
+      let child: ChildTransaction | null | undefined;
+      try {
+        if (answeredWithoutId(result, tcp)) {
+          const found = await this.childOfAnswer(slot, item, sentAt);
+          if (found === 'stopping') {
+            timer.end('abandoned');
+            return 'abandoned';
+          }
+          // Core stored it: linked, never sent again.
+          if (found) {
+            timer.end(sendOutcome(result, tcp, found));
+            return this.recordResult(slot, item, result, tcp, found);
+          }
+          child = null;
+        }
+        delay = this.retryDelay(attempt, firstSentAt, answeredAt, result, tcp);
+        timer.end(delay === null ? sendOutcome(result, tcp) : 'retried');
+      } catch (error) {
+        timer.end('abandoned');
+        throw error;
       }
-      timer.end('retried');
+      if (delay === null) return this.recordResult(slot, item, result, tcp, child);
       const again = await this.beforeRetry(slot, item, result, tcp, delay, attempt);
       if (again !== 'send') return again;
     }
   }
 
   /**
-   * The wait before sending again a rerun that may never have reached OpenHIM core, or null when
-   * the result stands: core answered (with a child), the retry window is spent, or a TCP rerun
-   * reached its server (nothing tells whether it was processed).
+   * The child core stored for a rerun it answered without `X-OpenHIM-TransactionID` (core 8.5 when
+   * the channel's primary route is down, a mediator's answer, its rerun authorisation refusing):
+   * looked up at once, then, when there is none yet, again once RERUN_RETRY_SETTLE_MS has passed
+   * since the send, after which "no child" means the rerun never reached core. The slot stays held
+   * meanwhile; 'stopping' when this worker began stopping during the wait (the item stays claimed:
+   * the slot's next holder reconciles it, looking the child up the same way).
    */
-  private retryDelay(attempt: number, firstSentAt: number, result: SendResult, tcp: boolean): number | null {
+  private async childOfAnswer(
+    slot: Slot,
+    item: EngineItem,
+    sentAt: Date,
+  ): Promise<ChildTransaction | null | 'stopping'> {
+    const child = await this.transactions.findChildSince(item.tid, sentAt, slot.taskKey);
+    if (child) return child;
+    const settle = sentAt.getTime() + this.config.RERUN_RETRY_SETTLE_MS - Date.now();
+    if (settle <= 0) return null;
+    this.logger.warn(
+      `Task ${slot.taskKey}: OpenHIM answered the rerun of ${item.tid} without X-OpenHIM-TransactionID and no child is stored yet; looking again in ${settle} ms`,
+    );
+    if (!(await this.lifecycle.waitUnlessStopping(settle))) return 'stopping';
+    return this.transactions.findChildSince(item.tid, sentAt, slot.taskKey);
+  }
+
+  /**
+   * The wait before sending again a rerun that may never have reached OpenHIM core, or null when the result
+   * stands: core answered with (or stored) a child, the retry window is spent, or a TCP rerun
+   * reached its server (nothing tells whether it was processed). An answer without a child gets
+   * here only after `childOfAnswer` found none: the backoff counts from the answer, so the time
+   * spent waiting for a child is part of it.
+   */
+  private retryDelay(
+    attempt: number,
+    firstSentAt: number,
+    answeredAt: number,
+    result: SendResult,
+    tcp: boolean,
+  ): number | null {
     const window = this.config.RERUN_RETRY_WINDOW_MS;
     if (window <= 0) return null;
     const maybeUnreached =
@@ -101,6 +153,7 @@ export class ItemRunner {
     // Cut after it was written: core may hold the request before storing its child (its MongoDB
     // away, mongoose buffering), so only a long enough wait makes "no child" conclusive.
     if (result.kind === 'error' && result.reached) delay = Math.max(delay, this.config.RERUN_RETRY_SETTLE_MS);
+    delay = Math.max(0, delay - (Date.now() - answeredAt));
     return Date.now() + delay - firstSentAt <= window ? delay : null;
   }
 
@@ -127,7 +180,7 @@ export class ItemRunner {
     if (!(await this.lifecycle.waitUnlessStopping(delay))) return 'abandoned';
     const reached = !(result.kind === 'error' && !result.reached);
     if (reached) {
-      const child = await this.transactions.findChildSince(item.tid, item.startedAt ?? new Date(0));
+      const child = await this.transactions.findChildSince(item.tid, item.startedAt ?? new Date(0), slot.taskKey);
       // It did reach core: recorded as a single attempt would have been.
       if (child) return this.recordResult(slot, item, result, tcp, child);
     }
@@ -154,7 +207,7 @@ export class ItemRunner {
           child =
             tcp || !result.reached
               ? null
-              : await this.transactions.findChildSince(item.tid, item.startedAt ?? new Date());
+              : await this.transactions.findChildSince(item.tid, item.startedAt ?? new Date(), slot.taskKey);
         return this.final(slot, item, {
           tstatus: 'Completed',
           rerunStatus: 'Failed',
@@ -164,7 +217,14 @@ export class ItemRunner {
       }
       case 'answered':
         if (tcp) return this.final(slot, item, { tstatus: 'Completed', rerunStatus: 'Completed' });
-        return this.answered(slot, item, result.status, result.statusMessage, result.rerunId);
+        // Without the header, the child core stored (when found) links it as the header would have.
+        return this.answered(
+          slot,
+          item,
+          result.status,
+          result.statusMessage,
+          result.rerunId ?? child?._id.toHexString(),
+        );
     }
   }
 
@@ -245,8 +305,16 @@ export class ItemRunner {
   }
 }
 
-/** The metrics label of a send, from what OpenHIM answered (the child's final status may differ). */
-function sendOutcome(result: SendResult, tcp: boolean): RerunOutcome {
+/** An HTTP answer without `X-OpenHIM-TransactionID`: core may still have stored the child. */
+function answeredWithoutId(result: SendResult, tcp: boolean): boolean {
+  return result.kind === 'answered' && !tcp && !result.rerunId;
+}
+
+/**
+ * The metrics label of a send, from what OpenHIM answered, or from the child found for an answer
+ * without the header when that child is final (the child's final status may differ otherwise).
+ */
+function sendOutcome(result: SendResult, tcp: boolean, child?: ChildTransaction | null): RerunOutcome {
   switch (result.kind) {
     case 'aborted':
       return 'abandoned';
@@ -255,6 +323,36 @@ function sendOutcome(result: SendResult, tcp: boolean): RerunOutcome {
     case 'answered':
       if (tcp) return 'completed';
       if (result.status === 202) return 'pending_async';
+      if (!result.rerunId && isFinalTransactionStatus(child?.status))
+        return RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: child.status });
       return RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: statusFromHttp(result.status) });
+  }
+}
+
+/**
+ * Times one send: reruns in flight go down when the answer arrives (`answered`), the outcome (with
+ * the time to the answer) is counted once known (`end`), which for an answer without
+ * `X-OpenHIM-TransactionID` may be after the wait for its child.
+ */
+class SendTimer {
+  private readonly started = process.hrtime.bigint();
+  private seconds?: number;
+  private ended = false;
+
+  constructor(private readonly metrics: RerunMetrics) {
+    metrics.inFlight(1);
+  }
+
+  answered(): void {
+    if (this.seconds !== undefined) return;
+    this.seconds = Number(process.hrtime.bigint() - this.started) / 1e9;
+    this.metrics.inFlight(-1);
+  }
+
+  end(outcome: RerunOutcome): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.answered();
+    this.metrics.recordRerun(outcome, this.seconds!);
   }
 }

@@ -105,16 +105,28 @@ export class RerunTransactionsRepository {
 
   /**
    * The rerun OpenHIM core stored for `tid` since `since` (core stores the child with `parentID`
-   * when the request arrives, before routing it; `parentID` is indexed in core's schema).
+   * when the request arrives, before routing it; `parentID` is indexed in core's schema). With
+   * `taskId`: a child that carries a `taskID` (core 8.5 may keep the header; 4.0.5's schema drops
+   * it) must carry that one, so another task's rerun of the same transaction is never taken for ours.
    */
-  async findChildSince(tid: string, since: Date): Promise<ChildTransaction | null> {
+  async findChildSince(tid: string, since: Date, taskId?: string): Promise<ChildTransaction | null> {
     const id = toObjectId(tid);
     if (!id) return null;
+    const filter: Document = {
+      parentID: { $in: [id, tid] },
+      'request.timestamp': { $gte: new Date(since.getTime() - CLOCK_SKEW_MS) },
+    };
+    if (taskId !== undefined) {
+      const task = toObjectId(taskId);
+      // null also matches a child without the field.
+      filter.taskID = { $in: task ? [task, task.toHexString(), null] : [taskId, null] };
+    }
     const children = await this.transactions
-      .find(
-        { parentID: { $in: [id, tid] }, 'request.timestamp': { $gte: new Date(since.getTime() - CLOCK_SKEW_MS) } },
-        { projection: { status: 1, 'request.timestamp': 1 }, sort: { 'request.timestamp': 1 }, limit: 1 },
-      )
+      .find(filter, {
+        projection: { status: 1, 'request.timestamp': 1 },
+        sort: { 'request.timestamp': 1 },
+        limit: 1,
+      })
       .toArray();
     return (children[0] as ChildTransaction | undefined) ?? null;
   }

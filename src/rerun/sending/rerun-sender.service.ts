@@ -43,10 +43,12 @@ export class RerunSender implements OnApplicationShutdown {
     const startedAt = new Date();
     const result = await this.httpOnce(request, signal, this.agent);
     if (result.kind !== 'error' || !result.staleConnection) return result;
-    const parent = request.headers.parentID;
+    const { parentID: parent, taskID: task } = request.headers;
     const child =
       typeof parent === 'string'
-        ? await this.transactions.findChildSince(parent, startedAt).catch(() => 'unknown' as const)
+        ? await this.transactions
+            .findChildSince(parent, startedAt, typeof task === 'string' ? task : undefined)
+            .catch(() => 'unknown' as const)
         : 'unknown';
     if (child) return { kind: 'error', message: result.message, reached: true };
     return this.httpOnce(request, signal, false);

@@ -9,6 +9,7 @@ import {
   readTask,
   type StubBehaviour,
   type StubRequest,
+  waitFor,
   waitForTaskStatus,
 } from './support/openhim-core-stub';
 import { TestEnvironment } from './support/test-environment';
@@ -231,6 +232,53 @@ describe('Rerun engine: reruns answered without X-OpenHIM-TransactionID (outage 
         error: undefined,
       })),
     );
+  });
+
+  it('stops when the task is paused while it waits for a child: nothing is sent until the resume, then once', async () => {
+    const [tid] = await insertTransactions(env.db, 1);
+    let sent = 0;
+    stub.behave(() => (++sent === 1 ? { mode: 'unavailable' } : {}));
+    const taskId = await insertTask(env.db, [tid], { batchSize: 1 });
+    await scheduler.schedule(taskId, 1);
+    await waitFor('the first rerun', () => stub.forTask(taskId).length === 1);
+    await env.db.collection('tasks').updateOne({ _id: new ObjectId(taskId) }, { $set: { status: 'Paused' } });
+    // Well past the settle time: no child appeared, but the task is paused, so it is not sent again.
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS + 1000));
+    expect(stub.forTask(taskId)).toHaveLength(1);
+    expect((await readItems(env.db, taskId))[0].tstatus).toBe('Processing');
+
+    await env.db.collection('tasks').updateOne({ _id: new ObjectId(taskId) }, { $set: { status: 'Queued' } });
+    await scheduler.schedule(taskId, 1);
+    await waitForTaskStatus(env.db, taskId, 'Completed');
+    const requests = stub.forTask(taskId);
+    expect(requests).toHaveLength(2);
+    expect(stub.acceptedByTid(taskId)).toEqual(new Map([[tid, 1]]));
+    expect(await readItems(env.db, taskId)).toMatchObject([
+      { tstatus: 'Completed', rerunID: requests[1].childId, rerunStatus: 'Successful' },
+    ]);
+  });
+
+  it('leaves an item whose worker stops while it waits for a child to reconciliation, which links it', async () => {
+    const own = { TASKS_COLLECTION: 'tasks_handover', QUEUE_PREFIX: 'handover' };
+    const first = await env.startWorker({ ...engine(stub.port), ...own });
+    const [tid] = await insertTransactions(env.db, 1);
+    // The child shows up after the answer, while the first worker waits for it.
+    stub.behave({ status: 500, withoutTransactionId: true, childStoredAfterMs: 500 });
+    const taskId = await insertTask(env.db, [tid], { batchSize: 1, collection: own.TASKS_COLLECTION });
+    await first.get(RerunScheduler).schedule(taskId, 1);
+    await waitFor('the first rerun', () => stub.forTask(taskId).length === 1);
+    await first.close();
+    expect((await readItems(env.db, taskId))[0].tstatus).toBe('Processing');
+
+    await env.startWorker({ ...engine(stub.port), ...own });
+    await waitForTaskStatus(env.db, taskId, 'Completed', own.TASKS_COLLECTION);
+    await stub.settled();
+    const requests = stub.forTask(taskId);
+    expect(requests).toHaveLength(1);
+    expect(await readItems(env.db, taskId)).toMatchObject([
+      { tstatus: 'Completed', rerunID: requests[0].childId, rerunStatus: 'Failed' },
+    ]);
+    expect((await readItems(env.db, taskId))[0].error).toBeUndefined();
   });
 
   it('links the child with RERUN_RETRY_WINDOW_MS=0 too (one attempt, as core does)', async () => {

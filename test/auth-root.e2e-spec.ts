@@ -1,3 +1,4 @@
+import bcryptjs from 'bcryptjs';
 import request from 'supertest';
 import { ROOT_EMAIL, ROOT_PASSWORD, passwordRecord, sha512, tokenHeaders } from './support/openhim-auth';
 import { basicAuthorization } from './support/openhim-clients';
@@ -23,7 +24,7 @@ describe('default root user', () => {
     await passports().deleteMany({});
   };
 
-  it("creates exactly OpenHIM's user and token passport, and they work", async () => {
+  it("creates exactly OpenHIM's user, token passport and OpenHIM 8's bcrypt local passport, and they work", async () => {
     await forget();
     const { baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0' });
 
@@ -41,9 +42,9 @@ describe('default root user', () => {
     });
     expect(sha512(ROOT_SALT + ROOT_PASSWORD)).toBe(ROOT_HASH);
 
-    const tokenPassports = await passports().find({ email: ROOT_EMAIL }).toArray();
-    expect(tokenPassports).toHaveLength(1);
-    const { _id: _passportId, __v: _passportVersion, user: owner, ...passport } = tokenPassports[0];
+    const rootPassports = await passports().find({ email: ROOT_EMAIL }).sort({ protocol: -1 }).toArray();
+    expect(rootPassports.map((passport) => passport.protocol)).toEqual(['token', 'local']);
+    const { _id: _passportId, __v: _passportVersion, user: owner, ...passport } = rootPassports[0];
     expect(passport).toEqual({
       protocol: 'token',
       email: ROOT_EMAIL,
@@ -52,6 +53,12 @@ describe('default root user', () => {
       passwordSalt: ROOT_SALT,
     });
     expect(String(owner)).toBe(String(userId));
+    // OpenHIM 8 (bcryptjs, cost api.salt = 10) checks its console login against this one.
+    const { _id: _localId, __v: _localVersion, user: localOwner, password: bcryptHash, ...local } = rootPassports[1];
+    expect(local).toEqual({ protocol: 'local', email: ROOT_EMAIL });
+    expect(String(localOwner)).toBe(String(userId));
+    expect(bcryptjs.getRounds(bcryptHash)).toBe(10);
+    expect(await bcryptjs.compare(ROOT_PASSWORD, bcryptHash)).toBe(true);
 
     await request(baseUrl)
       .get('/tasks')
@@ -90,7 +97,8 @@ describe('default root user', () => {
     await Promise.all([env.startApi(), env.startApi(), env.startApi()]);
     await env.startApi();
     expect(await users().countDocuments({ email: ROOT_EMAIL })).toBe(1);
-    expect(await passports().countDocuments({ email: ROOT_EMAIL })).toBe(1);
+    expect(await passports().countDocuments({ email: ROOT_EMAIL, protocol: 'token' })).toBe(1);
+    expect(await passports().countDocuments({ email: ROOT_EMAIL, protocol: 'local' })).toBe(1);
   });
 
   it('CREATE_DEFAULT_ROOT=false creates nothing', async () => {
@@ -117,6 +125,15 @@ describe('default root user', () => {
     await request(baseUrl)
       .get('/tasks')
       .set(tokenHeaders(ROOT_EMAIL, 'new-root-password', record.passwordSalt))
+      .expect(200);
+    // Basic too: a root without OpenHIM 8's provider is checked against its sha fields, not our bcrypt passport.
+    await request(baseUrl)
+      .get('/tasks')
+      .set({ authorization: basicAuthorization(ROOT_EMAIL, ROOT_PASSWORD) })
+      .expect(401);
+    await request(baseUrl)
+      .get('/tasks')
+      .set({ authorization: basicAuthorization(ROOT_EMAIL, 'new-root-password') })
       .expect(200);
   });
 });

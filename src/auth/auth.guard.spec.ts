@@ -7,7 +7,19 @@ import { ADMIN_ONLY_KEY, AdminOperation } from './auth.decorators';
 import { AuthGuard } from './auth.guard';
 import type { CredentialsService, UserCredentials } from './credentials.service';
 import { FailedAuthLimiter } from './failed-auth-limiter';
+import { AppConfig } from '../config/app-config';
+import { PasswordVerifier } from './password-verifier';
 import { RequestAuthenticator } from './request-authenticator.service';
+import { SessionService } from './session/session.service';
+
+/** Sessions are off without OPENHIM_SESSION_KEY: its repositories are never reached. */
+const authenticatorFor = (credentials: CredentialsService, config: AppConfig) =>
+  new RequestAuthenticator(
+    credentials,
+    config,
+    new PasswordVerifier(),
+    new SessionService(config, {} as never, {} as never),
+  );
 
 const sha512 = (text: string) => createHash('sha512').update(text).digest('hex');
 
@@ -68,7 +80,7 @@ describe('AuthGuard', () => {
     const config = loadConfig({ AUTH_FAILURE_LIMIT: '3' });
     const credentials = { find: async (email: string) => users.get(email) ?? null } as unknown as CredentialsService;
     limiter = new FailedAuthLimiter(config);
-    guard = new AuthGuard(new Reflector(), new RequestAuthenticator(credentials, config), limiter);
+    guard = new AuthGuard(new Reflector(), authenticatorFor(credentials, config), limiter, config);
     warnings = [];
     jest.spyOn(Logger.prototype, 'warn').mockImplementation((message: unknown) => void warnings.push(String(message)));
   });
@@ -148,7 +160,7 @@ describe('AuthGuard', () => {
     const config = loadConfig({});
     const broken = { find: () => Promise.reject(new Error('connection refused')) } as unknown as CredentialsService;
     jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
-    const brokenGuard = new AuthGuard(new Reflector(), new RequestAuthenticator(broken, config), limiter);
+    const brokenGuard = new AuthGuard(new Reflector(), authenticatorFor(broken, config), limiter, config);
     expect(
       await statusOf(brokenGuard.canActivate(contextFor(tokenHeaders('op@x.org', 'secret')).context)),
     ).toMatchObject({

@@ -4,16 +4,19 @@ import type { Request, Response } from 'express';
 import { IS_PUBLIC_KEY } from '../common/decorators/public.decorator';
 import { ADMIN_ONLY_KEY, AdminOperation } from './auth.decorators';
 import type { AuthenticatedUser } from './authenticated-user';
+import { AppConfig } from '../config/app-config';
 import { FailedAuthLimiter } from './failed-auth-limiter';
 import { RequestAuthenticator } from './request-authenticator.service';
+import { sessionOriginRefusal } from './session/session-origin';
 
 export const UNAUTHORIZED_BODY = 'Unauthorized';
 export const TOO_MANY_REQUESTS_BODY = 'Too Many Requests';
 
 /**
- * The global guard: every route not marked `@Public()` needs OpenHIM credentials (token headers or
- * Basic, as `AUTH_TYPES` allows). Any failure is a 401 with the body `Unauthorized` and nothing else;
- * the reason goes to the log only. `@Auth({adminOnly})` routes are then limited to the admin group.
+ * The global guard: every route not marked `@Public()` needs OpenHIM credentials (core's session
+ * cookie, token headers or Basic). Any failure is a 401 with the body `Unauthorized` and nothing else;
+ * the reason goes to the log only. A session cookie changes nothing from an origin CORS_ORIGINS does
+ * not list (403). `@Auth({adminOnly})` routes are then limited to the admin group.
  */
 @Injectable()
 export class AuthGuard implements CanActivate {
@@ -23,6 +26,7 @@ export class AuthGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly authenticator: RequestAuthenticator,
     private readonly limiter: FailedAuthLimiter,
+    private readonly config: AppConfig,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -46,7 +50,7 @@ export class AuthGuard implements CanActivate {
       this.logger.warn(
         `Authentication failed for ${printable(result.email)} from ${ip} on ${request.method} ${printable(request.path)}: ${result.reason}`,
       );
-      const nowBlockedFor = await this.limiter.recordFailure(ip);
+      const nowBlockedFor = result.counts ? await this.limiter.recordFailure(ip) : 0;
       if (nowBlockedFor > 0) {
         this.logger.warn(`Too many failed authentications from ${ip}: blocked for ${nowBlockedFor} s`);
         throw tooManyRequests(response, nowBlockedFor);
@@ -54,6 +58,15 @@ export class AuthGuard implements CanActivate {
       throw new HttpException(UNAUTHORIZED_BODY, HttpStatus.UNAUTHORIZED);
     }
 
+    if (result.scheme === 'session') {
+      const refusal = sessionOriginRefusal(request, this.config.CORS_ORIGINS);
+      if (refusal) {
+        this.logger.warn(
+          `Refused ${request.method} ${printable(request.path)} of ${result.user.email} from ${ip}: ${refusal}`,
+        );
+        throw new HttpException(refusal, HttpStatus.FORBIDDEN);
+      }
+    }
     request.user = result.user;
     const adminOnly = this.reflector.getAllAndOverride<AdminOperation | undefined>(ADMIN_ONLY_KEY, targets);
     if (adminOnly && !result.user.isAdmin) {

@@ -2,12 +2,10 @@ import { Global, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { AuthGuard } from './auth.guard';
 import { AuthenticateController } from './authenticate.controller';
-import { CredentialsRepository } from './credentials.repository';
-import { CredentialsService } from './credentials.service';
-import { FailedAuthLimiter } from './failed-auth-limiter';
-import { RequestAuthenticator } from './request-authenticator.service';
+import { AUTHENTICATION_PROVIDERS } from './authentication.providers';
 import { RerunPermissions } from './rerun-permissions';
 import { RootUserBootstrap } from './root-user.bootstrap';
+import { SessionController } from './session/session.controller';
 
 /**
  * OpenHIM authentication (core's session cookie, token headers and Basic) for every route of the
@@ -16,12 +14,9 @@ import { RootUserBootstrap } from './root-user.bootstrap';
  */
 @Global()
 @Module({
-  controllers: [AuthenticateController],
+  controllers: [AuthenticateController, SessionController],
   providers: [
-    CredentialsRepository,
-    CredentialsService,
-    RequestAuthenticator,
-    FailedAuthLimiter,
+    ...AUTHENTICATION_PROVIDERS,
     RerunPermissions,
     RootUserBootstrap,
     { provide: APP_GUARD, useClass: AuthGuard },

@@ -5,3 +5,9 @@ export interface AuthenticatedUser {
   /** Member of OpenHIM's `admin` group. */
   isAdmin: boolean;
 }
+
+export const ADMIN_GROUP = 'admin';
+
+export function toAuthenticatedUser(user: { email: string; groups: string[] }): AuthenticatedUser {
+  return { email: user.email, groups: user.groups, isAdmin: user.groups.includes(ADMIN_GROUP) };
+}

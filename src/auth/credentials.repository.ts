@@ -8,9 +8,23 @@ export interface UserRecord extends PasswordFields {
   _id: Types.ObjectId;
   email: string;
   groups?: string[];
+  /** OpenHIM 8: `local` (bcrypt passport) or `token` (sha fields); absent before 8. */
+  provider?: string;
 }
 
-export type TokenPassportRecord = PasswordFields & { _id: Types.ObjectId; email: string };
+/** A `token` passport (sha fields) or a `local` one (OpenHIM ≥ 7.2: `password` is a bcrypt hash). */
+export type PassportRecord = PasswordFields & {
+  _id: Types.ObjectId;
+  email: string;
+  protocol: string;
+  password?: string;
+};
+
+/** A user as OpenHIM shows it to the user itself: every field but the secrets. */
+export type PublicUser = Record<string, unknown> & { _id: Types.ObjectId; email: string; groups?: unknown };
+
+/** Never leave the database: password hashes and salts, password-reset tokens. */
+const SECRET_USER_FIELDS = { passwordAlgorithm: 0, passwordHash: 0, passwordSalt: 0, token: 0, tokenType: 0 } as const;
 
 const PASSWORD_PROJECTION = { passwordAlgorithm: 1, passwordHash: 1, passwordSalt: 1 } as const;
 
@@ -27,7 +41,7 @@ export class CredentialsRepository {
    * first (served by OpenHIM's unique index on `email`); only a miss falls back to the regex.
    */
   async findUser(email: string): Promise<UserRecord | null> {
-    const projection = { email: 1, groups: 1, ...PASSWORD_PROJECTION };
+    const projection = { email: 1, groups: 1, provider: 1, ...PASSWORD_PROJECTION };
     const exact = await this.users.findOne({ email }, projection).lean<UserRecord>().exec();
     if (exact) return exact;
     return this.users
@@ -36,11 +50,19 @@ export class CredentialsRepository {
       .exec();
   }
 
-  /** OpenHIM ≥ 7.2 looks the token passport up by the user's stored email. */
-  findTokenPassport(email: string): Promise<TokenPassportRecord | null> {
+  /** OpenHIM core 8 reads a session's user by the exact email the session holds. */
+  findPublicUserByExactEmail(email: string): Promise<PublicUser | null> {
+    return this.users.findOne({ email }, SECRET_USER_FIELDS).lean<PublicUser>().exec();
+  }
+
+  /** The `token` and `local` passports, looked up (as OpenHIM ≥ 7.2 does) by the user's stored email. */
+  findPassports(email: string): Promise<PassportRecord[]> {
     return this.passports
-      .findOne({ protocol: 'token', email }, { email: 1, ...PASSWORD_PROJECTION })
-      .lean<TokenPassportRecord>()
+      .find(
+        { protocol: { $in: ['token', 'local'] }, email },
+        { email: 1, protocol: 1, password: 1, ...PASSWORD_PROJECTION },
+      )
+      .lean<PassportRecord[]>()
       .exec();
   }
 
@@ -65,6 +87,22 @@ export class CredentialsRepository {
       { protocol: 'token', email: passport.email },
       { _id: id, protocol: 'token', ...passport },
     );
+  }
+
+  /** OpenHIM 8's login passport: `password` is a bcrypt hash. */
+  async insertLocalPassportIfAbsent(
+    passport: { email: string; password: string; user: Types.ObjectId },
+    id: Types.ObjectId,
+  ): Promise<boolean> {
+    return this.upsertOnce(
+      this.passports,
+      { protocol: 'local', email: passport.email },
+      { _id: id, protocol: 'local', ...passport },
+    );
+  }
+
+  async hasPassport(email: string, protocol: string): Promise<boolean> {
+    return Boolean(await this.passports.exists({ protocol, email }).exec());
   }
 
   findUserIdByExactEmail(email: string): Promise<{ _id: Types.ObjectId } | null> {

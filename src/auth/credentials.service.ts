@@ -11,7 +11,12 @@ export interface UserCredentials {
   groups: string[];
   /** The salt handed out by GET /authenticate (the token passport's, else the user's). */
   salt?: string;
+  /** The sha credentials of the token scheme (the token passport's, else the user's legacy fields). */
   password: StoredPassword | StoredPasswordProblem;
+  /** OpenHIM 8's `local` passport: a bcrypt hash, checked by Basic and the session login. */
+  bcryptHash?: string;
+  /** OpenHIM 8's `provider` (`local` or `token`); absent before 8. */
+  provider?: string;
 }
 
 /**
@@ -41,19 +46,25 @@ export class CredentialsService {
 
   private async load(email: string): Promise<UserCredentials | null> {
     // The passport read runs alongside the user read; it is redone only when the stored email differs.
-    const [user, passportByRequestedEmail] = await Promise.all([
+    const [user, passportsByRequestedEmail] = await Promise.all([
       this.repository.findUser(email),
-      this.repository.findTokenPassport(email),
+      this.repository.findPassports(email),
     ]);
     if (!user) return null;
-    const passport =
-      user.email === email ? passportByRequestedEmail : await this.repository.findTokenPassport(user.email);
-    const fields = selectPasswordFields(user, passport);
+    const passports =
+      user.email === email ? passportsByRequestedEmail : await this.repository.findPassports(user.email);
+    const fields = selectPasswordFields(
+      user,
+      passports.find((passport) => passport.protocol === 'token'),
+    );
+    const bcryptHash = passports.find((passport) => passport.protocol === 'local')?.password;
     return {
       email: user.email,
       groups: Array.isArray(user.groups) ? user.groups.filter((group) => typeof group === 'string') : [],
       salt: typeof fields.passwordSalt === 'string' && fields.passwordSalt ? fields.passwordSalt : undefined,
       password: toStoredPassword(fields),
+      ...(typeof bcryptHash === 'string' && bcryptHash ? { bcryptHash } : {}),
+      ...(typeof user.provider === 'string' ? { provider: user.provider } : {}),
     };
   }
 }

@@ -1,4 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import bcrypt from 'bcryptjs';
 import { createHash } from 'node:crypto';
 import { Types } from 'mongoose';
 import { AppConfig } from '../config/app-config';
@@ -27,11 +28,15 @@ const fixedId = (name: string) =>
   new Types.ObjectId(createHash('sha256').update(`openhim-rerun:${name}`).digest('hex').slice(0, 24));
 export const DEFAULT_ROOT_USER_ID = fixedId('root-user');
 export const DEFAULT_ROOT_PASSPORT_ID = fixedId('root-token-passport');
+export const DEFAULT_ROOT_LOCAL_PASSPORT_ID = fixedId('root-local-passport');
+/** OpenHIM 8's `api.salt`: the bcrypt cost of its `local` passports. */
+const BCRYPT_COST = 10;
 
 /**
  * Creates OpenHIM's default root user when no `root@openhim.org` exists, as OpenHIM core does on
- * start: the legacy sha512 fields on the user (OpenHIM < 7.2) and a `token` passport
- * (OpenHIM ≥ 7.2), so that an OpenHIM core sharing the database accepts it too.
+ * start: the legacy sha512 fields on the user (OpenHIM < 7.2), a `token` passport (OpenHIM ≥ 7.2)
+ * and a bcrypt `local` passport (OpenHIM 8's console login), so that an OpenHIM core sharing the
+ * database accepts it too.
  * `CREATE_DEFAULT_ROOT=false` turns it off. Runs in the API role only.
  */
 @Injectable()
@@ -65,6 +70,13 @@ export class RootUserBootstrap implements OnApplicationBootstrap {
         },
         DEFAULT_ROOT_PASSPORT_ID,
       );
+      // Hashed only when missing: bcrypt costs ~60 ms.
+      if (!(await this.repository.hasPassport(root.email, 'local'))) {
+        await this.repository.insertLocalPassportIfAbsent(
+          { email: root.email, password: await bcrypt.hash(DEFAULT_ROOT_PASSWORD, BCRYPT_COST), user: user._id },
+          DEFAULT_ROOT_LOCAL_PASSPORT_ID,
+        );
+      }
     }
     if (created) {
       this.logger.warn(

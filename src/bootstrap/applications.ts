@@ -4,6 +4,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { ApiModule } from '../app/api.module';
 import { WorkerModule } from '../app/worker.module';
 import { setupSwagger } from '../common/swagger';
+import { isListedOrigin } from '../auth/session/session-origin';
 import { AppConfig } from '../config/app-config';
 import { useStructuredLogs } from '../observability/logging/structured-logs';
 import { HttpMetrics } from '../observability/metrics/http-metrics';
@@ -33,8 +34,15 @@ export async function createApiApplication(
   app.use(app.get(HttpMetrics).middleware);
   app.useBodyParser('json', { limit: config.BODY_LIMIT });
   if (config.TRUST_PROXY) app.set('trust proxy', trustProxyValue(config.TRUST_PROXY));
-  // OpenHIM answers preflights with the caller's origin and these methods.
-  app.enableCors({ origin: true, methods: 'GET,HEAD,PUT,POST,DELETE', credentials: true });
+  // OpenHIM answers preflights with the caller's origin and these methods; credentials (cookies,
+  // a browser's Basic) only for the console origins listed in CORS_ORIGINS.
+  app.enableCors((request, callback) =>
+    callback(null, {
+      origin: true,
+      methods: 'GET,HEAD,PUT,POST,DELETE',
+      credentials: isListedOrigin(config.CORS_ORIGINS, request.headers.origin),
+    }),
+  );
   setupSwagger(app);
   return app;
 }

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './app-config';
+import { ConfigError, loadConfig, OPENHIM_DEFAULT_SESSION_KEY } from './app-config';
 
 describe('loadConfig', () => {
   it('gives the documented defaults for an empty environment', () => {
@@ -66,5 +66,27 @@ describe('loadConfig', () => {
       expect(problems).toContain(name);
     }
     expect(problems).toContain('"eighty"');
+  });
+
+  it("reads OPENHIM_SESSION_KEY as core's key list: comma-separated, a JSON array, or core's default key whole", () => {
+    expect(loadConfig({}).OPENHIM_SESSION_KEY).toBeUndefined();
+    expect(loadConfig({ OPENHIM_SESSION_KEY: 'new-key, old-key' }).OPENHIM_SESSION_KEY).toEqual(['new-key', 'old-key']);
+    expect(loadConfig({ OPENHIM_SESSION_KEY: '["a,b","c"]' }).OPENHIM_SESSION_KEY).toEqual(['a,b', 'c']);
+    // Core's default api.sessionKey contains a comma: never split.
+    expect(loadConfig({ OPENHIM_SESSION_KEY: OPENHIM_DEFAULT_SESSION_KEY }).OPENHIM_SESSION_KEY).toEqual([
+      OPENHIM_DEFAULT_SESSION_KEY,
+    ]);
+    expect(() => loadConfig({ OPENHIM_SESSION_KEY: ' , ' })).toThrow(/OPENHIM_SESSION_KEY/);
+    expect(() => loadConfig({ OPENHIM_SESSION_KEY: '[1]' })).toThrow(/OPENHIM_SESSION_KEY/);
+  });
+
+  it('reads CORS_ORIGINS as origins, normalised; anything else is refused', () => {
+    expect(loadConfig({}).CORS_ORIGINS).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: 'https://Console.example.org/, http://localhost:9000' }).CORS_ORIGINS).toEqual([
+      'https://console.example.org',
+      'http://localhost:9000',
+    ]);
+    expect(() => loadConfig({ CORS_ORIGINS: 'console.example.org' })).toThrow(/CORS_ORIGINS/);
+    expect(() => loadConfig({ CORS_ORIGINS: 'https://console.example.org/path' })).toThrow(/CORS_ORIGINS/);
   });
 });

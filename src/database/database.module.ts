@@ -8,6 +8,8 @@ import {
   ChannelSchema,
   Passport,
   PassportSchema,
+  Session,
+  SessionSchema,
   Task,
   TaskItem,
   TaskItemSchema,
@@ -29,6 +31,7 @@ export class DatabaseModule {
     const models = MongooseModule.forFeature([
       { name: User.name, schema: UserSchema },
       { name: Passport.name, schema: PassportSchema },
+      { name: Session.name, schema: SessionSchema },
       { name: Channel.name, schema: ChannelSchema },
       { name: Transaction.name, schema: TransactionSchema },
       { name: AutoRetry.name, schema: AutoRetrySchema },

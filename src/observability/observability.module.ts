@@ -1,8 +1,5 @@
 import { DynamicModule, Global, Module, Provider } from '@nestjs/common';
-import { CredentialsRepository } from '../auth/credentials.repository';
-import { CredentialsService } from '../auth/credentials.service';
-import { FailedAuthLimiter } from '../auth/failed-auth-limiter';
-import { RequestAuthenticator } from '../auth/request-authenticator.service';
+import { AUTHENTICATION_PROVIDERS } from '../auth/authentication.providers';
 import { AppConfig } from '../config/app-config';
 import { RerunQueueModule } from '../rerun/rerun-queue.module';
 import { AdminAccess } from './access/admin-access';
@@ -25,9 +22,7 @@ export class ObservabilityModule {
   static forRoot(config: AppConfig, options: { role: ServiceRole; http: boolean }): DynamicModule {
     // The API has the auth module; a worker serving protected metrics verifies credentials itself.
     const workerAuth: Provider[] =
-      options.role === 'worker' && options.http && !config.METRICS_PUBLIC
-        ? [CredentialsRepository, CredentialsService, RequestAuthenticator, FailedAuthLimiter]
-        : [];
+      options.role === 'worker' && options.http && !config.METRICS_PUBLIC ? AUTHENTICATION_PROVIDERS : [];
     return {
       module: ObservabilityModule,
       imports: [LoggingModule.forRoot(config, options.role), RerunQueueModule],

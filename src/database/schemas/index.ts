@@ -4,3 +4,4 @@ export * from './channel.schema';
 export * from './transaction.schema';
 export * from './auto-retry.schema';
 export * from './task.schema';
+export * from './session.schema';

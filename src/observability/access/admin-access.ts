@@ -40,8 +40,8 @@ export class AdminAccess {
       return { ok: false, status: 503, body: 'Authentication is temporarily unavailable', headers: {} };
     }
     if (!result.ok) {
-      // No credentials at all is a browser's first request, not an attack: only wrong ones count.
-      if (result.reason !== 'no credentials') {
+      // No credentials at all is a browser's first request, not an attack: only guesses count.
+      if (result.counts) {
         this.logger.warn(
           `Authentication failed for ${JSON.stringify(result.email ?? '(none)')} from ${ip} on ${request.method} ${JSON.stringify(request.originalUrl.slice(0, 200))}: ${result.reason}`,
         );

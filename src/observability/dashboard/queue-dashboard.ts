@@ -1,3 +1,4 @@
+import { crossSite } from '../../common/http/cross-site';
 import { createBullBoard } from '@bull-board/api';
 import { BullAdapter } from '@bull-board/api/bullAdapter';
 import { ExpressAdapter } from '@bull-board/express';
@@ -63,18 +64,5 @@ export class QueueDashboard {
     } catch (error) {
       next(error);
     }
-  }
-}
-
-/** Sent by another site: Sec-Fetch-Site says so, or the Origin is not this host. */
-export function crossSite(request: Pick<Request, 'headers'>): boolean {
-  const fetchSite = request.headers['sec-fetch-site'];
-  if (fetchSite === 'cross-site' || fetchSite === 'same-site') return true;
-  const origin = request.headers.origin;
-  if (!origin || origin === 'null') return origin === 'null';
-  try {
-    return new URL(origin).host !== request.headers.host;
-  } catch {
-    return true;
   }
 }

@@ -1,6 +1,6 @@
-import { crossSite } from './queue-dashboard';
+import { crossSite } from './cross-site';
 
-describe('crossSite (the dashboard refuses what another site makes a browser send)', () => {
+describe('crossSite (what another site makes a browser send)', () => {
   const req = (headers: Record<string, string>) => ({ headers: { host: 'rerun.example.org:8080', ...headers } });
 
   it('lets same-origin and non-browser requests through', () => {

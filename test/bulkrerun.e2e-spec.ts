@@ -16,6 +16,18 @@ import {
 import { TestEnvironment } from './support/test-environment';
 
 const STARTED = { success: true, message: 'Tasks created for bulk rerun of transactions' };
+const COMPLETED_WITH_ERRORS = 'Completed with error(s)';
+
+/** A transaction document with more of what core stores (routes, orchestrations, properties...). */
+function withFields(doc: ReturnType<typeof transactionDoc>, fields: Record<string, unknown>) {
+  const { request: requestFields, ...rest } = fields as { request?: Record<string, unknown> };
+  return Object.assign(doc, rest, { request: { ...doc.request, ...requestFields } });
+}
+const route = (name: string, path: string, status: number) => ({
+  name,
+  request: { host: 'upstream', port: '3447', path, querystring: '', method: 'POST' },
+  response: { status, body: '' },
+});
 const DISABLED = 'Cannot queue task as there are transactions with disabled or deleted channels';
 const at = (minute: number) => new Date(Date.UTC(2024, 4, 1, 10, minute));
 
@@ -55,6 +67,24 @@ describe('POST /bulkrerun', () => {
     for (const [name, options] of Object.entries(named)) {
       [others[name]] = await insertTransactions(env.db, [transactionDoc(options)]);
     }
+    // Three 'Completed with error(s)' transactions with what the console's other filters look at.
+    const base = { status: 'Completed with error(s)', responseStatus: 500 };
+    const withError = [
+      withFields(transactionDoc({ ...base, timestamp: at(20) }), {
+        request: { host: 'his.example.org', port: '8080', querystring: 'patient=123&x=1' },
+        properties: { 'order-type': 'lab' },
+        childIDs: [new ObjectId()],
+        routes: [route('FHIR', '/fhir/Observation', 201)],
+        orchestrations: [route('Lookup', '/lookup/patient', 200)],
+      }),
+      withFields(transactionDoc({ ...base, timestamp: at(21) }), {
+        properties: { 'order-type': 'rx', flagged: true },
+        routes: [route('Archive', '/archive', 503)],
+        orchestrations: [route('Lookup', '/lookup/other', 404)],
+      }),
+      transactionDoc({ ...base, timestamp: at(22) }),
+    ];
+    [others.e1, others.e2, others.e3] = await insertTransactions(env.db, withError);
   });
   afterAll(() => env?.stop());
 
@@ -150,8 +180,11 @@ describe('POST /bulkrerun', () => {
       { 'request.timestamp': { $gt: at(6).toISOString() }, status: { $in: ['Completed', 'Failed'] } },
       () => [others.noAcl, others.get404, others.later],
     ],
-    [{ 'request.path': 'patient(1).*' }, () => [others.get404]],
-    [{ 'request.path': '.*' }, () => [others.get404]],
+    // Regular expressions, case-insensitive, as OpenHIM (a path without metacharacters: where it appears).
+    [{ 'request.path': 'patient\\(1\\)' }, () => [others.get404]],
+    [{ 'request.path': '^/OTHER$' }, () => [others.later]],
+    [{ 'request.path': '.*', status: 'Successful' }, () => [others.successful]],
+    [{ 'request.path': 'atient(1)' }, () => []],
     [{ 'request.method': 'get' }, () => [others.get404]],
     [{ 'response.status': '4xx' }, () => [others.get404]],
     [{ 'response.status': 404 }, () => [others.get404]],
@@ -161,6 +194,29 @@ describe('POST /bulkrerun', () => {
     const tids = expected();
     expect((await dryRun(filters)).count).toBe(tids.length);
     const created = await run({ filters, pauseQueue: true });
+    expect(created.flatMap((task) => task.tids)).toEqual(tids);
+  });
+
+  it.each([
+    [{ childIDs: '{"$exists":true,"$ne":[]}' }, () => [others.e1]],
+    [{ childIDs: '{"$eq":[]}' }, () => [others.e2, others.e3]],
+    [{ childIDs: { $not: { $size: 0 } } }, () => [others.e1]],
+    [{ properties: { 'order-type': 'lab' } }, () => [others.e1]],
+    [{ properties: { flagged: null } }, () => [others.e2]],
+    [{ 'request.host': 'his.example.org' }, () => [others.e1]],
+    [{ 'request.port': 8080 }, () => [others.e1]],
+    [{ 'request.querystring': 'PATIENT=\\d+' }, () => [others.e1]],
+    [{ 'routes.request.path': '^/fhir/' }, () => [others.e1]],
+    [{ 'routes.response.status': '5xx' }, () => [others.e2]],
+    [{ 'routes.name': 'FHIR' }, () => [others.e1]],
+    [{ 'orchestrations.request.path': 'lookup/patient' }, () => [others.e1]],
+    [{ 'orchestrations.response.status': '404' }, () => [others.e2]],
+    [{ 'orchestrations.name': 'Lookup' }, () => [others.e1, others.e2]],
+  ])('console filters %j (of the Completed with error(s) transactions)', async (filters, expected) => {
+    const tids = expected();
+    const withStatus = { ...filters, status: COMPLETED_WITH_ERRORS };
+    expect((await dryRun(withStatus)).count).toBe(tids.length);
+    const created = await run({ filters: JSON.stringify(withStatus), pauseQueue: true });
     expect(created.flatMap((task) => task.tids)).toEqual(tids);
   });
 
@@ -207,11 +263,49 @@ describe('POST /bulkrerun', () => {
     [{ filters: {}, pauseQueue: 'yes' }, 'pauseQueue must be true or false (got "yes")'],
     [
       { filters: {}, limit: 5 },
-      'Unknown field "limit" (allowed: filters, batchSize, pauseQueue, dryRun, ratePerSecond)',
+      'Unknown field "limit" (allowed: filters, filterLimit, filterPage, batchSize, pauseQueue, dryRun, ratePerSecond)',
+    ],
+    [
+      { filters: {}, filterLimit: 'all' },
+      'filterLimit must be a whole number, 0 or more (got "all"); it is accepted and ignored, as in OpenHIM',
+    ],
+    [{ filters: 42 }, 'filters must be a JSON object, or a JSON string of one (got 42)'],
+    [
+      { filters: '{"status":' },
+      expect.stringMatching(/^filters must be a JSON object, or a JSON string of one: .*JSON/),
     ],
     [
       { filters: { 'request.body': 'x' } },
-      'Unknown transaction filter "request.body" (allowed: channelID, clientID, status, request.timestamp, request.method, request.path, response.status)',
+      'Unknown transaction filter "request.body" (allowed: channelID, clientID, status, request.timestamp, ' +
+        'request.method, request.path, request.querystring, request.host, request.port, response.status, childIDs, ' +
+        'properties, and routes.<f> / orchestrations.<f> with <f> one of name, request.host, request.port, ' +
+        'request.path, request.querystring, request.method, response.status)',
+    ],
+    [
+      { filters: JSON.stringify({ 'request.path': '(' }) },
+      'request.path is not a valid regular expression: Invalid regular expression: /(/i: Unterminated group',
+    ],
+    [
+      { filters: { 'routes.request.path': 'a'.repeat(501) } },
+      'routes.request.path must be at most 500 characters (got 501)',
+    ],
+    [
+      { filters: { 'request.path': { $regex: '.*' } } },
+      'request.path must be a regular expression as a string (got {"$regex":".*"})',
+    ],
+    [
+      { filters: JSON.stringify({ childIDs: '{"$where":"sleep(1000)"}' }) },
+      'Unknown operator in childIDs: "$where" (allowed: $exists, $ne, $eq, $size, $not)',
+    ],
+    [{ filters: { childIDs: { $ne: null } } }, 'childIDs.$ne may only be [] (got null)'],
+    [{ filters: { properties: { $where: '1' } } }, 'properties: "$where" is not a property name'],
+    [
+      { filters: { properties: { key: { $gt: '' } } } },
+      'properties.key must be a string, a number, true/false or null (got {"$gt":""})',
+    ],
+    [
+      { filters: '{"constructor":{"prototype":{}}}' },
+      'Filter "constructor" is not allowed (__proto__, constructor and prototype are reserved)',
     ],
     [{ filters: { $where: 'sleep(1000)' } }, expect.stringMatching(/^Unknown transaction filter "\$where"/)],
     [{ filters: { channelID: { $ne: null } } }, 'channelID must be a 24-character hex id (got {"$ne":null})'],
@@ -223,10 +317,13 @@ describe('POST /bulkrerun', () => {
       { filters: { 'request.timestamp': '{"$gte":"soon"}' } },
       'request.timestamp.$gte must be an ISO 8601 date (got "soon")',
     ],
-  ])('400 for %j', async (body, message) => {
+  ])('400 for %j; nothing created', async (body, message) => {
+    const before = await taskIds();
     const response = await bulk(body).expect(400);
     expect(response.headers['content-type']).toMatch(/^text\/plain/);
     expect(response.text).toEqual(message);
+    await app.get(BulkRerunService).idle();
+    expect(await taskIds()).toEqual(before);
   });
 
   it('415 for a body that is not JSON; 401 without credentials', async () => {

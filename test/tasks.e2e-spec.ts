@@ -405,15 +405,63 @@ describe('Tasks API: create, list, read', () => {
         expect.stringMatching(/^status must be one of Queued, /),
       ],
       ['?filters=%7Bnot-json', expect.stringMatching(/^filters must be a JSON object: /)],
-      ['?filterLimit=1001', 'filterLimit must be an integer from 0 to 1000 (got "1001")'],
       ['?filterPage=-1', 'filterPage must be an integer from 0 to 9007199254740991 (got "-1")'],
-      ['?filterLimit=ten', 'filterLimit must be an integer from 0 to 1000 (got "ten")'],
+      ['?filterLimit=ten', 'filterLimit must be an integer from 0 to 9007199254740991 (got "ten")'],
+      ['?filterLimit=1e3', 'filterLimit must be an integer from 0 to 9007199254740991 (got "1e3")'],
       ['?filterLimit=1&filterLimit=2', 'Query parameter filterLimit must be given once'],
       ['?status=Paused', 'Unknown query parameter "status" (allowed: filters, filterPage, filterLimit)'],
     ])('400 for %s', async (query, message) => {
       const response = await list(query).expect(400);
       expect(response.headers['content-type']).toMatch(/^text\/plain/);
       expect(response.text).toEqual(message);
+    });
+
+    it('serves pages of any size, as OpenHIM (no maximum): streamed, newest first', async () => {
+      // 1500 tasks of 2020 (older than every other task here).
+      const base = Date.UTC(2020, 0, 1);
+      const docs = Array.from({ length: 1500 }, (_, n) => ({
+        _id: new ObjectId(),
+        status: 'Completed',
+        transactions: [],
+        created: new Date(base + n * 60_000),
+        user: ROOT_EMAIL,
+        remainingTransactions: 0,
+        totalTransactions: 1,
+        batchSize: 1,
+        itemsStore: 'items',
+        __v: 0,
+      }));
+      await tasks().insertMany(docs);
+      const newestFirst = docs.map((doc) => doc._id.toHexString()).reverse();
+      const in2020 = encodeURIComponent(
+        JSON.stringify({ created: JSON.stringify({ $gte: '2020-01-01T00:00:00Z', $lt: '2021-01-01T00:00:00Z' }) }),
+      );
+      const page = await list(`?filterPage=0&filterLimit=1200&filters=${in2020}`).expect(200);
+      expect(page.headers['content-type']).toBe('application/json; charset=utf-8');
+      // Larger than one chunk: streamed (no Content-Length), the same JSON.
+      expect(page.headers['content-length']).toBeUndefined();
+      expect(page.body.map((task: { _id: string }) => task._id)).toEqual(newestFirst.slice(0, 1200));
+      expect(page.body[0]).toEqual({
+        _id: newestFirst[0],
+        status: 'Completed',
+        created: new Date(base + 1499 * 60_000).toISOString(),
+        user: ROOT_EMAIL,
+        remainingTransactions: 0,
+        totalTransactions: 1,
+        batchSize: 1,
+        __v: 0,
+      });
+      const second = await list(`?filterPage=1&filterLimit=1200&filters=${in2020}`).expect(200);
+      expect(second.body.map((task: { _id: string }) => task._id)).toEqual(newestFirst.slice(1200));
+      // filterLimit=0: every task (OpenHIM's MongoDB limit(0)), no longer capped at 1000.
+      const all = await list(`?filterPage=0&filterLimit=0&filters=${in2020}`).expect(200);
+      expect(all.body).toHaveLength(1500);
+      expect((await list('?filterLimit=0').expect(200)).body.length).toBeGreaterThan(1500);
+      // A small page is still sent in one piece, with its length.
+      const small = await list(`?filterPage=0&filterLimit=2&filters=${in2020}`).expect(200);
+      expect(small.headers['content-length']).toBe(String(Buffer.byteLength(small.text)));
+      expect(small.body.map((task: { _id: string }) => task._id)).toEqual(newestFirst.slice(0, 2));
+      await tasks().deleteMany({ _id: { $in: docs.map((doc) => doc._id) } });
     });
 
     it("403 for a non-admin with OpenHIM's text", async () => {
@@ -536,9 +584,21 @@ describe('Tasks API: create, list, read', () => {
       expect((await read(ours, `?${filters({ hasErrors: 'sometimes' })}`).expect(400)).text).toBe(
         'hasErrors must be "yes" or "no" (got "sometimes")',
       );
-      expect((await read(ours, '?filterLimit=10001').expect(400)).text).toBe(
-        'filterLimit must be an integer from 0 to 10000 (got "10001")',
+      expect((await read(ours, '?filterLimit=-1').expect(400)).text).toBe(
+        'filterLimit must be an integer from 0 to 9007199254740991 (got "-1")',
       );
+    });
+
+    it('has no maximum page size (as OpenHIM): a page larger than the task gives all of it', async () => {
+      for (const id of [ours, legacyId]) {
+        const response = await read(id, '?filterPage=0&filterLimit=10001&filters=%7B%7D').expect(200);
+        expect(response.body.transactions.map((item: { tid: string }) => item.tid)).toEqual(tids);
+        expect(response.body.totalFilteredTransactions).toBe(7);
+        const huge = await read(id, `?filterPage=0&filterLimit=${Number.MAX_SAFE_INTEGER}`).expect(200);
+        expect(huge.body.transactions).toHaveLength(7);
+        const past = await read(id, '?filterPage=3&filterLimit=1000000').expect(200);
+        expect(past.body).toMatchObject({ transactions: [], totalFilteredTransactions: 7 });
+      }
     });
   });
 

@@ -11,7 +11,7 @@ import {
 import { Auth, CurrentUser } from '../auth/auth.decorators';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { BULK_RERUN_STARTED, BulkRerunService } from './bulk-rerun.service';
-import { BulkRerunDto, SAMPLE_BULK_RERUN } from './dto/bulk-rerun.dto';
+import { BulkRerunDto, CONSOLE_BULK_RERUN, SAMPLE_BULK_RERUN } from './dto/bulk-rerun.dto';
 import { BulkRerunDryRunResponse, BulkRerunResponse } from './dto/task-response.dto';
 import { ApiTextErrors } from './swagger-responses';
 import { DISABLED_CHANNELS } from './task-creator.service';
@@ -32,15 +32,18 @@ export class BulkRerunController {
     summary: 'Rerun every transaction matching filters (OpenHIM ≥ 7.1)',
     description:
       'Selects the matching transactions that exist now, oldest request first, and creates tasks of ' +
-      'BULK_RERUN_TASK_SIZE transactions each, in the background. Non-admins are limited to the channels whose ' +
-      'txRerunAcl lists one of their groups (naming another channelID is a 403). With dryRun, answers the count ' +
-      'and the planned task sizes and creates nothing.',
+      "BULK_RERUN_TASK_SIZE transactions each, in the background. `filters` are the transaction list's, as an " +
+      "object or as the JSON string OpenHIM's console sends; its `filterLimit`/`filterPage` are accepted and " +
+      'ignored, as in OpenHIM. Non-admins are limited to the channels whose txRerunAcl lists one of their ' +
+      'groups (naming another channelID is a 403). With dryRun, answers the count and the planned task sizes ' +
+      'and creates nothing.',
   })
   @ApiConsumes('application/json')
   @ApiBody({
     type: BulkRerunDto,
     examples: {
       sample: { value: SAMPLE_BULK_RERUN },
+      console: { summary: "OpenHIM's console (filters as a JSON string)", value: CONSOLE_BULK_RERUN },
       dryRun: { value: { filters: { status: 'Failed', 'response.status': '5xx' }, dryRun: true } },
     },
   })
@@ -51,7 +54,12 @@ export class BulkRerunController {
     example: BULK_RERUN_STARTED,
   })
   @ApiTextErrors(
-    [400, 'Invalid body or filters, or matching transactions on a disabled or deleted channel', DISABLED_CHANNELS],
+    [
+      400,
+      'Invalid body or filters (unknown keys or operators, a regular expression that does not compile or is too ' +
+        'long), or matching transactions on a disabled or deleted channel',
+      DISABLED_CHANNELS,
+    ],
     [403, 'A non-admin named a channel they may not rerun', 'Forbidden: Unauthorized channel 5bb777777bbb66cc5d4444aa'],
     [413, 'The body is larger than BODY_LIMIT', 'Request body too large'],
     [415, 'The body is not application/json', JSON_REQUIRED],

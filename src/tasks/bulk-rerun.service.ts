@@ -4,8 +4,8 @@ import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { RerunPermissions } from '../auth/rerun-permissions';
 import { AppConfig } from '../config/app-config';
 import { BulkRerunDto } from './dto/bulk-rerun.dto';
-import { forbidden } from './errors';
-import { toTransactionQuery } from './filters/transaction-filters';
+import { badRequest, forbidden } from './errors';
+import { isInvalidRegexError, toTransactionQuery } from './filters/transaction-filters';
 import { ChannelsRepository } from './repositories/channels.repository';
 import { TransactionsRepository } from './repositories/transactions.repository';
 import { TaskCreator } from './task-creator.service';
@@ -27,8 +27,10 @@ export function planTasks(count: number, taskSize: number): number[] {
 }
 
 /**
- * POST /bulkrerun (OpenHIM ≥ 7.1): every transaction matching the filters, oldest first, split into
- * tasks of BULK_RERUN_TASK_SIZE. The checks run before answering; the tasks are created afterwards.
+ * POST /bulkrerun (OpenHIM ≥ 7.1): every transaction matching the filters (the transaction list's,
+ * an object or a JSON string; `filterLimit`/`filterPage` are ignored, as in OpenHIM), oldest first,
+ * split into tasks of BULK_RERUN_TASK_SIZE (OpenHIM: 50, newest first). The checks run before
+ * answering; the tasks are created afterwards.
  */
 @Injectable()
 export class BulkRerunService implements BeforeApplicationShutdown {
@@ -50,7 +52,12 @@ export class BulkRerunService implements BeforeApplicationShutdown {
     // Reruns create new (child) transactions that may match the filters too: only what exists now counts.
     const snapshot = { $and: [query, { 'request.timestamp': { $lte: new Date() } }] };
 
-    const count = await this.transactions.count(snapshot);
+    const count = await this.transactions.count(snapshot).catch((error: unknown) => {
+      // JavaScript compiled it, MongoDB's PCRE did not: still the client's expression.
+      if (isInvalidRegexError(error))
+        throw badRequest(`filters hold a regular expression MongoDB refuses: ${error.message}`);
+      throw error;
+    });
     if (count > 0) {
       const { channelIds, someWithoutChannel } = await this.transactions.distinctChannels(snapshot);
       await this.creator.checkChannels(user, channelIds, someWithoutChannel);

@@ -6,6 +6,7 @@ import {
   Get,
   Header,
   HttpCode,
+  Logger,
   Param,
   Post,
   Put,
@@ -33,6 +34,7 @@ import { TaskDetailView, TaskView } from './dto/task-response.dto';
 import { UpdateTaskDto } from './dto/update-task.dto';
 import { TASK_ITEM_PAGING, TASK_LIST_PAGING } from './filters/task-filters';
 import { ApiTextErrors, ApiTextResponse } from './swagger-responses';
+import { sendJson } from './json-stream';
 import { DISABLED_CHANNELS } from './task-creator.service';
 import { QUEUE_UNAVAILABLE } from './task-queue.service';
 import { ALLOWED_CHANGES_TEXT } from './task-status';
@@ -53,13 +55,15 @@ const NOT_FOUND: [number, string, string] = [404, 'No such task', taskNotFound(E
 const WRONG_TYPE: [number, string, string] = [415, 'The body is not application/json', JSON_REQUIRED];
 const TOO_LARGE: [number, string, string] = [413, 'The body is larger than BODY_LIMIT', 'Request body too large'];
 
-const PagingQueries = (limits: { defaultLimit: number; maxLimit: number }, what: string, zero: string) =>
+const PagingQueries = (limits: { defaultLimit: number }, what: string, zero: string) =>
   applyDecorators(
     ApiQuery({ name: 'filterPage', required: false, description: 'Page number, from 0 (default 0).', example: 0 }),
     ApiQuery({
       name: 'filterLimit',
       required: false,
-      description: `${what} per page (default ${limits.defaultLimit}, at most ${limits.maxLimit}; 0: ${zero}).`,
+      description:
+        `${what} per page (default ${limits.defaultLimit}, no maximum, as in OpenHIM; 0: ${zero}). ` +
+        'Large pages are streamed as they are read.',
       example: 10,
     }),
   );
@@ -67,6 +71,8 @@ const PagingQueries = (limits: { defaultLimit: number; maxLimit: number }, what:
 @ApiTags('tasks')
 @Controller('tasks')
 export class TasksController {
+  private readonly logger = new Logger(TasksController.name);
+
   constructor(private readonly tasks: TasksService) {}
 
   @Post()
@@ -125,14 +131,14 @@ export class TasksController {
     example:
       '{"status":"Paused","created":"{\\"$gte\\":\\"2024-05-01T00:00:00+00:00\\",\\"$lte\\":\\"2024-05-01T23:59:59+00:00\\"}"}',
   })
-  @PagingQueries(TASK_LIST_PAGING, 'Tasks', `${TASK_LIST_PAGING.maxLimit}, as OpenHIM gave every task`)
+  @PagingQueries(TASK_LIST_PAGING, 'Tasks', 'every task, as in OpenHIM')
   @ApiOkResponse({ type: [TaskView] })
   @ApiTextErrors(
     [400, 'Invalid filters or paging', 'Unknown filter "foo" (allowed: status, user, created)'],
     [403, 'Not an admin', notAdmin('getTasks')],
   )
-  list(@Query() query: Record<string, unknown>) {
-    return this.tasks.list(query);
+  async list(@Query() query: Record<string, unknown>, @Res() response: Response): Promise<void> {
+    await sendJson(response, await this.tasks.list(query), this.logger, 'GET /tasks');
   }
 
   @Get(':id')
@@ -154,8 +160,14 @@ export class TasksController {
   @PagingQueries(TASK_ITEM_PAGING, 'Transactions', 'none, the task alone')
   @ApiOkResponse({ type: TaskDetailView })
   @ApiTextErrors([400, 'Malformed id, invalid filters or paging', BAD_ID[2]], NOT_FOUND)
-  read(@Param('id', TaskIdPipe) id: Types.ObjectId, @Query() query: Record<string, unknown>) {
-    return this.tasks.read(id, query);
+  async read(
+    @Param('id', TaskIdPipe) id: Types.ObjectId,
+    @Query() query: Record<string, unknown>,
+    @Res() response: Response,
+  ): Promise<void> {
+    // Checks, the task and the count come first (a 4xx is still possible); then the body streams.
+    const body = await this.tasks.read(id, query);
+    await sendJson(response, body, this.logger, `GET /tasks/${id.toHexString()}`);
   }
 
   @Put(':id')

@@ -25,13 +25,12 @@ import {
 import { distinctTids, TaskCreator } from './task-creator.service';
 import { TaskQueue } from './task-queue.service';
 import { decideStatusChange } from './task-status';
+import { jsonArray, JsonFragments, jsonObjectWithArray } from './json-stream';
 
 export const PAGING_PARAMS = ['filters', 'filterPage', 'filterLimit'] as const;
 export const TASK_UPDATED = 'The Task was successfully updated';
 export const TASK_DELETED = 'The Task was successfully deleted';
 export const taskNotFound = (id: string) => `We could not find a Task with this ID: ${id}.`;
-
-export type TaskView = Record<string, unknown>;
 
 /** How many times a status change is retried when the engine changes the status at the same moment. */
 const STATUS_RACE_RETRIES = 5;
@@ -66,45 +65,51 @@ export class TasksService {
     return id;
   }
 
-  /** GET /tasks */
-  async list(query: QueryParams): Promise<TaskView[]> {
+  /**
+   * GET /tasks. Everything that can fail with a 4xx is checked here; the returned body is read from
+   * the database while it is sent (any page size, `filterLimit=0`: every task).
+   */
+  async list(query: QueryParams): Promise<JsonFragments> {
     assertKnownParams(query, PAGING_PARAMS);
     const filters = toTaskListQuery(parseFiltersParam(query));
+    // filterLimit=0 is "no limit" in OpenHIM (MongoDB's limit(0)): every task.
     const paging = parsePaging(query, TASK_LIST_PAGING);
-    // filterLimit=0 meant "no limit" in OpenHIM (MongoDB's limit(0)): the most we give is the maximum.
-    if (paging.limit === 0) paging.limit = TASK_LIST_PAGING.maxLimit;
-    const tasks = await this.tasks.list(filters, paging);
-    return tasks.map(publicTask);
+    return jsonArray(this.tasks.listBatches(filters, paging), publicTask);
   }
 
-  /** GET /tasks/:id */
-  async read(id: Types.ObjectId, query: QueryParams): Promise<TaskView> {
+  /**
+   * GET /tasks/:id: the task, one page of its transactions, `totalFilteredTransactions`. The task is
+   * read and the matching items counted before anything is sent (a missing task is still a 404);
+   * the page's items are then streamed from a cursor, so a page of 100 000 costs no more memory
+   * than a page of 1000.
+   */
+  async read(id: Types.ObjectId, query: QueryParams): Promise<JsonFragments> {
     assertKnownParams(query, PAGING_PARAMS);
     const filter = toTaskItemFilter(parseFiltersParam(query));
     const paging = parsePaging(query, TASK_ITEM_PAGING);
     const task = await this.tasks.findById(id);
     if (!task) throw notFound(taskNotFound(id.toHexString()));
 
-    let transactions: ItemRecord[];
+    let transactions: AsyncIterable<readonly ItemRecord[]> | Iterable<readonly ItemRecord[]>;
     let totalFilteredTransactions: number;
     if (task.itemsStore === 'items') {
-      if (isUnfiltered(filter)) {
-        transactions = await this.tasks.findItemsBySeq(id, paging);
-        totalFilteredTransactions = task.totalTransactions ?? (await this.tasks.countItems(id, {}));
-      } else {
-        const query = itemQuery(filter);
-        [transactions, totalFilteredTransactions] = await Promise.all([
-          this.tasks.findItems(id, query, paging),
-          this.tasks.countItems(id, query),
-        ]);
-      }
+      const itemFilter = isUnfiltered(filter) ? {} : itemQuery(filter);
+      totalFilteredTransactions =
+        isUnfiltered(filter) && typeof task.totalTransactions === 'number'
+          ? task.totalTransactions
+          : await this.tasks.countItems(id, itemFilter);
+      // Never ask for more than exist: the page ends where the matching items end.
+      const limit = Math.max(0, Math.min(paging.limit, totalFilteredTransactions - paging.skip));
+      transactions = this.tasks.itemBatches(id, itemFilter, { skip: paging.skip, limit });
     } else {
-      // Created by OpenHIM core: the items are embedded in the task document.
+      // Created by OpenHIM core: the items are embedded in the task document (one document, < 16 MiB).
       const matching = (await this.tasks.embeddedItems(id)).filter((item) => itemMatches(item, filter));
       totalFilteredTransactions = matching.length;
-      transactions = matching.slice(paging.skip, paging.skip + paging.limit);
+      transactions = [matching.slice(paging.skip, paging.skip + paging.limit)];
     }
-    return { ...publicTask(task), transactions: transactions.map(publicItem), totalFilteredTransactions };
+    return jsonObjectWithArray(publicTask(task), 'transactions', jsonArray(transactions, publicItem), {
+      totalFilteredTransactions,
+    });
   }
 
   /** PUT /tasks/:id: pause, resume or cancel. */

@@ -3,6 +3,7 @@ import { Transform } from 'class-transformer';
 import { IsOptional } from 'class-validator';
 import { AppConfig } from '../../config/app-config';
 import { isPlainObject } from '../filters/query-params';
+import { MAX_REGEX_LENGTH } from '../filters/transaction-filters';
 import { HasLimitChecks } from '../validation/body-validation.pipe';
 import {
   Check,
@@ -23,24 +24,70 @@ export const SAMPLE_BULK_RERUN = {
   pauseQueue: false,
 };
 
+/** What OpenHIM's console sends: the transaction list's filters as a JSON string, and its paging (ignored). */
+export const CONSOLE_BULK_RERUN = {
+  filters: JSON.stringify({
+    status: 'Failed',
+    'request.timestamp': JSON.stringify({ $gte: '2024-05-01T00:00:00.000Z', $lte: '2024-05-02T00:00:00.000Z' }),
+    childIDs: JSON.stringify({ $eq: [] }),
+    'request.path': '^/fhir/Patient',
+  }),
+  filterLimit: 1000,
+  filterPage: 0,
+  batchSize: 2,
+  pauseQueue: true,
+};
+
+const isFilters = (value: unknown) => isPlainObject(value) || typeof value === 'string';
+const isPagingNumber = (value: unknown) => Number.isSafeInteger(value) && (value as number) >= 0;
+const pagingMessage = (value: unknown, property: string) =>
+  `${property} must be a whole number, 0 or more (got ${describeValue(value)}); it is accepted and ignored, as in OpenHIM`;
+
 export class BulkRerunDto implements HasLimitChecks {
   @ApiProperty({
     description:
-      'Transaction filters (all optional, combined with AND): channelID, clientID (24-hex ids); status ' +
-      '(a transaction status, or {"$in":[...]}); request.timestamp (a date range {"$gte","$gt","$lte","$lt"} ' +
-      'as an object or a JSON string, as the console sends it); request.method; request.path (literal text, ' +
-      'case-insensitive, matched anywhere in the path); response.status (404, "404" or a class like "5xx"). ' +
-      'Use {} to select every transaction.',
+      "The transaction list's filters, as an object or, as OpenHIM's console sends them, as a JSON string of " +
+      'one. All optional, combined with AND: channelID, clientID (24-hex ids); status (a transaction status, or ' +
+      '{"$in":[...]}); request.timestamp (a date range {"$gte","$gt","$lte","$lt"}, an object or a JSON string); ' +
+      `request.path, request.querystring (case-insensitive regular expressions, at most ${MAX_REGEX_LENGTH} ` +
+      'characters); request.host, request.port, request.method; response.status (404, "404" or a class like ' +
+      '"5xx"); childIDs ({"$exists":true,"$ne":[]} for reruns only, {"$eq":[]} for the others; also $size and ' +
+      '$not:{$size}; an object or a JSON string); properties ({"key":"value"}, or {"key":null}: the property ' +
+      'exists); routes.<f> and orchestrations.<f> (any route / orchestration matching) with <f> one of name, ' +
+      'request.host, request.port, request.path, request.querystring (regular expressions), request.method, ' +
+      'response.status. Other keys and operators are refused. Use {} to select every transaction.',
+    oneOf: [{ type: 'object', additionalProperties: true }, { type: 'string' }],
     example: SAMPLE_BULK_RERUN.filters,
-    type: 'object',
-    additionalProperties: true,
   })
-  @Check('isFilterObject', isPlainObject, (value, property) =>
+  @Check('isFilters', isFilters, (value, property) =>
     value === undefined
       ? `${property} is required (use {} to select every transaction)`
-      : `${property} must be a JSON object (got ${describeValue(value)})`,
+      : `${property} must be a JSON object, or a JSON string of one (got ${describeValue(value)})`,
   )
-  filters: Record<string, unknown>;
+  filters: Record<string, unknown> | string;
+
+  @ApiPropertyOptional({
+    description:
+      'Sent by the console (1000); accepted and ignored, as in OpenHIM: every matching transaction is rerun.',
+    example: 1000,
+    type: 'integer',
+    minimum: 0,
+  })
+  @IsOptional()
+  @Transform(toNumberIfNumeric)
+  @Check('isPagingNumber', isPagingNumber, pagingMessage)
+  filterLimit?: number;
+
+  @ApiPropertyOptional({
+    description: 'Sent by the console (0); accepted and ignored, as in OpenHIM.',
+    example: 0,
+    type: 'integer',
+    minimum: 0,
+  })
+  @IsOptional()
+  @Transform(toNumberIfNumeric)
+  @Check('isPagingNumber', isPagingNumber, pagingMessage)
+  filterPage?: number;
 
   @ApiPropertyOptional({
     description: 'batchSize of every task created (default 1).',

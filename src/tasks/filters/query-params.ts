@@ -30,13 +30,15 @@ export interface Paging {
 
 export interface PagingRules {
   defaultLimit: number;
-  maxLimit: number;
 }
 
-/** `filterPage` (0-based) and `filterLimit`, with defaults when absent (the console polls without them). */
+/**
+ * `filterPage` (0-based) and `filterLimit`, with defaults when absent (the console polls without
+ * them). No maximum, as in OpenHIM: the reads stream their answers, so a page's size costs no memory.
+ */
 export function parsePaging(query: QueryParams, rules: PagingRules): Paging {
   const page = integerParam(query, 'filterPage', 0, Number.MAX_SAFE_INTEGER) ?? 0;
-  const limit = integerParam(query, 'filterLimit', 0, rules.maxLimit) ?? rules.defaultLimit;
+  const limit = integerParam(query, 'filterLimit', 0, Number.MAX_SAFE_INTEGER) ?? rules.defaultLimit;
   const skip = page * limit;
   if (!Number.isSafeInteger(skip)) throw badRequest('filterPage is too large');
   return { skip, limit };

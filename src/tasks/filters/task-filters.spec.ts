@@ -1,6 +1,13 @@
 import { HttpException } from '@nestjs/common';
 import { parseDateRange, parseFiltersParam, parsePaging } from './query-params';
-import { itemMatches, itemQuery, TASK_ITEM_PAGING, toTaskItemFilter, toTaskListQuery } from './task-filters';
+import {
+  itemMatches,
+  itemQuery,
+  TASK_ITEM_PAGING,
+  TASK_LIST_PAGING,
+  toTaskItemFilter,
+  toTaskListQuery,
+} from './task-filters';
 
 const message = (fn: () => unknown): string => {
   try {
@@ -69,12 +76,23 @@ describe('task list filters', () => {
 });
 
 describe('paging', () => {
-  it('defaults when absent, accepts 0, bounds the limit', () => {
+  it('defaults when absent, accepts 0, has no maximum (as OpenHIM)', () => {
     expect(parsePaging({}, TASK_ITEM_PAGING)).toEqual({ skip: 0, limit: 100 });
     expect(parsePaging({ filterPage: '2', filterLimit: '10' }, TASK_ITEM_PAGING)).toEqual({ skip: 20, limit: 10 });
     expect(parsePaging({ filterPage: '0', filterLimit: '0' }, TASK_ITEM_PAGING)).toEqual({ skip: 0, limit: 0 });
-    expect(message(() => parsePaging({ filterLimit: '10001' }, TASK_ITEM_PAGING))).toBe(
-      'filterLimit must be an integer from 0 to 10000 (got "10001")',
+    expect(parsePaging({ filterPage: '0', filterLimit: '100000' }, TASK_ITEM_PAGING)).toEqual({
+      skip: 0,
+      limit: 100000,
+    });
+    expect(parsePaging({ filterLimit: '9007199254740991' }, TASK_LIST_PAGING)).toEqual({
+      skip: 0,
+      limit: Number.MAX_SAFE_INTEGER,
+    });
+    expect(message(() => parsePaging({ filterLimit: '9007199254740992' }, TASK_ITEM_PAGING))).toBe(
+      'filterLimit must be an integer from 0 to 9007199254740991 (got "9007199254740992")',
+    );
+    expect(message(() => parsePaging({ filterPage: '2', filterLimit: '9007199254740991' }, TASK_ITEM_PAGING))).toBe(
+      'filterPage is too large',
     );
     expect(message(() => parsePaging({ filterPage: '-1' }, TASK_ITEM_PAGING))).toMatch(
       /^filterPage must be an integer/,

@@ -4,9 +4,12 @@ import { assertKnownKeys, badRequest, parseDateRange, parseStringFilter } from '
 export const TASK_LIST_FILTER_KEYS = ['status', 'user', 'created'] as const;
 export const TASK_ITEM_FILTER_KEYS = ['tstatus', 'rerunStatus', 'hasErrors'] as const;
 
-/** Paging of `GET /tasks` and of the transactions of `GET /tasks/:id` when the client gives none. */
-export const TASK_LIST_PAGING = { defaultLimit: 100, maxLimit: 1000 };
-export const TASK_ITEM_PAGING = { defaultLimit: 100, maxLimit: 10000 };
+/**
+ * Paging of `GET /tasks` and of the transactions of `GET /tasks/:id` when the client gives none.
+ * There is no maximum (OpenHIM has none): both answers are streamed from a cursor.
+ */
+export const TASK_LIST_PAGING = { defaultLimit: 100 };
+export const TASK_ITEM_PAGING = { defaultLimit: 100 };
 
 export type TaskListQuery = {
   status?: string | { $in: string[] };

@@ -1,7 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
+import type { Collection, Document, FindCursor } from 'mongodb';
 import { Model, Types } from 'mongoose';
+import { DATABASE_UNAVAILABLE } from '../../common/filters/global-exception.filter';
 import { Task, TaskItem, TaskStatus } from '../../database/schemas';
+import { serviceUnavailable } from '../errors';
 import type { Paging } from '../filters/query-params';
 import type { TaskListQuery } from '../filters/task-filters';
 import { chunk, mapLimit } from './chunks';
@@ -45,8 +48,35 @@ export interface NewTask {
 }
 
 const ITEM_INSERT_CHUNK = 1000;
+/** Documents per driver batch when streaming tasks or items (a batch is the most held at once). */
+export const ITEM_BATCH_SIZE = 1000;
+const MAX_INT32 = 0x7fffffff;
 const ITEM_INSERT_CONCURRENCY = 4;
 const projection = (fields: readonly string[]) => Object.fromEntries(fields.map((field) => [field, 1]));
+/** A first batch no larger than the page (one round trip for small pages). */
+const firstBatch = (limit: number) => (limit > 0 && limit < ITEM_BATCH_SIZE ? limit : ITEM_BATCH_SIZE);
+
+/** The cursor's documents one driver batch at a time; the cursor is closed however iteration ends. */
+async function* batchesOf<T>(cursor: FindCursor<T>): AsyncGenerator<T[]> {
+  try {
+    while (await cursor.hasNext()) yield cursor.readBufferedDocuments();
+  } finally {
+    await cursor.close().catch(() => undefined);
+  }
+}
+
+async function* noBatches<T>(): AsyncGenerator<T[]> {}
+
+/**
+ * The driver's collection behind a model, for cursors: mongoose's proxy answers a promise instead of
+ * a cursor while it buffers commands (disconnected), the driver waits for a server and then fails
+ * with an error the exception filter turns into a 503.
+ */
+export function driverCollection<M>(model: Model<M>): Collection<Document> {
+  const db = model.db.db;
+  if (!db) throw serviceUnavailable(DATABASE_UNAVAILABLE);
+  return db.collection(model.collection.name);
+}
 
 /**
  * Task documents (OpenHIM's `tasks` collection) and their items (`taskitems`, see docs/design.md):
@@ -104,15 +134,23 @@ export class TasksRepository {
     return deletedCount > 0;
   }
 
-  /** Newest first; never the transactions nor our internal fields. */
-  async list(query: TaskListQuery, paging: Paging): Promise<TaskRecord[]> {
-    return this.tasks
-      .find(query as Record<string, unknown>, projection(PUBLIC_TASK_FIELDS))
-      .sort({ created: -1, _id: -1 })
-      .skip(paging.skip)
-      .limit(paging.limit)
-      .lean<TaskRecord[]>()
-      .exec();
+  /**
+   * Newest first; never the transactions nor our internal fields. Read from a driver cursor in
+   * batches (lean, no mongoose documents), so a page of any size never sits in memory at once.
+   */
+  listBatches(query: TaskListQuery, paging: Paging): AsyncIterable<TaskRecord[]> {
+    // No client has 2^31 tasks: a larger skip is past the end, a larger limit is no limit.
+    if (paging.skip > MAX_INT32) return noBatches();
+    const limit = paging.limit > MAX_INT32 ? 0 : paging.limit;
+    return batchesOf(
+      driverCollection(this.tasks).find<TaskRecord>(query as Record<string, unknown>, {
+        projection: projection(PUBLIC_TASK_FIELDS),
+        sort: { created: -1, _id: -1 },
+        skip: paging.skip,
+        limit,
+        batchSize: firstBatch(limit),
+      }),
+    );
   }
 
   /** The task without its transactions (plus `itemsStore`, to know where they are). */
@@ -129,26 +167,27 @@ export class TasksRepository {
     return task?.transactions ?? [];
   }
 
-  /** A page of the task's items matching `query`, in task order. */
-  async findItems(taskId: Types.ObjectId, query: Record<string, unknown>, paging: Paging): Promise<ItemRecord[]> {
-    if (paging.limit === 0) return [];
-    return this.items
-      .find({ ...query, taskId }, projection(PUBLIC_ITEM_FIELDS))
-      .sort({ seq: 1 })
-      .skip(paging.skip)
-      .limit(paging.limit)
-      .lean<ItemRecord[]>()
-      .exec();
-  }
-
-  /** Unfiltered pages go straight to their `seq` range (no skipping through the index). */
-  async findItemsBySeq(taskId: Types.ObjectId, paging: Paging): Promise<ItemRecord[]> {
-    if (paging.limit === 0) return [];
-    return this.items
-      .find({ taskId, seq: { $gte: paging.skip, $lt: paging.skip + paging.limit } }, projection(PUBLIC_ITEM_FIELDS))
-      .sort({ seq: 1 })
-      .lean<ItemRecord[]>()
-      .exec();
+  /**
+   * `limit` items of the task matching `query` after skipping `skip`, in task order, in batches of
+   * at most ITEM_BATCH_SIZE read from a driver cursor (lean: no mongoose documents, no array of the
+   * whole page). The caller knows how many match (it counted first), so `limit` is never beyond them.
+   */
+  itemBatches(taskId: Types.ObjectId, query: Record<string, unknown>, paging: Paging): AsyncIterable<ItemRecord[]> {
+    if (paging.limit === 0) return noBatches();
+    // Unfiltered pages go straight to their `seq` range (no skipping through the index).
+    const unfiltered = Object.keys(query).length === 0;
+    const filter = unfiltered
+      ? { taskId, seq: { $gte: paging.skip, $lt: paging.skip + paging.limit } }
+      : { ...query, taskId };
+    return batchesOf(
+      driverCollection(this.items).find<ItemRecord>(filter, {
+        projection: projection(PUBLIC_ITEM_FIELDS),
+        sort: { seq: 1 },
+        ...(unfiltered ? {} : { skip: paging.skip }),
+        limit: paging.limit,
+        batchSize: firstBatch(paging.limit),
+      }),
+    );
   }
 
   async countItems(taskId: Types.ObjectId, query: Record<string, unknown>): Promise<number> {

@@ -3,6 +3,7 @@ import { InjectModel } from '@nestjs/mongoose';
 import { Model, Types } from 'mongoose';
 import { Transaction } from '../../database/schemas';
 import { chunk, ID_QUERY_CHUNK, mapLimit } from './chunks';
+import { driverCollection } from './tasks.repository';
 
 const CHUNK_CONCURRENCY = 4;
 /** Larger slices for the read-only channel lookup (fewer round trips; measured fastest). */
@@ -48,31 +49,36 @@ export class TransactionsRepository {
     );
   }
 
+  // The bulk rerun reads below go to the driver: their queries are built complete (ObjectIds, Dates,
+  // RegExps, validated operators), and mongoose's casting against our loose schema (e.g. `childIDs`
+  // declared as strings where core stores ObjectIds) could only change what they match.
+
   async count(query: Record<string, unknown>): Promise<number> {
-    return this.transactions.countDocuments(query).exec();
+    return this.transactions.collection.countDocuments(query);
   }
 
   async distinctChannels(
     query: Record<string, unknown>,
   ): Promise<{ channelIds: Types.ObjectId[]; someWithoutChannel: boolean }> {
+    const collection = this.transactions.collection;
     const [values, withoutChannel] = await Promise.all([
-      this.transactions.distinct('channelID', query).exec(),
-      this.transactions.exists({ $and: [query, { channelID: null }] }).exec(),
+      collection.distinct('channelID', query),
+      collection.findOne({ $and: [query, { channelID: null }] }, { projection: { _id: 1 } }),
     ]);
     const channelIds = (values as unknown[]).filter(
       (value): value is Types.ObjectId => value instanceof Types.ObjectId,
     );
-    return { channelIds, someWithoutChannel: Boolean(withoutChannel) };
+    return { channelIds, someWithoutChannel: withoutChannel !== null };
   }
 
   /** Ids matching `query`, oldest request first (ties by id: stable), in slices of `size`. */
   async *idsOldestFirst(query: Record<string, unknown>, size: number, max: number): AsyncGenerator<Types.ObjectId[]> {
-    const cursor = this.transactions
-      .find(query, { _id: 1 })
-      .sort({ 'request.timestamp': 1, _id: 1 })
-      .limit(max)
-      .lean<{ _id: Types.ObjectId }[]>()
-      .cursor({ batchSize: Math.min(size, 10000) });
+    const cursor = driverCollection(this.transactions).find<{ _id: Types.ObjectId }>(query, {
+      projection: { _id: 1 },
+      sort: { 'request.timestamp': 1, _id: 1 },
+      limit: max,
+      batchSize: Math.min(size, 10000),
+    });
     let slice: Types.ObjectId[] = [];
     try {
       for await (const doc of cursor) {

@@ -87,8 +87,15 @@ describe('BodyValidationPipe', () => {
     expect(await problem(BulkRerunDto, { batchSize: 2 })).toBe(
       'filters is required (use {} to select every transaction)',
     );
-    expect(await problem(BulkRerunDto, { filters: '{}', batchSize: 0 })).toBe(
-      'filters must be a JSON object (got "{}"); Invalid batch size specified',
+    // The console sends filters as a JSON string, and its paging (ignored).
+    expect(
+      await run(BulkRerunDto, { filters: '{"status":"Failed"}', filterLimit: 1000, filterPage: 0, batchSize: 2 }),
+    ).toMatchObject({ filters: '{"status":"Failed"}', filterLimit: 1000, filterPage: 0 });
+    expect(await problem(BulkRerunDto, { filters: 5, batchSize: 0 })).toBe(
+      'filters must be a JSON object, or a JSON string of one (got 5); Invalid batch size specified',
+    );
+    expect(await problem(BulkRerunDto, { filters: {}, filterLimit: -1 })).toBe(
+      'filterLimit must be a whole number, 0 or more (got -1); it is accepted and ignored, as in OpenHIM',
     );
   });
 });

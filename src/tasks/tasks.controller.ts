@@ -131,7 +131,7 @@ export class TasksController {
     example:
       '{"status":"Paused","created":"{\\"$gte\\":\\"2024-05-01T00:00:00+00:00\\",\\"$lte\\":\\"2024-05-01T23:59:59+00:00\\"}"}',
   })
-  @PagingQueries(TASK_LIST_PAGING, 'Tasks', 'every task, as in OpenHIM')
+  @PagingQueries(TASK_LIST_PAGING, 'Tasks', 'every task')
   @ApiOkResponse({ type: [TaskView] })
   @ApiTextErrors(
     [400, 'Invalid filters or paging', 'Unknown filter "foo" (allowed: status, user, created)'],

@@ -136,7 +136,34 @@ export const DIFFERENCES: Difference[] = [
     openhim: '404 (the endpoint arrived in OpenHIM 7.1)',
     ours: '200 `{"success":true,"message":"Tasks created for bulk rerun of transactions"}`',
     reason: 'We serve the newest tasks API; 4.0.5 is only the peer for what the versions share.',
-    cases: { bulkrerun: [404, 200] },
+    cases: { bulkrerun: [404, 200], 'bulkrerun-console': [404, 200] },
+  },
+  {
+    id: 'bulk-rerun-tasks',
+    what: '`POST /bulkrerun`: the tasks the matching transactions become',
+    openhim: 'no bulk rerun (404)',
+    ours:
+      'tasks of `BULK_RERUN_TASK_SIZE` (10 000) transactions, oldest request first, created in the background after ' +
+      'the answer; only transactions that exist when the request arrives (not the reruns it causes)',
+    reason:
+      'Items cost O(1) each here, so large tasks are cheap; rerunning in the order the transactions happened keeps ' +
+      'their effects in order downstream.',
+    cases: {},
+    pinnedBy: 'test/bulkrerun.e2e-spec.ts: splits the matching transactions into tasks, oldest first, and queues them',
+  },
+  {
+    id: 'strict-bulk-filters',
+    what:
+      '`POST /bulkrerun` with `filters` naming other fields, using other operators, or holding a regular expression ' +
+      'that does not compile or is over 500 characters',
+    openhim: 'no bulk rerun (404)',
+    ours:
+      "400 naming the bad part, nothing created; only the transaction list's filter keys, `childIDs` with `$exists`, " +
+      '`$eq: []`, `$ne: []`, `$size`, `$not: {$size}` only, `properties` values that are plain values',
+    reason:
+      'Raw operators from a request body are a query-injection hole; a typo should not silently rerun everything.',
+    cases: {},
+    pinnedBy: 'test/bulkrerun.e2e-spec.ts: 400 for ...; nothing created',
   },
   {
     id: 'task-storage',

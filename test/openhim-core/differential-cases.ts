@@ -317,6 +317,11 @@ export const CASES: DiffCase[] = [
     request: { method: 'GET', path: `/tasks${q({}, 0, 0)}`, auth: ROOT },
   },
   {
+    id: 'list-large-limit',
+    title: 'GET /tasks?filterPage=0&filterLimit=5000 (no maximum page size)',
+    request: { method: 'GET', path: `/tasks${q({}, 0, 5000)}`, auth: ROOT },
+  },
+  {
     id: 'list-console-poll',
     title: 'GET /tasks?filters={} (console poll, no paging)',
     request: { method: 'GET', path: `/tasks${q({})}`, auth: ROOT },
@@ -382,6 +387,11 @@ export const CASES: DiffCase[] = [
     id: 'get-limit-zero',
     title: 'GET /tasks/:id?filterPage=0&filterLimit=0 (progress poll)',
     request: { method: 'GET', path: `/tasks/${hex(TASK.completed)}${q({}, 0, 0)}`, auth: ROOT },
+  },
+  {
+    id: 'get-large-limit',
+    title: 'GET /tasks/:id?filterPage=0&filterLimit=100000 (no maximum page size)',
+    request: { method: 'GET', path: `/tasks/${hex(TASK.completed)}${q({}, 0, 100000)}`, auth: ROOT },
   },
   {
     id: 'get-non-admin',
@@ -542,6 +552,26 @@ export const CASES: DiffCase[] = [
       path: '/bulkrerun',
       auth: ROOT,
       body: { filters: { channelID: '0000000000000000000000c9' }, batchSize: 1, pauseQueue: true },
+    },
+  },
+  {
+    id: 'bulkrerun-console',
+    title: "POST /bulkrerun as OpenHIM 8's console sends it (filters as a JSON string, filterLimit, filterPage)",
+    request: {
+      method: 'POST',
+      path: '/bulkrerun',
+      auth: ROOT,
+      body: {
+        filters: JSON.stringify({
+          channelID: '0000000000000000000000c9',
+          'request.timestamp': JSON.stringify({ $gte: '2024-05-01T00:00:00+00:00', $lte: '2024-05-01T23:59:59+00:00' }),
+          childIDs: JSON.stringify({ $exists: true, $ne: [] }),
+        }),
+        filterLimit: 1000,
+        filterPage: 0,
+        batchSize: 1,
+        pauseQueue: true,
+      },
     },
   },
 ];

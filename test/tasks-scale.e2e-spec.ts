@@ -106,6 +106,14 @@ describe('Tasks API at 100k transactions', () => {
     );
     expect(filtered.body.transactions.map((item: { tid: string }) => item.tid)).toEqual(tids.slice(50_000, 50_100));
     expect(filtered.body.totalFilteredTransactions).toBe(SIZE);
+
+    // The whole task in one page (no maximum, as in OpenHIM), streamed as it is read.
+    const whole = await timed(`GET one page of ${SIZE}`, () =>
+      request(baseUrl).get(`/tasks/${id}?filterPage=0&filterLimit=${SIZE}`).set(as('viewer')).expect(200),
+    );
+    expect(whole.headers['transfer-encoding']).toBe('chunked');
+    expect(whole.body.totalFilteredTransactions).toBe(SIZE);
+    expect(whole.body.transactions.map((item: { tid: string }) => item.tid)).toEqual(tids);
   }, 60_000);
 
   it('pauses and deletes it', async () => {

@@ -290,6 +290,10 @@ describe('POST /bulkrerun', () => {
       'routes.request.path must be at most 500 characters (got 501)',
     ],
     [
+      { filters: JSON.stringify({ 'request.path': '^(/[a-z]+)+$' }) },
+      'request.path must not repeat a group that itself repeats, like (a+)+ (matching such an expression can take exponential time)',
+    ],
+    [
       { filters: { 'request.path': { $regex: '.*' } } },
       'request.path must be a regular expression as a string (got {"$regex":".*"})',
     ],

@@ -15,6 +15,7 @@ import {
 } from './filters/task-filters';
 import { CreateTaskDto } from './dto/create-task.dto';
 import { UpdateTaskDto } from './dto/update-task.dto';
+import { jsonArray, JsonFragments, jsonObjectWithArray } from './json-stream';
 import {
   ItemRecord,
   PUBLIC_ITEM_FIELDS,
@@ -25,7 +26,6 @@ import {
 import { distinctTids, TaskCreator } from './task-creator.service';
 import { TaskQueue } from './task-queue.service';
 import { decideStatusChange } from './task-status';
-import { jsonArray, JsonFragments, jsonObjectWithArray } from './json-stream';
 
 export const PAGING_PARAMS = ['filters', 'filterPage', 'filterLimit'] as const;
 export const TASK_UPDATED = 'The Task was successfully updated';

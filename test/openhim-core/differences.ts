@@ -155,7 +155,7 @@ export const DIFFERENCES: Difference[] = [
     id: 'strict-bulk-filters',
     what:
       '`POST /bulkrerun` with `filters` naming other fields, using other operators, or holding a regular expression ' +
-      'that does not compile or is over 500 characters',
+      'that does not compile, is over 500 characters or repeats a repeating group (`(a+)+`)',
     openhim: 'no bulk rerun (404)',
     ours:
       "400 naming the bad part, nothing created; only the transaction list's filter keys, `childIDs` with `$exists`, " +

@@ -154,6 +154,27 @@ describe('toTransactionQuery (bulk rerun filters)', () => {
     );
   });
 
+  it('refuses a repeated group that itself repeats (catastrophic backtracking), nothing else', () => {
+    for (const pattern of ['(a+)+$', '(x*y)*', '^(/[a-z]+)+/$', '((ab)*c)+', '(a{1,5}){2,}', '(?:a+)*']) {
+      expect(message(() => toTransactionQuery({ 'request.path': pattern }))).toBe(
+        'request.path must not repeat a group that itself repeats, like (a+)+ (matching such an expression can take exponential time)',
+      );
+    }
+    for (const pattern of [
+      '^/fhir/Patient/.*',
+      '(a+)?',
+      '(ab)+',
+      '(a|b)*c+',
+      '[(a+)]+',
+      '\\(a+\\)+',
+      '/fhir/(Patient|Observation)/\\d+',
+      'x{2}',
+      '(a){2}b+',
+    ]) {
+      expect(toTransactionQuery({ 'request.path': pattern })['request.path']).toBeInstanceOf(RegExp);
+    }
+  });
+
   it('recognises MongoDB refusing a regular expression', () => {
     const server = Object.assign(new Error('Regular expression is invalid: missing terminating ]'), { code: 51091 });
     expect(isInvalidRegexError(server)).toBe(true);

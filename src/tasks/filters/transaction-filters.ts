@@ -143,11 +143,53 @@ function regex(field: string, raw: unknown): RegExp {
   if (raw.length > MAX_REGEX_LENGTH) {
     throw badRequest(`${field} must be at most ${MAX_REGEX_LENGTH} characters (got ${raw.length})`);
   }
+  let compiled: RegExp;
   try {
-    return new RegExp(raw, 'i');
+    compiled = new RegExp(raw, 'i');
   } catch (error) {
     throw badRequest(`${field} is not a valid regular expression: ${(error as Error).message}`);
   }
+  if (repeatsARepetition(raw)) {
+    throw badRequest(
+      `${field} must not repeat a group that itself repeats, like (a+)+ (matching such an expression can take ` +
+        'exponential time)',
+    );
+  }
+  return compiled;
+}
+
+const QUANTIFIER_BRACES = /^\{\d+(,\d*)?\}/;
+
+/**
+ * Whether a (compiling) pattern applies `*`, `+` or `{n,m}` to a group that contains one of them,
+ * like `(a+)+` or `(x*y)*`: the classic catastrophic-backtracking shape, refused so that one
+ * request cannot keep the database busy. `?` repeats nothing; escapes and classes are skipped.
+ */
+export function repeatsARepetition(pattern: string): boolean {
+  const groups: boolean[] = []; // per open group: whether it holds a repetition
+  const isQuantifier = (at: number) =>
+    pattern[at] === '*' || pattern[at] === '+' || (pattern[at] === '{' && QUANTIFIER_BRACES.test(pattern.slice(at)));
+  let inClass = false;
+  for (let at = 0; at < pattern.length; at++) {
+    const char = pattern[at];
+    if (char === '\\') {
+      at++;
+    } else if (inClass) {
+      if (char === ']') inClass = false;
+    } else if (char === '[') {
+      inClass = true;
+    } else if (char === '(') {
+      groups.push(false);
+    } else if (char === ')') {
+      const repeatsInside = groups.pop() ?? false;
+      const repeated = isQuantifier(at + 1);
+      if (repeatsInside && repeated) return true;
+      if ((repeatsInside || repeated) && groups.length) groups[groups.length - 1] = true;
+    } else if (isQuantifier(at) && groups.length) {
+      groups[groups.length - 1] = true;
+    }
+  }
+  return false;
 }
 
 /** A status code (`404`, `"404"`) or a class (`"4xx"`), as OpenHIM's `statusCodePatternMatch`. */

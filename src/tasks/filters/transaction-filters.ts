@@ -1,5 +1,6 @@
 import { Types } from 'mongoose';
 import { reservedKeyPath } from '../validation/body-validation.pipe';
+import { describeValue } from '../validation/checks';
 import { assertKnownKeys, badRequest, isPlainObject, parseDateRange, parseStringFilter } from './query-params';
 
 /** The statuses OpenHIM core gives a transaction. */
@@ -104,13 +105,13 @@ const isEmpty = (value: unknown) => value === undefined || value === null || val
 
 function hexId(field: string, raw: unknown): Types.ObjectId {
   if (typeof raw !== 'string' || !HEX_ID.test(raw)) {
-    throw badRequest(`${field} must be a 24-character hex id (got ${JSON.stringify(raw)})`);
+    throw badRequest(`${field} must be a 24-character hex id (got ${describeValue(raw)})`);
   }
   return new Types.ObjectId(raw);
 }
 
 function text(field: string, raw: unknown): string {
-  if (typeof raw !== 'string') throw badRequest(`${field} must be a string (got ${JSON.stringify(raw)})`);
+  if (typeof raw !== 'string') throw badRequest(`${field} must be a string (got ${describeValue(raw)})`);
   if (raw.length > MAX_TEXT_LENGTH) throw badRequest(`${field} must be at most ${MAX_TEXT_LENGTH} characters`);
   return raw;
 }
@@ -119,14 +120,14 @@ function text(field: string, raw: unknown): string {
 function port(field: string, raw: unknown): string {
   const value = typeof raw === 'number' ? String(raw) : raw;
   if (typeof value !== 'string' || !/^\d{1,5}$/.test(value.trim()) || Number(value) > 65535) {
-    throw badRequest(`${field} must be a port number (got ${JSON.stringify(raw)})`);
+    throw badRequest(`${field} must be a port number (got ${describeValue(raw)})`);
   }
   return value.trim();
 }
 
 function method(field: string, raw: unknown): string {
   if (typeof raw !== 'string' || !/^[A-Za-z]{1,20}$/.test(raw)) {
-    throw badRequest(`${field} must be an HTTP method (got ${JSON.stringify(raw)})`);
+    throw badRequest(`${field} must be an HTTP method (got ${describeValue(raw)})`);
   }
   return raw.toUpperCase();
 }
@@ -138,7 +139,7 @@ function method(field: string, raw: unknown): string {
  */
 function regex(field: string, raw: unknown): RegExp {
   if (typeof raw !== 'string') {
-    throw badRequest(`${field} must be a regular expression as a string (got ${JSON.stringify(raw)})`);
+    throw badRequest(`${field} must be a regular expression as a string (got ${describeValue(raw)})`);
   }
   if (raw.length > MAX_REGEX_LENGTH) {
     throw badRequest(`${field} must be at most ${MAX_REGEX_LENGTH} characters (got ${raw.length})`);
@@ -201,7 +202,7 @@ function statusOrClass(field: string, raw: unknown): number | { $gte: number; $l
     return { $gte: base, $lt: base + 100 };
   }
   if (value && /^[1-5]\d\d$/.test(value)) return Number(value);
-  throw badRequest(`${field} must be a status code like 404 or a class like "4xx" (got ${JSON.stringify(raw)})`);
+  throw badRequest(`${field} must be a status code like 404 or a class like "4xx" (got ${describeValue(raw)})`);
 }
 
 const CHILD_IDS_EXAMPLE = '{"$exists":true,"$ne":[]} (reruns only) or {"$eq":[]} (not reruns)';
@@ -232,13 +233,13 @@ function childIDs(field: string, raw: unknown): Record<string, unknown> {
     switch (operator) {
       case '$exists':
         if (typeof operand !== 'boolean')
-          throw badRequest(`${where} must be true or false (got ${JSON.stringify(operand)})`);
+          throw badRequest(`${where} must be true or false (got ${describeValue(operand)})`);
         condition.$exists = operand;
         break;
       case '$ne':
       case '$eq':
         if (!Array.isArray(operand) || operand.length !== 0) {
-          throw badRequest(`${where} may only be [] (got ${JSON.stringify(operand)})`);
+          throw badRequest(`${where} may only be [] (got ${describeValue(operand)})`);
         }
         condition[operator] = [];
         break;
@@ -247,7 +248,7 @@ function childIDs(field: string, raw: unknown): Record<string, unknown> {
         break;
       case '$not':
         if (!isPlainObject(operand) || Object.keys(operand).join() !== '$size') {
-          throw badRequest(`${where} may only be {"$size": n} (got ${JSON.stringify(operand)})`);
+          throw badRequest(`${where} may only be {"$size": n} (got ${describeValue(operand)})`);
         }
         condition.$not = { $size: childCount(`${where}.$size`, operand.$size) };
         break;
@@ -258,7 +259,7 @@ function childIDs(field: string, raw: unknown): Record<string, unknown> {
 
 function childCount(where: string, operand: unknown): number {
   if (!Number.isInteger(operand) || (operand as number) < 0 || (operand as number) > MAX_CHILDREN) {
-    throw badRequest(`${where} must be a whole number from 0 to ${MAX_CHILDREN} (got ${JSON.stringify(operand)})`);
+    throw badRequest(`${where} must be a whole number from 0 to ${MAX_CHILDREN} (got ${describeValue(operand)})`);
   }
   return operand as number;
 }
@@ -275,14 +276,14 @@ function properties(raw: unknown): Record<string, unknown> {
   const [key] = keys;
   // A key is a field path inside `properties`: never an operator, never an empty segment.
   if (key.length > 200 || key.split('.').some((segment) => segment === '' || segment.startsWith('$'))) {
-    throw badRequest(`properties: ${JSON.stringify(key)} is not a property name`);
+    throw badRequest(`properties: ${describeValue(key)} is not a property name`);
   }
   const value = raw[key];
   const path = `properties.${key}`;
   if (value === null) return { [path]: { $exists: true } };
   if (typeof value === 'string') return { [path]: text(path, value) };
   if ((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean') return { [path]: value };
-  throw badRequest(`${path} must be a string, a number, true/false or null (got ${JSON.stringify(value)})`);
+  throw badRequest(`${path} must be a string, a number, true/false or null (got ${describeValue(value)})`);
 }
 
 /** MongoDB refusing a regular expression that JavaScript compiled (PCRE differs in a few corners). */

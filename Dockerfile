@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for both roles: `node dist/main.api.js` (API) and `node dist/main.worker.js` (worker).
+# Node 24, the current LTS line; the code runs on every Node that package.json's `engines` names
+# (^20.19.0 || ^22.13.0 || >=24: the build machines and CI run Node 20).
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
@@ -7,6 +9,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json nest-cli.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 

@@ -1,17 +1,17 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { closeOnSignals, createApiApplication } from './bootstrap/applications';
-import { exitOnStartupError, loadConfigOrExit, requireSetting } from './bootstrap/run';
+import { apiListenTarget, createApiApplication, listen } from './bootstrap/applications';
+import { requireSetting, run } from './bootstrap/run';
+import { checkCanListen } from './bootstrap/startup-errors';
 
 /** The API role: HTTP only; reruns are run by worker processes. */
-async function main() {
-  const config = loadConfigOrExit();
+run('api', async ({ config, application }) => {
   requireSetting(config, 'MONGODB_URI', 'api');
   requireSetting(config, 'REDIS_URL', 'api');
+  const target = apiListenTarget(config);
+  await checkCanListen(target);
   const app = await createApiApplication(config, { withWorker: false });
-  closeOnSignals(app);
-  await app.listen(config.API_PORT, config.API_HOST);
+  application(app);
+  await listen(app, target);
   new Logger('Bootstrap').log(`Rerun API listening at ${config.API_PROTOCOL}://localhost:${config.API_PORT}`);
-}
-
-main().catch(exitOnStartupError);
+});

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { satisfies } from 'semver';
 import { parse } from 'yaml';
 
 // Docker cannot run on the build machine: check the files say what the README promises.
@@ -55,8 +56,45 @@ describe('Dockerfile', () => {
   });
 
   it('ships the entry points the compose file runs', () => {
-    const built = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-    expect(built.scripts.build).toContain('tsconfig.build.json');
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(pkg.scripts.build).toBe('node scripts/build.js');
+    expect(readFileSync(join(root, 'scripts', 'build.js'), 'utf8')).toContain("'tsconfig.build.json'");
+    // `npm run build` in the image needs the build script and every input it compiles.
+    for (const input of ['scripts', 'src', 'tsconfig.json', 'tsconfig.build.json'])
+      expect(dockerfile).toMatch(new RegExp(`^COPY .*\\b${input.replace('.', '\\.')}\\b`, 'm'));
     expect(dockerfile).toContain('COPY --from=build --chown=node:node /app/dist ./dist');
+  });
+
+  it("runs a Node version that package.json's engines allow", () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    const major = Number(dockerfile.match(/^ARG NODE_IMAGE=node:(\d+)-/m)?.[1]);
+    expect(satisfies(`${major}.99.0`, pkg.engines.node)).toBe(true);
+  });
+});
+
+describe('package.json', () => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8'));
+  const packages = Object.entries(lock.packages as Record<string, { version: string; engines?: { node?: string } }>);
+
+  // `npm ci` warns (EBADENGINE) about any package whose engines exclude the running Node. Every
+  // locked package must accept the oldest Node of each line we declare, and the build machines' 20.
+  it.each(['20.19.0', '22.13.0', '24.0.0', process.versions.node])(
+    'declares engines that every locked package supports: Node %s',
+    (version) => {
+      expect(satisfies(version, pkg.engines.node)).toBe(true);
+      const unsupported = packages
+        .filter(([path, entry]) => path && entry.engines?.node && !satisfies(version, entry.engines.node))
+        .map(([path, entry]) => `${path.replace(/^.*node_modules\//, '')}@${entry.version} (${entry.engines!.node})`);
+      expect(unsupported).toEqual([]);
+    },
+  );
+
+  it('reviews every dependency install script (npm allowScripts): none is needed', () => {
+    const withScripts = packages
+      .filter(([path, entry]) => path && (entry as { hasInstallScript?: boolean }).hasInstallScript)
+      .map(([path]) => path.replace(/^.*node_modules\//, ''));
+    expect(Object.keys(pkg.allowScripts).sort()).toEqual([...new Set(withScripts)].sort());
+    expect(Object.values(pkg.allowScripts).every((allowed) => allowed === false)).toBe(true);
   });
 });

@@ -6,10 +6,16 @@ import { WorkerModule } from '../app/worker.module';
 import { setupSwagger } from '../common/swagger';
 import { isListedOrigin } from '../auth/session/session-origin';
 import { AppConfig } from '../config/app-config';
-import { useStructuredLogs } from '../observability/logging/structured-logs';
+import { nestProcessLogger } from '../observability/logging/process-logger';
 import { HttpMetrics } from '../observability/metrics/http-metrics';
-import { nestLogLevels } from './log-levels';
+import { checkCanListen, ListenTarget, listenError } from './startup-errors';
 import { loadTls } from './tls';
+
+/**
+ * Nest logs through the process logger from the start (nothing buffered, nothing lost when a
+ * start fails), and a failed start is thrown to the caller instead of aborting the process.
+ */
+const NEST_OPTIONS = { logger: nestProcessLogger(), abortOnError: false } as const;
 
 /** Builds the HTTP API (not yet listening). `withWorker` makes it all-in-one. */
 export async function createApiApplication(
@@ -18,13 +24,10 @@ export async function createApiApplication(
 ): Promise<NestExpressApplication> {
   const tls = config.API_PROTOCOL === 'https' ? await loadTls(config) : undefined;
   const app = await NestFactory.create<NestExpressApplication>(ApiModule.forRoot(config, options), {
+    ...NEST_OPTIONS,
     httpsOptions: tls ? { key: tls.key, cert: tls.cert } : undefined,
     bodyParser: false,
-    logger: nestLogLevels(config.LOG_LEVEL),
-    // Held until pino takes over, so startup lines are structured too.
-    bufferLogs: true,
   });
-  useStructuredLogs(app, config.LOG_LEVEL);
   if (tls?.selfSigned) {
     new Logger('Bootstrap').warn(
       'Serving HTTPS with a generated self-signed certificate for localhost; set TLS_CERT_FILE and TLS_KEY_FILE in production.',
@@ -51,20 +54,27 @@ export async function createApiApplication(
  * Builds and starts the worker: an application context without HTTP or, when WORKER_HTTP_PORT is
  * set, an application already listening there (plain HTTP) with GET /metrics and /health only.
  */
-export async function createWorkerApplication(config: AppConfig): Promise<INestApplicationContext> {
-  const options = { logger: nestLogLevels(config.LOG_LEVEL), bufferLogs: true };
+export async function createWorkerApplication(
+  config: AppConfig,
+  onCreated: (app: INestApplicationContext) => void = () => {},
+): Promise<INestApplicationContext> {
   if (config.WORKER_HTTP_PORT === undefined) {
-    const context = await NestFactory.createApplicationContext(WorkerModule.forRoot(config, { http: false }), options);
-    useStructuredLogs(context, config.LOG_LEVEL);
+    const context = await NestFactory.createApplicationContext(
+      WorkerModule.forRoot(config, { http: false }),
+      NEST_OPTIONS,
+    );
+    onCreated(context);
     return context;
   }
+  const target = workerListenTarget(config);
+  await checkCanListen(target);
   const app = await NestFactory.create<NestExpressApplication>(WorkerModule.forRoot(config, { http: true }), {
-    ...options,
+    ...NEST_OPTIONS,
     bodyParser: false,
   });
-  useStructuredLogs(app, config.LOG_LEVEL);
+  onCreated(app);
   app.use(app.get(HttpMetrics).middleware);
-  await app.listen(config.WORKER_HTTP_PORT, config.WORKER_HTTP_HOST);
+  await listen(app, target);
   const { port } = app.getHttpServer().address() as { port: number };
   new Logger('Bootstrap').log(
     `Worker metrics and health at http://${config.WORKER_HTTP_HOST}:${port} (/metrics, /health, /health/live)`,
@@ -72,33 +82,27 @@ export async function createWorkerApplication(config: AppConfig): Promise<INestA
   return app;
 }
 
-/** Closes the application on SIGTERM/SIGINT, then runs `after` (embedded servers), then exits. */
-export function closeOnSignals(
-  app: INestApplication | INestApplicationContext,
-  after: () => Promise<void> = async () => {},
-) {
-  const logger = new Logger('Shutdown');
-  let closing = false;
-  const shutdown = async (signal: string) => {
-    if (closing) return;
-    closing = true;
-    logger.log(`${signal} received: closing`);
-    const hardStop = setTimeout(() => {
-      logger.error('Shutdown took too long; exiting');
-      process.exit(1);
-    }, 60000);
-    hardStop.unref();
-    try {
-      await app.close();
-      await after();
-      process.exit(0);
-    } catch (error) {
-      logger.error(`Shutdown failed: ${(error as Error).message}`);
-      process.exit(1);
-    }
+/** Where the API listens, and the settings that say so. */
+export function apiListenTarget(config: AppConfig): ListenTarget {
+  return { host: config.API_HOST, port: config.API_PORT, portSetting: 'API_PORT', hostSetting: 'API_HOST' };
+}
+
+function workerListenTarget(config: AppConfig): ListenTarget {
+  return {
+    host: config.WORKER_HTTP_HOST,
+    port: config.WORKER_HTTP_PORT ?? 0,
+    portSetting: 'WORKER_HTTP_PORT',
+    hostSetting: 'WORKER_HTTP_HOST',
   };
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
-  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** `app.listen`, failing with a message that names the port and the setting to change. */
+export async function listen(app: INestApplication, target: ListenTarget): Promise<void> {
+  try {
+    await app.listen(target.port, target.host);
+  } catch (error) {
+    throw listenError(error, target);
+  }
 }
 
 function trustProxyValue(setting: string): boolean | number | string {

@@ -1,8 +1,9 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { findFreePort } from '../common/net/free-port';
+import { StartupError } from './startup-errors';
 
-export class RedisNotInstalledError extends Error {
+export class RedisNotInstalledError extends StartupError {
   constructor(binary: string) {
     super(
       `Cannot start a private Redis: '${binary}' was not found on PATH. ` +
@@ -19,14 +20,46 @@ export interface PrivateRedis {
   start(): Promise<void>;
 }
 
+export interface PrivateRedisOptions {
+  binary?: string;
+  port?: number;
+  /**
+   * Runs redis-server in a process group of its own, so a Ctrl-C in the terminal (SIGINT to the
+   * whole foreground group) reaches only this process, which stops Redis itself, after the
+   * application is closed (`npm start`). The tests leave it in theirs: a killed test run takes
+   * its servers with it.
+   */
+  ownProcessGroup?: boolean;
+}
+
+/** Every private redis-server of this process that is running: stopped when the process exits, however it exits. */
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function stopAllOnExit(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Synchronous: a signal is all that can be sent from an 'exit' listener. Redis saves nothing.
+  process.on('exit', () => {
+    for (const child of running) child.kill('SIGTERM');
+  });
+}
+
+/** What redis-server printed last (its reason for exiting at start, e.g. a port or config problem). */
+function lastLines(output: string): string {
+  const lines = output.trim().split('\n').slice(-2);
+  return lines.map((line) => line.replace(/^\d+:[A-Z] .*? [*#-] /, '').trim()).join(' / ');
+}
+
 /**
  * Starts `redis-server` from PATH on a free loopback port, keeping nothing on disk.
  * Used by `npm start` when REDIS_URL is unset, and by the tests.
  */
-export async function startPrivateRedis(options: { binary?: string; port?: number } = {}): Promise<PrivateRedis> {
+export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const binary = options.binary ?? 'redis-server';
   const port = options.port ?? (await findFreePort());
   let child: ChildProcess | undefined;
+  stopAllOnExit();
 
   const start = async () => {
     child = spawn(
@@ -43,27 +76,55 @@ export async function startPrivateRedis(options: { binary?: string; port?: numbe
         '--maxmemory-policy',
         'noeviction',
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: options.ownProcessGroup === true },
     );
     const spawned = child;
+    running.add(spawned);
+    spawned.once('exit', () => running.delete(spawned));
+    // Read (and, once started, drop) what it prints, so it never blocks on a full pipe.
+    let output = '';
+    const collect = (chunk: Buffer) => {
+      if (output.length < 16384) output += chunk.toString();
+    };
+    spawned.stdout?.on('data', collect);
+    spawned.stderr?.on('data', collect);
     const failed = new Promise<never>((_, reject) => {
       spawned.once('error', (error: NodeJS.ErrnoException) =>
-        reject(error.code === 'ENOENT' ? new RedisNotInstalledError(binary) : error),
+        reject(
+          error.code === 'ENOENT'
+            ? new RedisNotInstalledError(binary)
+            : new StartupError(`Cannot start a private redis-server ('${binary}'): ${error.message}`),
+        ),
       );
-      spawned.once('exit', (code) => reject(new Error(`redis-server exited with code ${code} while starting`)));
+      spawned.once('exit', (code, signal) =>
+        reject(
+          new StartupError(
+            `The private redis-server on 127.0.0.1:${port} exited while starting (${signal ?? `code ${code}`}` +
+              `${output.trim() ? `: ${lastLines(output)}` : ''}). Set REDIS_URL=redis://host:6379 to use another Redis.`,
+          ),
+        ),
+      );
     });
-    await Promise.race([waitForPong(port, 10000), failed]);
+    try {
+      await Promise.race([waitForPong(port, 10000), failed]);
+    } catch (error) {
+      if (spawned.exitCode === null && spawned.signalCode === null) spawned.kill('SIGKILL');
+      throw error;
+    }
     spawned.removeAllListeners('exit');
+    spawned.once('exit', () => running.delete(spawned));
+    spawned.stdout?.off('data', collect).resume();
+    spawned.stderr?.off('data', collect).resume();
   };
 
   const stop = async () => {
-    const running = child;
+    const stopping = child;
     child = undefined;
-    if (!running || running.exitCode !== null) return;
+    if (!stopping || stopping.exitCode !== null || stopping.signalCode !== null) return;
     await new Promise<void>((resolve) => {
-      running.once('exit', () => resolve());
-      running.kill('SIGTERM');
-      setTimeout(() => running.kill('SIGKILL'), 3000).unref();
+      stopping.once('exit', () => resolve());
+      stopping.kill('SIGTERM');
+      setTimeout(() => stopping.kill('SIGKILL'), 3000).unref();
     });
   };
 
@@ -76,7 +137,10 @@ async function waitForPong(port: number, timeoutMs: number): Promise<void> {
   for (;;) {
     if (await ping(port)) return;
     if (Date.now() > deadline)
-      throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms`);
+      throw new StartupError(
+        `The private redis-server on 127.0.0.1:${port} did not answer PING within ${timeoutMs / 1000} s. ` +
+          'Set REDIS_URL=redis://host:6379 to use another Redis.',
+      );
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }

@@ -5,18 +5,33 @@
  *
  * Prints exactly one line `MongoDB-compatible server listening at mongodb://HOST:PORT` on stdout
  * when ready; stops cleanly (exit 0) on SIGTERM / SIGINT. With --dbpath the data is loaded from
- * DIR at start and saved there on stop and every --syncdelay seconds (see README.md).
+ * DIR at start and saved there on stop and every --syncdelay seconds (see README.md). `--help`
+ * prints the usage on stdout (exit 0).
  */
 import { DEFAULT_SYNC_DELAY_SECONDS, MongoWireServer } from './server';
 
 export interface CliOptions {
+  /** `--help`: print the usage on stdout and exit 0. */
+  help?: boolean;
   host: string;
   port: number;
   dbPath?: string;
   syncDelaySeconds?: number;
 }
 
-const USAGE = 'usage: cli.js --port <n> [--host <h>] [--dbpath <dir> [--syncdelay <seconds>]]';
+export const USAGE = `usage: npm run mongo-server -- [--port <n>] [--host <h>] [--dbpath <dir> [--syncdelay <seconds>]]
+       (or: node dist/mongo-wire/cli.js ...)
+
+Starts the embedded MongoDB-compatible server on its own, so separate API and worker processes
+and tools (mongosh, drivers) can share one. Prints one line when ready:
+  MongoDB-compatible server listening at mongodb://HOST:PORT
+and stops on SIGTERM / SIGINT (Ctrl-C), exit 0.
+
+  --port, -p <n>         port to listen on (default 27017; 0 = any free port)
+  --host, -h <h>         address to listen on (default 127.0.0.1; also --bind_ip)
+  --dbpath <dir>         load the data from <dir> at start, save it there at stop (default: in memory only)
+  --syncdelay <seconds>  with --dbpath, also save every <seconds> (default ${DEFAULT_SYNC_DELAY_SECONDS}; 0 = only at stop)
+  --help                 this text`;
 
 export function parseArgs(argv: string[]): CliOptions {
   const opts: CliOptions = { host: '127.0.0.1', port: 27017 };
@@ -32,6 +47,8 @@ export function parseArgs(argv: string[]): CliOptions {
       const p = Number(value());
       if (!Number.isInteger(p) || p < 0 || p > 65535) throw new Error(`invalid port: ${argv[i]}`);
       opts.port = p;
+    } else if (flag === '--help') {
+      return { ...opts, help: true };
     } else if (flag === '--host' || flag === '--bind_ip' || flag === '-h') opts.host = value();
     else if (flag === '--dbpath') {
       const d = value();
@@ -42,8 +59,7 @@ export function parseArgs(argv: string[]): CliOptions {
       const s = Number(raw);
       if (raw.trim() === '' || !Number.isFinite(s) || s < 0) throw new Error(`invalid --syncdelay: ${raw}`);
       opts.syncDelaySeconds = s;
-    } else if (flag === '--help') throw new Error(USAGE);
-    else throw new Error(`unknown argument: ${a}`);
+    } else throw new Error(`unknown argument: ${a}`);
   }
   if (opts.syncDelaySeconds !== undefined && opts.dbPath === undefined) throw new Error('--syncdelay needs --dbpath');
   return opts;
@@ -63,6 +79,7 @@ export async function runCli(
   log?: (line: string) => void,
 ): Promise<RunningCli> {
   const opts = parseArgs(argv);
+  if (opts.help) throw new Error(USAGE);
   const server = new MongoWireServer({
     host: opts.host,
     port: opts.port,
@@ -82,8 +99,35 @@ const logToStderr = (line: string): void => {
   if (/^(loaded|no snapshot|saved|periodic save failed)/.test(line)) process.stderr.write(`mongo-wire: ${line}\n`);
 };
 
-/** Process entry: run until SIGTERM / SIGINT, then stop (saving to --dbpath) and exit 0. */
+/** Why the server could not start, with what to do about it. */
+export function startFailure(err: NodeJS.ErrnoException, opts: CliOptions): string {
+  const where = `${opts.host}:${opts.port}`;
+  if (err.code === 'EADDRINUSE')
+    return `cannot listen on ${where}: port ${opts.port} is already in use by another process. Stop that process, or choose another --port (0 = any free port).`;
+  if (err.code === 'EACCES')
+    return `cannot listen on ${where}: permission denied (ports below 1024 need privileges). Choose a --port of 1024 or above.`;
+  if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND')
+    return `cannot listen on ${where}: ${opts.host} is not an address of this machine. Choose another --host (0.0.0.0 for all).`;
+  return `could not start: ${err.message}`;
+}
+
+/**
+ * Process entry: run until SIGTERM / SIGINT, then stop (saving to --dbpath) and exit 0.
+ * `--help`: usage on stdout, exit 0; a bad argument: the problem and usage on stderr, exit 2;
+ * a server that cannot start (port in use...): one line saying why, exit 1.
+ */
 export function main(argv: string[]): void {
+  let opts: CliOptions;
+  try {
+    opts = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`mongo-wire: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  if (opts.help) {
+    process.stdout.write(`${USAGE}\n`);
+    process.exit(0);
+  }
   runCli(argv, undefined, logToStderr).then(
     (running) => {
       let stopping = false;
@@ -102,9 +146,9 @@ export function main(argv: string[]): void {
       process.on('SIGTERM', shutdown);
       process.on('SIGINT', shutdown);
     },
-    (err: Error) => {
-      process.stderr.write(`mongo-wire: ${err.message}\n`);
-      process.exit(2);
+    (err: NodeJS.ErrnoException) => {
+      process.stderr.write(`mongo-wire: ${startFailure(err, opts)}\n`);
+      process.exit(1);
     },
   );
 }

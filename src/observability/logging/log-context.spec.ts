@@ -1,6 +1,5 @@
-import { Logger, Module } from '@nestjs/common';
+import { INestApplicationContext, Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Logger as PinoNestLogger } from 'nestjs-pino';
 import { loadConfig } from '../../config/app-config';
 import { withLogContext } from './log-context';
 import { LoggingModule } from './logging.module';
@@ -9,14 +8,17 @@ describe('withLogContext (engine log lines carry the task id)', () => {
   const lines: Array<Record<string, unknown>> = [];
   const destination = { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) };
 
+  let app: INestApplicationContext;
+
   beforeAll(async () => {
     const config = loadConfig({ LOG_LEVEL: 'debug', LOG_FORMAT: 'json' });
     @Module({ imports: [LoggingModule.forRoot(config, 'worker', destination)] })
     class TestModule {}
-    const app = await NestFactory.createApplicationContext(TestModule, { bufferLogs: true });
-    app.useLogger(app.get(PinoNestLogger));
+    // LoggingModule makes every Nest Logger write through the process logger.
+    app = await NestFactory.createApplicationContext(TestModule);
     lines.length = 0;
   });
+  afterAll(() => app.close());
 
   const find = (msg: string) => lines.find((line) => line.msg === msg);
 

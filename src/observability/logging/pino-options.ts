@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import pino, { DestinationStream, Level, LevelWithSilent } from 'pino';
+import pino, { DestinationStream, Level, LevelWithSilent, LoggerOptions } from 'pino';
 import type { Options } from 'pino-http';
 import type { LogFormat, LogLevel } from '../../config/app-config';
 
@@ -75,18 +75,37 @@ function pathOf(req: IncomingMessage): string {
   return (req as IncomingMessage & { originalUrl?: string }).originalUrl ?? req.url ?? '';
 }
 
-/** pino-http's options: one JSON object per line, or pino-pretty in a terminal. */
-export function pinoHttpOptions(settings: {
+export interface LogSettings {
   level: LogLevel;
   format: LogFormat;
   role: ServiceRole;
-}): [Options, DestinationStream] {
-  const pretty = settings.format === 'pretty' || (settings.format === 'auto' && process.stdout.isTTY === true);
-  const options: Options = {
+}
+
+/** pino-pretty for `LOG_FORMAT=pretty`, or for `auto` when stdout is a terminal; JSON lines otherwise. */
+export function wantsPretty(format: LogFormat): boolean {
+  return format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+}
+
+/** The process logger's options and stream: one JSON object per line, or pino-pretty in a terminal. */
+export function pinoOptions(settings: LogSettings): [LoggerOptions, DestinationStream] {
+  const options: LoggerOptions = {
     level: pinoLevel(settings.level),
     base: { pid: process.pid, hostname: hostname(), role: settings.role },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACTED_PATHS, censor: REDACTED },
+  };
+  const stream = wantsPretty(settings.format) ? prettyStream() : undefined;
+  if (stream) return [options, stream];
+  // Level names instead of numbers, for log platforms and people reading raw lines.
+  options.formatters = { level: (label) => ({ level: label }) };
+  // process.stdout is synchronous on Linux (files, pipes, terminals): lines logged just before
+  // process.exit are not lost, and whatever hooks stdout (tests) sees them.
+  return [options, process.stdout];
+}
+
+/** What pino-http adds for HTTP requests: one line per request, request ids, levels by outcome. */
+export function httpLogOptions(): Options {
+  return {
     genReqId: requestId,
     serializers: {
       req: requestSummary,
@@ -98,13 +117,12 @@ export function pinoHttpOptions(settings: {
     customSuccessMessage: (req, res, ms) => `${req.method} ${pathOf(req)} ${res.statusCode} ${Math.round(ms)} ms`,
     customErrorMessage: (req, res, error) => `${req.method} ${pathOf(req)} ${res.statusCode} failed: ${error.message}`,
   };
-  const stream = pretty ? prettyStream() : undefined;
-  if (stream) return [options, stream];
-  // Level names instead of numbers, for log platforms and people reading raw lines.
-  options.formatters = { level: (label) => ({ level: label }) };
-  // process.stdout is synchronous on Linux (files, pipes, terminals): lines logged just before
-  // process.exit are not lost, and whatever hooks stdout (tests) sees them.
-  return [options, process.stdout];
+}
+
+/** pino-http's options for a logger of its own (the service shares the process logger instead). */
+export function pinoHttpOptions(settings: LogSettings): [Options, DestinationStream] {
+  const [options, stream] = pinoOptions(settings);
+  return [{ ...(options as Options), ...httpLogOptions() }, stream];
 }
 
 /** pino-pretty when it is installed (a dev dependency: production images log JSON). */

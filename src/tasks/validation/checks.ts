@@ -24,6 +24,8 @@ const SHOWN_OFFENDERS = 5;
 
 export function describeValue(value: unknown): string {
   if (value === undefined) return 'undefined';
+  // JSON has no Infinity or NaN (a body's `1e400` parses as Infinity): JSON.stringify would say null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   const text = JSON.stringify(value);
   return text.length > 40 ? `${text.slice(0, 37)}...` : text;
 }

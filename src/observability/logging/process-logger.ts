@@ -1,0 +1,114 @@
+import { Logger as NestLogger, LoggerService } from '@nestjs/common';
+import { storage } from 'nestjs-pino/storage';
+import pino, { DestinationStream, Level, Logger as Pino } from 'pino';
+import { LogSettings, pinoLevel, pinoOptions } from './pino-options';
+
+/**
+ * The one pino logger of the process. Everything logs through it from the first line on: start-up
+ * lines written before Nest exists, Nest's own lines, HTTP requests (pino-http makes its request
+ * loggers children of it) and the engine. So with stdout not a terminal every line is JSON.
+ */
+let root: Pino | undefined;
+
+/**
+ * Creates the process logger (first call) and makes every Nest `Logger` write through it.
+ * Later calls only change the level: several applications in one process (tests) share the first
+ * one's format and role; the last one sets the level. `destination` (tests) replaces the logger.
+ */
+export function useProcessLogger(settings: LogSettings, destination?: DestinationStream): Pino {
+  if (!root || destination) {
+    const [options, stream] = pinoOptions(settings);
+    root = pino(options, destination ?? stream);
+  } else {
+    root.level = pinoLevel(settings.level);
+  }
+  NestLogger.overrideLogger(nestLogger);
+  return root;
+}
+
+/** The process logger, once `useProcessLogger` has run. */
+export function processLogger(): Pino | undefined {
+  return root;
+}
+
+/** The logger of the current context (an HTTP request, a task: see withLogContext), else the process's. */
+export function contextLogger(): Pino | undefined {
+  return storage.getStore()?.logger ?? root;
+}
+
+/**
+ * Nest's `LoggerService` on the process logger: the same lines as nestjs-pino's `Logger` (the
+ * Nest context in `context`, errors in `err`), with the bindings of the current context.
+ */
+class NestPinoLogger implements LoggerService {
+  /** Start-up errors that the caller reports in one line of its own: Nest's copies go to debug. */
+  quietContexts = new Set<string>();
+
+  verbose(message: unknown, ...params: unknown[]): void {
+    this.write('trace', message, params);
+  }
+  debug(message: unknown, ...params: unknown[]): void {
+    this.write('debug', message, params);
+  }
+  log(message: unknown, ...params: unknown[]): void {
+    this.write('info', message, params);
+  }
+  warn(message: unknown, ...params: unknown[]): void {
+    this.write('warn', message, params);
+  }
+  error(message: unknown, ...params: unknown[]): void {
+    this.write('error', message, params);
+  }
+  fatal(message: unknown, ...params: unknown[]): void {
+    this.write('fatal', message, params);
+  }
+
+  private write(level: Level, message: unknown, optionalParams: unknown[]): void {
+    const logger = contextLogger();
+    if (!logger) return;
+    const fields: Record<string, unknown> = {};
+    let params: unknown[] = [];
+    // Nest's Logger passes its context last.
+    if (optionalParams.length) {
+      fields.context = optionalParams[optionalParams.length - 1];
+      params = optionalParams.slice(0, -1).filter((param) => param !== undefined);
+    }
+    if ((level === 'error' || level === 'fatal') && this.quietContexts.has(fields.context as string)) level = 'debug';
+    if (!logger.isLevelEnabled(level)) return;
+    if (message instanceof Error) {
+      logger[level]({ ...fields, err: message }, message.message, ...params);
+    } else if (typeof message === 'object' && message !== null) {
+      logger[level]({ ...fields, ...message }, ...(params as [string?]));
+    } else if (
+      level === 'error' &&
+      params.length === 1 &&
+      typeof params[0] === 'string' &&
+      /\n\s*at /.test(params[0])
+    ) {
+      // Nest's exception handlers pass (message, stack, context).
+      const err = new Error(String(message));
+      err.stack = params[0];
+      logger.error({ ...fields, err }, String(message));
+    } else {
+      logger[level](fields, String(message), ...params);
+    }
+  }
+}
+
+const nestLogger = new NestPinoLogger();
+
+/** The Nest logger to give `NestFactory` (so nothing is buffered, and nothing lost if start-up fails). */
+export function nestProcessLogger(): LoggerService {
+  return nestLogger;
+}
+
+/**
+ * While the application starts, the errors Nest logs itself for a failed start (its exception
+ * handler, a failed `listen`) go to debug: the caller reports the failure in one line that says
+ * what to do. Returns the function that ends this.
+ */
+export function quietNestStartupErrors(): () => void {
+  const contexts = ['ExceptionHandler', 'NestApplication', 'NestFactory'];
+  for (const context of contexts) nestLogger.quietContexts.add(context);
+  return () => contexts.forEach((context) => nestLogger.quietContexts.delete(context));
+}

@@ -78,10 +78,11 @@ describe('OpenAPI document (/api-docs-json) and UI (/api-docs)', () => {
     expect(undocumented).toEqual([]);
   });
 
-  it('declares both authentication schemes on every tasks route: the four token headers together, or Basic', () => {
+  it("declares the three authentication schemes on every tasks route: the four token headers together, Basic, or OpenHIM 8's session cookie", () => {
     expect(Object.keys(doc.components.securitySchemes).sort()).toEqual(
-      ['auth-salt', 'auth-token', 'auth-ts', 'auth-username', 'basic'].sort(),
+      ['auth-salt', 'auth-token', 'auth-ts', 'auth-username', 'basic', 'session'].sort(),
     );
+    expect(doc.components.securitySchemes.session).toEqual({ type: 'apiKey', in: 'cookie', name: 'koa.sess' });
     const routes: Array<[string, string]> = [
       ['post', '/tasks'],
       ['get', '/tasks'],
@@ -92,7 +93,7 @@ describe('OpenAPI document (/api-docs-json) and UI (/api-docs)', () => {
     ];
     for (const [method, path] of routes) {
       const op = operation(method, path)!;
-      expect(op.security).toEqual(expect.arrayContaining([TOKEN_REQUIREMENT, { basic: [] }]));
+      expect(op.security).toEqual(expect.arrayContaining([TOKEN_REQUIREMENT, { basic: [] }, { session: [] }]));
       expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['400', '401']));
     }
   });

@@ -13,8 +13,6 @@ import { CredentialsService } from './credentials.service';
 import { PasswordVerifier } from './password-verifier';
 import { SessionService } from './session/session.service';
 
-export { ADMIN_GROUP, toAuthenticatedUser } from './authenticated-user';
-
 export type AuthScheme = AuthType | 'session';
 
 export type AuthenticationResult =

@@ -10,12 +10,13 @@
 // any edit, new or deleted file, checkout or dependency change.
 const { spawnSync } = require('node:child_process');
 const { createHash } = require('node:crypto');
-const { existsSync, readdirSync, readFileSync, statSync, writeFileSync } = require('node:fs');
+const { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } = require('node:fs');
 const { join, relative } = require('node:path');
 
 const root = join(__dirname, '..');
 const dist = join(root, 'dist');
 const stampFile = join(dist, '.build-inputs');
+const buildInfo = join(dist, '.tsbuildinfo');
 const ENTRY_POINTS = ['main.js', 'main.api.js', 'main.worker.js', 'mongo-wire/cli.js'];
 
 function sources(dir, found = []) {
@@ -41,9 +42,10 @@ function fingerprint() {
   return hash.digest('hex');
 }
 
+const entryPointsMissing = () => ENTRY_POINTS.some((entry) => !existsSync(join(dist, entry)));
+
 function upToDate(current) {
-  if (!existsSync(stampFile)) return false;
-  if (ENTRY_POINTS.some((entry) => !existsSync(join(dist, entry)))) return false;
+  if (!existsSync(stampFile) || entryPointsMissing()) return false;
   return readFileSync(stampFile, 'utf8').trim() === current;
 }
 
@@ -52,8 +54,12 @@ function build() {
   const started = Date.now();
   if (process.argv.includes('--if-changed'))
     process.stderr.write('Sources changed since the last build: building (tsc)...\n');
+  // Until this build succeeds, dist matches no inputs.
+  rmSync(stampFile, { force: true });
+  // tsc's incremental state does not notice deleted outputs: without an entry point, build everything.
+  if (entryPointsMissing()) rmSync(buildInfo, { force: true });
   const tsc = require.resolve('typescript/bin/tsc');
-  const args = [tsc, '-p', 'tsconfig.build.json', '--incremental', '--tsBuildInfoFile', join('dist', '.tsbuildinfo')];
+  const args = [tsc, '-p', 'tsconfig.build.json', '--incremental', '--tsBuildInfoFile', buildInfo];
   const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
   if (result.status !== 0) {
     process.stderr.write(`Build failed (tsc exited with ${result.status ?? result.signal}): fix the errors above.\n`);

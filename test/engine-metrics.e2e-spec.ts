@@ -26,6 +26,8 @@ describe('engine metrics', () => {
         METRICS_CACHE_MS: '0',
         SWEEP_INTERVAL_MS: '300',
         RERUN_RETRY_DELAY_MS: '100',
+        // An answer without a child is trusted only after this wait (the default is 15 s).
+        RERUN_RETRY_SETTLE_MS: '500',
       },
       { withWorker: true },
     ));

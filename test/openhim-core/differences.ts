@@ -203,7 +203,9 @@ export const DIFFERENCES: Difference[] = [
   },
   {
     id: 'rerun-retries',
-    what: "A rerun that core's rerun port refuses, resets or does not answer, with no child transaction stored",
+    what:
+      "A rerun that core's rerun port refuses, resets, does not answer, or answers 5xx without " +
+      '`X-OpenHIM-TransactionID`, with no child transaction stored',
     openhim: 'recorded at once: `tstatus: Completed`, `rerunStatus: Failed`, the error',
     openhim8: 'a refused connection is recorded `tstatus: Completed` with no error and no `rerunStatus`',
     ours:

@@ -206,7 +206,9 @@ export class LaneRunner {
     const settled = (item.startedAt ? new Date(item.startedAt).getTime() : 0) + this.config.RERUN_RETRY_SETTLE_MS;
     // Stopping: the item stays dirty, and the next holder waits the same way.
     if (!(await this.lifecycle.waitUnlessStopping(settled - Date.now()))) return;
-    const child = item.startedAt ? await this.transactions.findChildSince(item.tid, item.startedAt) : null;
+    const child = item.startedAt
+      ? await this.transactions.findChildSince(item.tid, item.startedAt, slot.taskKey)
+      : null;
     if (child) {
       this.logger.log(
         `Task ${slot.taskKey}: item ${item.seq} (${item.tid}) was in flight when its worker stopped; OpenHIM stored rerun ${child._id.toHexString()}`,

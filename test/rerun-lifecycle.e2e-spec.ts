@@ -1,5 +1,8 @@
+import { getQueueToken } from '@nestjs/bull';
 import type { INestApplicationContext } from '@nestjs/common';
+import type { Queue } from 'bull';
 import { ObjectId } from 'mongodb';
+import { laneJobId, RERUN_QUEUE } from '../src/rerun/rerun.constants';
 import { RerunScheduler } from '../src/rerun/rerun-scheduler.service';
 import { WorkerLifecycle } from '../src/rerun/worker/worker-lifecycle';
 import {
@@ -243,6 +246,30 @@ describe('Rerun engine: task lifecycle', () => {
     expect(duringOutage).toBeLessThan(80);
     expectOncePerTid(taskId, tids);
     await sliced.close();
+  });
+
+  it("is not stuck by the empty job hashes a Redis restart can leave under its lanes' ids: the sweeper removes them and adds the lanes", async () => {
+    // Bull takes a job id with BRPOPLPUSH, then runs its moveToActive script on another connection.
+    // When Redis restarts in between, that script reaches the new, empty Redis and leaves a lock and
+    // `processedOn` on a hash of its own: no job, in no list, and every later add of a job under
+    // that id (the sweeper's, a lane's next slice) does nothing. Seen in the Redis restart test above:
+    // "Unknown job __default__ (lane:...) dropped", then the task Processing with no lease, forever.
+    const own = { TASKS_COLLECTION: 'tasks_husk', QUEUE_PREFIX: 'husk' };
+    const tids = await insertTransactions(env.db, 20);
+    const taskId = await insertTask(env.db, tids, { batchSize: 2, collection: own.TASKS_COLLECTION });
+    const laneWorker = await env.startWorker({ ...engine(), ...own });
+    const queue = laneWorker.get<Queue>(getQueueToken(RERUN_QUEUE));
+    const husks = [0, 1].map((lane) => queue.toKey(laneJobId(taskId, lane)));
+    for (const key of husks) {
+      await queue.client.set(`${key}:lock`, 'a-lost-token', 'PX', 60000);
+      await queue.client.hset(key, 'processedOn', Date.now());
+    }
+    await laneWorker.get(RerunScheduler).schedule(taskId, 2);
+
+    await waitForTaskStatus(env.db, taskId, 'Completed', own.TASKS_COLLECTION);
+    expectOncePerTid(taskId, tids);
+    expect(await queue.client.exists(...husks)).toBe(0);
+    await laneWorker.close();
   });
 
   it("finishes a task whose last lane died: in-flight items are matched to core's child transactions, the rest sent once", async () => {

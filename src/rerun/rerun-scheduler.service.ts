@@ -13,6 +13,31 @@ import {
 } from './rerun.constants';
 
 /**
+ * A job hash without `data`, deleted with its lock: what Bull's moveToActive script leaves when it
+ * reaches a Redis that lost the job. Bull takes a job id from the wait list with BRPOPLPUSH, then
+ * runs moveToActive(id) on another connection; when Redis restarts in between, ioredis sends
+ * moveToActive again to the new, empty Redis once it is back, and the script sets a lock and
+ * `processedOn` on a hash that did not exist. That husk is in no list, so nothing ever runs or
+ * removes it, and it holds its id: Bull's add of a job under an existing id does nothing, so the
+ * lane (or poll) it stands for could never be added again and its task would stay stuck.
+ * Returns the 1-based positions in KEYS of the husks removed.
+ */
+const REMOVE_HUSKS = `
+local removed = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'data') == 0 then
+    redis.call('DEL', key, key .. ':lock')
+    removed[#removed + 1] = i
+  end
+end
+return removed`;
+
+/** The sweeper's adds also remove husks that hold the job ids (see REMOVE_HUSKS). */
+export interface AddOptions {
+  repair?: boolean;
+}
+
+/**
  * The typed producer in front of the rerun queue: the only code that adds jobs.
  * Adding is idempotent (deterministic job ids), so callers may repeat it.
  */
@@ -33,12 +58,13 @@ export class RerunScheduler implements OnModuleInit {
   }
 
   /** Hands a Queued task to the workers: one lane job per slot, at most `batchSize`. */
-  async schedule(taskId: string, batchSize: number): Promise<void> {
+  async schedule(taskId: string, batchSize: number, options: AddOptions = {}): Promise<void> {
     const jobs = Array.from({ length: batchSize }, (_, lane) => ({
       name: RerunJob.Lane,
       data: { taskId },
       opts: { jobId: laneJobId(taskId, lane), ...JOB_DEFAULTS },
     }));
+    if (options.repair) await this.removeHusks(jobs.map((job) => job.opts.jobId));
     await this.queue.addBulk(jobs);
   }
 
@@ -53,17 +79,29 @@ export class RerunScheduler implements OnModuleInit {
   }
 
   /** A lane that recovers the slot of a lease that expired (its worker died). */
-  async takeover(taskId: string, leaseId: string): Promise<void> {
-    await this.queue.add(RerunJob.Lane, { taskId }, { jobId: takeoverJobId(taskId, leaseId), ...JOB_DEFAULTS });
+  async takeover(taskId: string, leaseId: string, options: AddOptions = {}): Promise<void> {
+    const jobId = takeoverJobId(taskId, leaseId);
+    if (options.repair) await this.removeHusks([jobId]);
+    await this.queue.add(RerunJob.Lane, { taskId }, { jobId, ...JOB_DEFAULTS });
   }
 
   /** Polls the task's items answered 202 after `delayMs`. */
-  async pollAsync(taskId: string, delayMs: number): Promise<void> {
-    await this.queue.add(
-      RerunJob.AsyncPoll,
-      { taskId },
-      { jobId: asyncPollJobId(taskId), delay: delayMs, ...JOB_DEFAULTS },
-    );
+  async pollAsync(taskId: string, delayMs: number, options: AddOptions = {}): Promise<void> {
+    const jobId = asyncPollJobId(taskId);
+    if (options.repair) await this.removeHusks([jobId]);
+    await this.queue.add(RerunJob.AsyncPoll, { taskId }, { jobId, delay: delayMs, ...JOB_DEFAULTS });
+  }
+
+  /** Removes the husks among these job ids (REMOVE_HUSKS), in one round trip. */
+  private async removeHusks(jobIds: string[]): Promise<void> {
+    if (!jobIds.length) return;
+    const keys = jobIds.map((jobId) => this.queue.toKey(jobId));
+    const removed = (await this.queue.client.eval(REMOVE_HUSKS, keys.length, ...keys)) as number[];
+    for (const position of removed) {
+      this.logger.warn(
+        `Job ${jobIds[position - 1]} was an empty husk left by a Redis restart, blocking its id: removed, so the job is added again`,
+      );
+    }
   }
 
   /** Adds a finished job again under its own id (a lane's next time slice, the next poll). */

@@ -7,11 +7,16 @@ import { RERUN_QUEUE } from '../rerun.constants';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from './worker-lifecycle';
 
+/** The sweeper's adds remove husks first (see RerunScheduler). */
+const REPAIR = { repair: true } as const;
+
 /**
  * Re-creates lane and poll jobs from MongoDB, the source of truth, every SWEEP_INTERVAL_MS: jobs
  * lost with Redis, tasks stored but never scheduled, a dead worker's slots (a takeover lane per
  * expired lease, without waiting for Bull's stalled-job check), and Queued tasks created by
  * OpenHIM core. Every add is idempotent; a short Redis lock lets one worker sweep per interval.
+ * Its adds first remove the empty job hashes a Redis restart can leave under the jobs' ids, which
+ * would otherwise turn every add into a no-op and leave the task stuck (RerunScheduler).
  */
 @Injectable()
 export class Sweeper implements OnModuleInit, OnModuleDestroy {
@@ -60,16 +65,18 @@ export class Sweeper implements OnModuleInit, OnModuleDestroy {
     for (const task of await this.tasks.findActive(['Queued', 'Processing', 'Pending Async', 'Paused'])) {
       const key = task._id.toHexString();
       if ((task.asyncPending ?? 0) > 0 || task.status === 'Pending Async') {
-        await this.scheduler.pollAsync(key, this.config.RERUN_ASYNC_POLL_MS);
+        await this.scheduler.pollAsync(key, this.config.RERUN_ASYNC_POLL_MS, REPAIR);
       }
       if (task.status !== 'Queued' && task.status !== 'Processing') continue;
       if (task.itemsStore !== 'items') {
-        if (task.status === 'Queued') await this.scheduler.schedule(key, 1); // the lane adopts it
+        if (task.status === 'Queued') await this.scheduler.schedule(key, 1, REPAIR); // the lane adopts it
         continue;
       }
       const expired = task.leases.filter((lease) => new Date(lease.until).getTime() < now);
-      if (task.leases.length - expired.length < task.batchSize) await this.scheduler.schedule(key, task.batchSize);
-      for (const lease of expired) await this.scheduler.takeover(key, lease.id);
+      if (task.leases.length - expired.length < task.batchSize) {
+        await this.scheduler.schedule(key, task.batchSize, REPAIR);
+      }
+      for (const lease of expired) await this.scheduler.takeover(key, lease.id, REPAIR);
     }
   }
 }

@@ -43,7 +43,8 @@ export function run(role: ServiceRole, start: (startup: Startup) => Promise<void
     if (app) {
       const closing = app;
       app = undefined;
-      await closing.close();
+      // What the application could not close still stops below (and with the process).
+      await closing.close().catch((error: Error) => logger.warn(`Could not close the application: ${error.message}`));
     }
     for (const { name, stop } of stops.splice(0).reverse()) {
       await stop().catch((error: Error) => logger.warn(`Could not stop the ${name}: ${error.message}`));

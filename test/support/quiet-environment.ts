@@ -9,8 +9,11 @@ import { Writable } from 'node:stream';
  * lines of the process logger, Nest's console lines) is held per test and printed only when that
  * test (or a hook) fails, under a header naming it; everything else a test writes (measured
  * figures) goes through. `TEST_LOGS=1` prints every log line as it is written instead.
+ * `TEST_HANDLES=1` names, after each test file, what it left open (servers, sockets, child
+ * processes, timers): what keeps a jest worker from exiting.
  */
 const SHOW_LOGS = process.env.TEST_LOGS === '1';
+const REPORT_HANDLES = process.env.TEST_HANDLES === '1';
 /** The most kept per test; older lines are dropped first (a long suite logging at debug). */
 const KEEP_BYTES = 2 * 1024 * 1024;
 /** A log line: pino's JSON, or Nest's console logger (for code that runs before pino is set up). */
@@ -21,9 +24,13 @@ export default class QuietEnvironment extends TestEnvironment {
   private held: string[] = [];
   private heldBytes = 0;
   private dropped = 0;
+  private readonly testPath: string;
+  private handlesBefore = new Set<unknown>();
+  private resourcesBefore: string[] = [];
 
   constructor(config: JestEnvironmentConfig, context: EnvironmentContext) {
     super(config, context);
+    this.testPath = context.testPath;
     if (SHOW_LOGS) return;
     const testProcess = this.global.process;
     for (const name of ['stdout', 'stderr'] as const) {
@@ -34,6 +41,34 @@ export default class QuietEnvironment extends TestEnvironment {
         value: this.sieve((text) => real.write(text)),
       });
     }
+  }
+
+  async setup(): Promise<void> {
+    if (REPORT_HANDLES) {
+      this.handlesBefore = new Set(activeHandles());
+      this.resourcesBefore = process.getActiveResourcesInfo();
+    }
+    await super.setup();
+  }
+
+  async teardown(): Promise<void> {
+    await super.teardown();
+    if (REPORT_HANDLES) await this.reportHandles();
+  }
+
+  /** What this file left open, a second after it ended. */
+  private async reportHandles(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const left = activeHandles().filter((handle) => !this.handlesBefore.has(handle));
+    const counts = (names: string[]) =>
+      names.reduce<Record<string, number>>((all, n) => ({ ...all, [n]: (all[n] ?? 0) + 1 }), {});
+    const before = counts(this.resourcesBefore);
+    const now = counts(process.getActiveResourcesInfo());
+    const grown = Object.keys(now)
+      .filter((name) => now[name] > (before[name] ?? 0))
+      .map((name) => `${name} +${now[name] - (before[name] ?? 0)}`);
+    if (!left.length && !grown.length) return;
+    process.stderr.write(`\n── ${this.testPath} left open: ${[...left.map(describeHandle), ...grown].join('; ')} ──\n`);
   }
 
   /** A stream for the test's process.stdout/stderr: whole log lines are held, the rest passes through. */
@@ -101,4 +136,17 @@ function testName(test: Circus.TestEntry): string {
     if (block.name !== 'ROOT_DESCRIBE_BLOCK') names.unshift(block.name);
   }
   return names.join(' › ');
+}
+
+function activeHandles(): object[] {
+  return (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles();
+}
+
+function describeHandle(handle: object): string {
+  const h = handle as Record<string, unknown> & { address?: () => unknown };
+  const name = handle.constructor.name;
+  if (typeof h.spawnfile === 'string') return `${name} ${h.spawnfile} (pid ${String(h.pid)})`;
+  if (typeof h.remotePort === 'number') return `${name} to ${String(h.remoteAddress)}:${h.remotePort}`;
+  if (name === 'Server' && typeof h.address === 'function') return `${name} on ${JSON.stringify(h.address())}`;
+  return name;
 }

@@ -43,6 +43,8 @@ export function contextLogger(): Pino | undefined {
 class NestPinoLogger implements LoggerService {
   /** Start-up errors that the caller reports in one line of its own: Nest's copies go to debug. */
   quietContexts = new Set<string>();
+  /** Start-up retries (MongoDB not reachable yet): a warning with the cause, without the stack. */
+  retryContexts = new Set<string>();
 
   verbose(message: unknown, ...params: unknown[]): void {
     this.write('trace', message, params);
@@ -74,6 +76,12 @@ class NestPinoLogger implements LoggerService {
       params = optionalParams.slice(0, -1).filter((param) => param !== undefined);
     }
     if ((level === 'error' || level === 'fatal') && this.quietContexts.has(fields.context as string)) level = 'debug';
+    if (level === 'error' && this.retryContexts.has(fields.context as string) && typeof message === 'string') {
+      const cause = typeof params[0] === 'string' ? params[0].split('\n')[0] : '';
+      level = 'warn';
+      message = cause ? `${message} (${cause})` : message;
+      params = [];
+    }
     if (!logger.isLevelEnabled(level)) return;
     if (message instanceof Error) {
       logger[level]({ ...fields, err: message }, message.message, ...params);
@@ -105,10 +113,16 @@ export function nestProcessLogger(): LoggerService {
 /**
  * While the application starts, the errors Nest logs itself for a failed start (its exception
  * handler, a failed `listen`) go to debug: the caller reports the failure in one line that says
- * what to do. Returns the function that ends this.
+ * what to do; MongoDB connection retries are warnings naming the cause. Returns the function that
+ * ends this.
  */
 export function quietNestStartupErrors(): () => void {
   const contexts = ['ExceptionHandler', 'NestApplication', 'NestFactory'];
   for (const context of contexts) nestLogger.quietContexts.add(context);
-  return () => contexts.forEach((context) => nestLogger.quietContexts.delete(context));
+  // @nestjs/mongoose logs each failed connection attempt as an error with a stack.
+  nestLogger.retryContexts.add('MongooseModule');
+  return () => {
+    contexts.forEach((context) => nestLogger.quietContexts.delete(context));
+    nestLogger.retryContexts.delete('MongooseModule');
+  };
 }

@@ -20,10 +20,7 @@ describe('Differential: our tasks API vs OpenHIM core 4.0.5', () => {
     core = await OpenhimCore.start({ mongoUri: env.mongoUri });
     await seedStatic(env.db);
     // Failure limits off: the cases send bad credentials on purpose, more than 20 a minute.
-    ({ baseUrl: ourUrl } = await env.startApi(
-      { AUTH_FAILURE_LIMIT: '0', LOG_LEVEL: 'fatal' },
-      { withWorker: false },
-    ));
+    ({ baseUrl: ourUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0', LOG_LEVEL: 'fatal' }, { withWorker: false }));
   }, 90000);
 
   afterAll(async () => {

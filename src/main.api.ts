@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { apiListenTarget, createApiApplication, listen } from './bootstrap/applications';
 import { requireSetting, run } from './bootstrap/run';
 import { checkCanListen } from './bootstrap/startup-errors';
+import { apiDocsLine } from './common/swagger';
 
 /** The API role: HTTP only; reruns are run by worker processes. */
 run('api', async ({ config, application }) => {
@@ -13,5 +14,6 @@ run('api', async ({ config, application }) => {
   const app = await createApiApplication(config, { withWorker: false });
   application(app);
   await listen(app, target);
-  new Logger('Bootstrap').log(`Rerun API listening at ${config.API_PROTOCOL}://localhost:${config.API_PORT}`);
+  const url = `${config.API_PROTOCOL}://localhost:${config.API_PORT}`;
+  new Logger('Bootstrap').log(`Rerun API listening at ${url}; ${apiDocsLine(url)}`);
 });

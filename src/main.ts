@@ -4,6 +4,7 @@ import { apiListenTarget, createApiApplication, listen } from './bootstrap/appli
 import { startPrivateRedis } from './bootstrap/private-redis';
 import { run } from './bootstrap/run';
 import { checkCanListen } from './bootstrap/startup-errors';
+import { apiDocsLine } from './common/swagger';
 
 /**
  * All-in-one: the API and a worker in one process. MongoDB and Redis default to embedded ones
@@ -40,5 +41,6 @@ run('all', async ({ config, started, application }) => {
   const app = await createApiApplication(config, { withWorker: true });
   application(app);
   await listen(app, target);
-  logger.log(`Rerun service (API + worker) listening at ${config.API_PROTOCOL}://localhost:${config.API_PORT}`);
+  const url = `${config.API_PROTOCOL}://localhost:${config.API_PORT}`;
+  logger.log(`Rerun service (API + worker) listening at ${url}; ${apiDocsLine(url)}`);
 });

@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import request from 'supertest';
+import { apiDocsLine } from '../src/common/swagger';
 import { TestEnvironment } from './support/test-environment';
 
 type Operation = {
@@ -15,7 +16,7 @@ type OpenApi = {
   paths: Record<string, Record<string, Operation>>;
   components: {
     securitySchemes: Record<string, unknown>;
-    schemas: Record<string, { properties?: Record<string, { example?: unknown }> }>;
+    schemas: Record<string, { properties?: Record<string, Record<string, unknown> & { example?: unknown }> }>;
   };
 };
 
@@ -51,7 +52,8 @@ describe('OpenAPI document (/api-docs-json) and UI (/api-docs)', () => {
 
   beforeAll(async () => {
     env = await TestEnvironment.start();
-    ({ app, baseUrl } = await env.startApi());
+    // Not the defaults: the document must state this deployment's limits.
+    ({ app, baseUrl } = await env.startApi({ MAX_BATCH_SIZE: '50', MAX_TASK_TIDS: '500' }));
     doc = (await request(baseUrl).get('/api-docs-json').expect(200)).body as OpenApi;
   });
   afterAll(() => env?.stop());
@@ -94,8 +96,38 @@ describe('OpenAPI document (/api-docs-json) and UI (/api-docs)', () => {
     for (const [method, path] of routes) {
       const op = operation(method, path)!;
       expect(op.security).toEqual(expect.arrayContaining([TOKEN_REQUIREMENT, { basic: [] }, { session: [] }]));
-      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['400', '401']));
+      // 429: too many failed authentications from the client IP; 503: MongoDB unavailable.
+      expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['400', '401', '429', '503']));
     }
+  });
+
+  it("states the body limits of this service's settings, and that ratePerSecond must be above 0", () => {
+    const property = (schema: string, name: string) => doc.components.schemas[schema].properties![name];
+    expect(property('CreateTaskDto', 'tids')).toMatchObject({ minItems: 1, maxItems: 500 });
+    expect(property('CreateTaskDto', 'batchSize')).toMatchObject({ type: 'integer', minimum: 1, maximum: 50 });
+    expect(property('BulkRerunDto', 'batchSize')).toMatchObject({ type: 'integer', minimum: 1, maximum: 50 });
+    for (const schema of ['CreateTaskDto', 'BulkRerunDto']) {
+      expect(property(schema, 'ratePerSecond')).toMatchObject({ type: 'number', minimum: 0, exclusiveMinimum: true });
+    }
+  });
+
+  it('declares the answers issue 17 found missing (see swagger-status-codes.e2e-spec.ts for all of them)', () => {
+    const statuses = (method: string, path: string) => Object.keys(operation(method, path)!.responses).sort();
+    expect(statuses('put', '/tasks/{id}')).toContain('409');
+    expect(operation('put', '/tasks/{id}')!.responses['409'].content!['text/plain'].schema!.example).toMatch(
+      /keeps changing; try again$/,
+    );
+    expect(statuses('get', '/health/ready')).toEqual(['200', '503']);
+    expect(statuses('get', '/health')).toEqual(['200', '503']);
+    expect(statuses('get', '/authenticate/{email}')).toEqual(['200', '404', '429', '503']);
+    expect(statuses('get', '/logout')).toEqual(['200', '401', '429', '503']);
+    // A route's own 503 (the queue) keeps its example; the guard's causes are added to its description.
+    const create503 = operation('post', '/tasks')!.responses['503'] as {
+      description: string;
+      content: Record<string, { schema: { example: string } }>;
+    };
+    expect(create503.content['text/plain'].schema.example).toMatch(/^The rerun queue \(Redis\) is unavailable/);
+    expect(create503.description).toMatch(/queue \(Redis\)[\s\S]*MongoDB is unavailable/);
   });
 
   it("documents the create body with the seed's sample, and the text/plain answers", () => {
@@ -126,6 +158,13 @@ describe('OpenAPI document (/api-docs-json) and UI (/api-docs)', () => {
     }
     const bulk = operation('post', '/bulkrerun')!.requestBody!.content['application/json'];
     expect(bulk.examples!.sample.value).toMatchObject({ filters: expect.any(Object), batchSize: 2 });
+  });
+
+  it('serves the UI and the document where the start-up log line says', async () => {
+    const [ui, json] = apiDocsLine(baseUrl).match(/https?:\/\/\S+?(?=[ )]|$)/g)!;
+    expect([ui, json]).toEqual([`${baseUrl}/api-docs`, `${baseUrl}/api-docs-json`]);
+    expect((await request(ui).get('').expect(200)).text).toContain('swagger-ui');
+    expect((await request(json).get('').expect(200)).body).toEqual(doc);
   });
 
   it('serves the UI', async () => {

@@ -1,5 +1,13 @@
 import { Controller, Get, HttpException, HttpStatus, Logger, Param, Req, Res } from '@nestjs/common';
-import { ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags, ApiTooManyRequestsResponse } from '@nestjs/swagger';
+import {
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+  ApiTooManyRequestsResponse,
+} from '@nestjs/swagger';
+import { DATABASE_UNAVAILABLE } from '../common/filters/global-exception.filter';
 import type { Request, Response } from 'express';
 import { Public } from '../common/decorators/public.decorator';
 import { clientIp, tooManyRequests } from './auth.guard';
@@ -27,7 +35,10 @@ export class AuthenticateController {
   })
   @ApiOkResponse({ description: 'Compact JSON `{"salt":"...","ts":"<ISO 8601>"}`' })
   @ApiNotFoundResponse({ description: 'text/plain `Could not find user by email <email>`' })
-  @ApiTooManyRequestsResponse({ description: 'text/plain `Too Many Requests` (too many failures from this IP)' })
+  @ApiTooManyRequestsResponse({
+    description: 'text/plain `Too Many Requests`, with Retry-After (too many failed authentications from this IP)',
+  })
+  @ApiServiceUnavailableResponse({ description: `text/plain \`${DATABASE_UNAVAILABLE}\`, with Retry-After` })
   async authenticate(@Param('email') email: string, @Req() request: Request, @Res() response: Response): Promise<void> {
     const ip = clientIp(request);
     const blockedFor = this.limiter.blockedFor(ip);

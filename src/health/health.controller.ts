@@ -1,5 +1,5 @@
 import { InjectQueue } from '@nestjs/bull';
-import { Controller, Get, HttpCode, ServiceUnavailableException } from '@nestjs/common';
+import { applyDecorators, Controller, Get, HttpCode, ServiceUnavailableException } from '@nestjs/common';
 import { InjectConnection } from '@nestjs/mongoose';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import type { Queue } from 'bull';
@@ -9,6 +9,15 @@ import { withTimeout } from '../observability/with-timeout';
 import { RERUN_QUEUE } from '../rerun/rerun.constants';
 
 const CHECK_TIMEOUT_MS = 2000;
+
+/** The two answers of readiness (GET /health and GET /health/ready). */
+const ReadinessResponses = () =>
+  applyDecorators(
+    ApiOkResponse({ description: '`{"status":"ok","mongo":"up","redis":"up"}`' }),
+    ApiServiceUnavailableResponse({
+      description: '`{"status":"down","redis":"<why>"}` (and/or `mongo`): MongoDB or Redis does not answer',
+    }),
+  );
 
 export interface Readiness {
   status: 'ok';
@@ -29,8 +38,7 @@ export class HealthController {
   @Public()
   @HttpCode(200)
   @ApiOperation({ summary: 'Readiness: 200 when MongoDB and Redis answer, 503 naming what is down' })
-  @ApiOkResponse({ description: '`{"status":"ok","mongo":"up","redis":"up"}`' })
-  @ApiServiceUnavailableResponse({ description: '`{"status":"down","redis":"<why>"}` (and/or `mongo`)' })
+  @ReadinessResponses()
   check(): Promise<Readiness> {
     return this.readiness();
   }
@@ -38,7 +46,10 @@ export class HealthController {
   @Get('ready')
   @Public()
   @HttpCode(200)
-  @ApiOperation({ summary: 'Readiness (same as GET /health)' })
+  @ApiOperation({
+    summary: 'Readiness (same as GET /health): 200 when MongoDB and Redis answer, 503 naming what is down',
+  })
+  @ReadinessResponses()
   ready(): Promise<Readiness> {
     return this.readiness();
   }

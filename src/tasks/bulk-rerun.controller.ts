@@ -8,7 +8,7 @@ import {
   ApiTags,
   getSchemaPath,
 } from '@nestjs/swagger';
-import { Auth, CurrentUser } from '../auth/auth.decorators';
+import { ApiSessionOriginRefusal, Auth, CurrentUser } from '../auth/auth.decorators';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { BULK_RERUN_STARTED, BulkRerunService } from './bulk-rerun.service';
 import { BulkRerunDto, CONSOLE_BULK_RERUN, SAMPLE_BULK_RERUN } from './dto/bulk-rerun.dto';
@@ -53,10 +53,11 @@ export class BulkRerunController {
     schema: { oneOf: [{ $ref: getSchemaPath(BulkRerunResponse) }, { $ref: getSchemaPath(BulkRerunDryRunResponse) }] },
     example: BULK_RERUN_STARTED,
   })
+  @ApiSessionOriginRefusal()
   @ApiTextErrors(
     [
       400,
-      'Invalid body or filters (unknown keys or operators, a regular expression that does not compile or is too ' +
+      'Invalid body (a malformed JSON body, batchSize above MAX_BATCH_SIZE) or filters (unknown keys or operators, a regular expression that does not compile or is too ' +
         'long), or matching transactions on a disabled or deleted channel',
       DISABLED_CHANNELS,
     ],

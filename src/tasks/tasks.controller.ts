@@ -26,7 +26,7 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Types } from 'mongoose';
-import { Auth, CurrentUser } from '../auth/auth.decorators';
+import { ApiSessionOriginRefusal, Auth, CurrentUser } from '../auth/auth.decorators';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { INSUFFICIENT_RERUN_PERMISSIONS } from '../auth/rerun-permissions';
 import { CreateTaskDto, SAMPLE_TASK } from './dto/create-task.dto';
@@ -54,6 +54,7 @@ const BAD_ID: [number, string, string] = [
 const NOT_FOUND: [number, string, string] = [404, 'No such task', taskNotFound(EXAMPLE_ID)];
 const WRONG_TYPE: [number, string, string] = [415, 'The body is not application/json', JSON_REQUIRED];
 const TOO_LARGE: [number, string, string] = [413, 'The body is larger than BODY_LIMIT', 'Request body too large'];
+const MALFORMED_JSON = 'a malformed JSON body';
 
 const PagingQueries = (limits: { defaultLimit: number }, what: string, zero: string) =>
   applyDecorators(
@@ -94,10 +95,12 @@ export class TasksController {
   })
   @ApiProduces('text/plain')
   @ApiTextResponse(201, 'Created', `User root@openhim.org created task with id ${EXAMPLE_ID}`)
+  @ApiSessionOriginRefusal()
   @ApiTextErrors(
     [
       400,
-      'Invalid body (each bad field is named), batch size <= 0, or a transaction on a disabled or deleted channel',
+      `Invalid body (each bad field is named; ${MALFORMED_JSON}), batch size <= 0 or above MAX_BATCH_SIZE, more ` +
+        'than MAX_TASK_TIDS transactions, or a transaction on a disabled or deleted channel',
       DISABLED_CHANNELS,
     ],
     [403, 'The user may not rerun a channel of these transactions', INSUFFICIENT_RERUN_PERMISSIONS],
@@ -191,14 +194,20 @@ export class TasksController {
   })
   @ApiProduces('text/plain')
   @ApiTextResponse(200, 'Updated (or already in that status)', TASK_UPDATED)
+  @ApiSessionOriginRefusal()
   @ApiTextErrors(
     [
       400,
-      'Malformed id, invalid body, or a change that is not allowed',
+      `Malformed id, invalid body (${MALFORMED_JSON}, an _id that is not the one in the path), or a change that is not allowed`,
       `Cannot change a task from Completed to Paused. ${ALLOWED_CHANGES_TEXT}`,
     ],
     [403, 'Not an admin', notAdmin('updateTask')],
     NOT_FOUND,
+    [
+      409,
+      'The workers kept changing the status of the task each time it was about to be changed; nothing was changed, try again',
+      `The status of task ${EXAMPLE_ID} keeps changing; try again`,
+    ],
     TOO_LARGE,
     WRONG_TYPE,
     [503, 'Resume: the queue (Redis) is unavailable; the task stays Paused', QUEUE_UNAVAILABLE],
@@ -222,6 +231,7 @@ export class TasksController {
   @ApiParam({ name: 'id', example: EXAMPLE_ID })
   @ApiProduces('text/plain')
   @ApiTextResponse(200, 'Deleted', TASK_DELETED)
+  @ApiSessionOriginRefusal()
   @ApiTextErrors(BAD_ID, [403, 'Not an admin', notAdmin('removeTask')], NOT_FOUND)
   async remove(@Param('id', TaskIdPipe) id: Types.ObjectId): Promise<string> {
     await this.tasks.remove(id);

@@ -5,12 +5,16 @@ import {
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
+  ApiPayloadTooLargeResponse,
+  ApiServiceUnavailableResponse,
   ApiTags,
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
+  ApiUnsupportedMediaTypeResponse,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { Public } from '../../common/decorators/public.decorator';
+import { DATABASE_UNAVAILABLE } from '../../common/filters/global-exception.filter';
 import { Auth } from '../auth.decorators';
 import { clientIp, tooManyRequests, UNAUTHORIZED_BODY } from '../auth.guard';
 import type { PublicUser } from '../credentials.repository';
@@ -56,10 +60,21 @@ export class SessionController {
     examples: { root: { value: { username: 'root@openhim.org', password: 'openhim-password' } } },
   })
   @ApiOkResponse({ description: `JSON {"result":"${LOGIN_SUCCEEDED}","user":{...}} and the session cookies` })
-  @ApiBadRequestResponse({ description: 'text/plain `Bad Request`: username or password missing' })
+  @ApiBadRequestResponse({
+    description: 'text/plain `Bad Request`: username or password missing; or `Malformed JSON body: ...`',
+  })
   @ApiUnauthorizedResponse({ description: 'text/plain `Unauthorized`' })
   @ApiNotFoundResponse({ description: `text/plain \`${SESSIONS_OFF}\`` })
-  @ApiTooManyRequestsResponse({ description: 'text/plain `Too Many Requests` (too many failures from this IP)' })
+  @ApiPayloadTooLargeResponse({
+    description: 'text/plain `Request body too large`: the body is larger than BODY_LIMIT',
+  })
+  @ApiUnsupportedMediaTypeResponse({
+    description: 'text/plain: a JSON body in a charset or Content-Encoding that cannot be read (e.g. charset=latin1)',
+  })
+  @ApiTooManyRequestsResponse({
+    description: 'text/plain `Too Many Requests`, with Retry-After (too many failed authentications from this IP)',
+  })
+  @ApiServiceUnavailableResponse({ description: `text/plain \`${DATABASE_UNAVAILABLE}\`, with Retry-After` })
   async login(@Body() body: unknown, @Req() request: Request, @Res() response: Response): Promise<void> {
     if (!this.sessions.enabled) throw new HttpException(SESSIONS_OFF, HttpStatus.NOT_FOUND);
     const ip = clientIp(request);
@@ -91,6 +106,7 @@ export class SessionController {
   @ApiOperation({ summary: "The session's user (OpenHIM 8's console asks it at start)" })
   @ApiOkResponse({ description: 'JSON {"user":{...}} (never password fields)' })
   @ApiNotFoundResponse({ description: `text/plain \`${NOT_AUTHENTICATED}\`` })
+  @ApiServiceUnavailableResponse({ description: `text/plain \`${DATABASE_UNAVAILABLE}\`, with Retry-After` })
   async me(@Req() request: Request): Promise<{ user: PublicUser }> {
     const session = await this.sessions.check(request.headers.cookie);
     if (session.kind !== 'ok') throw new HttpException(NOT_AUTHENTICATED, HttpStatus.NOT_FOUND);

@@ -90,8 +90,10 @@ export class BulkRerunDto implements HasLimitChecks {
   filterPage?: number;
 
   @ApiPropertyOptional({
-    description: 'batchSize of every task created (default 1).',
+    description:
+      "batchSize of every task created (default 1, at most MAX_BATCH_SIZE: maximum is this service's setting).",
     example: SAMPLE_BULK_RERUN.batchSize,
+    type: 'integer',
     minimum: 1,
   })
   @IsOptional()
@@ -113,7 +115,13 @@ export class BulkRerunDto implements HasLimitChecks {
   @IsStrictBoolean()
   dryRun?: boolean;
 
-  @ApiPropertyOptional({ description: 'Beyond OpenHIM: ratePerSecond of every task created.', example: 20 })
+  @ApiPropertyOptional({
+    description: 'Beyond OpenHIM: ratePerSecond of every task created, a number above 0 (default: no limit).',
+    example: 20,
+    type: 'number',
+    minimum: 0,
+    exclusiveMinimum: true,
+  })
   @IsOptional()
   @IsPositiveNumber()
   ratePerSecond?: number;

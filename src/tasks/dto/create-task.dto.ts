@@ -15,9 +15,9 @@ export const SAMPLE_TASK = {
 export class CreateTaskDto implements HasLimitChecks {
   @ApiProperty({
     description:
-      'Ids of the transactions to rerun (24-character hex), at most MAX_TASK_TIDS (default 100000). A repeated ' +
-      'id is rerun once, at its first position. Ids of transactions that do not exist are accepted and fail when ' +
-      'the task runs (as in OpenHIM).',
+      "Ids of the transactions to rerun (24-character hex), at most MAX_TASK_TIDS (maxItems is this service's " +
+      'setting). A repeated id is rerun once, at its first position. Ids of transactions that do not exist are ' +
+      'accepted and fail when the task runs (as in OpenHIM).',
     example: SAMPLE_TASK.tids,
     type: 'array',
     items: { type: 'string', pattern: '^[0-9a-fA-F]{24}$' },
@@ -27,7 +27,8 @@ export class CreateTaskDto implements HasLimitChecks {
   tids: string[];
 
   @ApiPropertyOptional({
-    description: 'How many transactions of this task are rerun at once (default 1, at most MAX_BATCH_SIZE).',
+    description:
+      "How many transactions of this task are rerun at once (default 1, at most MAX_BATCH_SIZE: maximum is this service's setting).",
     example: SAMPLE_TASK.batchSize,
     type: 'integer',
     minimum: 1,
@@ -46,8 +47,12 @@ export class CreateTaskDto implements HasLimitChecks {
   paused?: boolean;
 
   @ApiPropertyOptional({
-    description: 'Beyond OpenHIM: at most this many reruns of this task start per second (default: no limit).',
+    description:
+      'Beyond OpenHIM: at most this many reruns of this task start per second, a number above 0 (default: no limit).',
     example: 20,
+    type: 'number',
+    minimum: 0,
+    exclusiveMinimum: true,
   })
   @IsOptional()
   @IsPositiveNumber()

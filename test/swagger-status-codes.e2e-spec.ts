@@ -91,6 +91,15 @@ describe('OpenAPI status codes match what the routes answer', () => {
     const text = (await request(api.baseUrl).post('/tasks').set(as('admin')).send(body).expect(201)).text;
     return /([0-9a-f]{24})$/.exec(text)![1];
   };
+  /** A cancelled task whose items all ended failed: what POST /tasks/:id/rerun-failed takes. */
+  const failedTask = async (tids: string[] = [tid()]) => {
+    const id = await createTask({ tids, paused: true });
+    await env.db.collection('tasks').updateOne({ _id: new ObjectId(id) }, { $set: { status: 'Cancelled' } });
+    await env.db
+      .collection('taskitems')
+      .updateMany({ taskId: new ObjectId(id) }, { $set: { tstatus: 'Completed', rerunStatus: 'Failed' } });
+    return id;
+  };
   /** Sends a request the body parser refuses before routing; records the route it was sent to. */
   const beforeRouting = async (target: Api, route: Route, test: request.Test, status: number) => {
     await test.expect(status);
@@ -211,6 +220,33 @@ describe('OpenAPI status codes match what the routes answer', () => {
     await request(baseUrl).delete(`/tasks/${unknown}`).set(as('admin')).expect(404);
     await request(baseUrl).delete(`/tasks/${id}`).set(as('admin')).expect(200);
 
+    // POST /tasks/:id/rerun-failed
+    const failed = await failedTask();
+    const rerun = (source: string) => request(baseUrl).post(`/tasks/${source}/rerun-failed`);
+    await rerun(failed).set(as('admin')).send({ paused: true }).expect(201);
+    await rerun('abc').set(as('admin')).expect(400);
+    await rerun(await createTask({ tids: [tid()] }))
+      .set(as('admin'))
+      .expect(409);
+    // Nothing failed in a paused task.
+    await rerun(await createTask())
+      .set(as('admin'))
+      .expect(400);
+    await rerun(failed).expect(401);
+    await rerun(await failedTask([adminsOnlyTid.toHexString()]))
+      .set(as('rerunner'))
+      .expect(403);
+    await rerun(unknown).set(as('admin')).expect(404);
+    await rerun(failed).set(as('admin')).set('Content-Type', 'text/plain').send('x').expect(415);
+    await beforeRouting(
+      api,
+      'post /tasks/{id}/rerun-failed',
+      rerun(failed)
+        .set(as('admin'))
+        .send({ paused: true, padding: 'x'.repeat(BODY_LIMIT_BYTES) }),
+      413,
+    );
+
     // POST /bulkrerun
     await request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, dryRun: true }).expect(200);
     await request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, limit: 1 }).expect(400);
@@ -301,6 +337,7 @@ describe('OpenAPI status codes match what the routes answer', () => {
       request(baseUrl).get(`/tasks/${id}`).set(as('admin')),
       request(baseUrl).put(`/tasks/${id}`).set(as('admin')).send({ status: 'Paused' }),
       request(baseUrl).delete(`/tasks/${id}`).set(as('admin')),
+      request(baseUrl).post(`/tasks/${id}/rerun-failed`).set(as('admin')),
       request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, dryRun: true }),
       request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`),
       request(baseUrl).post('/authenticate/local').send({ username: ROOT_EMAIL, password: ROOT_PASSWORD }),
@@ -327,6 +364,7 @@ describe('OpenAPI status codes match what the routes answer', () => {
 
   it('answers 503 where Redis is needed while it is away', async () => {
     const paused = await createTask({ tids: [aclTid.toHexString()], paused: true });
+    const failed = await failedTask();
     await env.redis.stop();
     const { baseUrl } = api;
     try {
@@ -337,6 +375,7 @@ describe('OpenAPI status codes match what the routes answer', () => {
           .send({ tids: [tid()] })
           .expect(503),
         request(baseUrl).put(`/tasks/${paused}`).set(as('admin')).send({ status: 'Queued' }).expect(503),
+        request(baseUrl).post(`/tasks/${failed}/rerun-failed`).set(as('admin')).expect(503),
         request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {} }).expect(503),
         request(baseUrl).get('/health').expect(503),
         request(baseUrl).get('/health/ready').expect(503),
@@ -361,6 +400,7 @@ describe('OpenAPI status codes match what the routes answer', () => {
       'GET /tasks/:id': request(baseUrl).get(`/tasks/${id}`).set(as('admin')),
       'PUT /tasks/:id': request(baseUrl).put(`/tasks/${id}`).set(as('admin')).send({ status: 'Paused' }),
       'DELETE /tasks/:id': request(baseUrl).delete(`/tasks/${id}`).set(as('admin')),
+      'POST /tasks/:id/rerun-failed': request(baseUrl).post(`/tasks/${id}/rerun-failed`).set(as('admin')),
       'POST /bulkrerun': request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, dryRun: true }),
       'GET /authenticate/:email': request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`),
       'POST /authenticate/local': request(baseUrl)

@@ -23,7 +23,7 @@ const SEED_SAMPLE = {
 };
 const DISABLED = 'Cannot queue task as there are transactions with disabled or deleted channels';
 const INSUFFICIENT = 'Insufficient permissions prevents this rerun task from being created';
-/** What list items and read results may contain: OpenHIM's fields (plus ratePerSecond), nothing internal. */
+/** What list items may contain: OpenHIM's fields (plus our task options), nothing internal. */
 const PUBLIC_KEYS = [
   '_id',
   'status',
@@ -34,6 +34,9 @@ const PUBLIC_KEYS = [
   'totalTransactions',
   'batchSize',
   'ratePerSecond',
+  'pauseAfterFailures',
+  'startAt',
+  'rerunOf',
   '__v',
 ];
 
@@ -91,6 +94,9 @@ describe('Tasks API: create, list, read', () => {
         nextSeq: 0,
         leases: [],
         asyncPending: 0,
+        pauseAfterFailures: 20,
+        failureStreak: 0,
+        history: [{ at: task!.created, action: 'created', user: ROOT_EMAIL }],
         __v: 0,
       });
       expect(task!.created.getTime()).toBeGreaterThanOrEqual(before - 1000);
@@ -224,7 +230,7 @@ describe('Tasks API: create, list, read', () => {
           'tids must contain only 24-character hex transaction ids: 7 invalid entries ' +
             `(tids[1] = "nope", tids[2] = 42, tids[3] = null, tids[4] = "${ID}0", tids[5] = "a", and 2 more)`,
         ],
-        [{ tids: [ID], extra: true }, 'Unknown field "extra" (allowed: tids, batchSize, paused, ratePerSecond)'],
+        [{ tids: [ID], extra: true }, 'Unknown field "extra" (allowed: tids, batchSize, paused, ratePerSecond, pauseAfterFailures, startAt)'],
         [[ID], 'The request body must be a JSON object'],
         [{ tids: [ID], batchSize: 0, paused: 1 }, 'Invalid batch size specified; paused must be true or false (got 1)'],
       ])('%j -> %s', async (body, message) => {
@@ -517,6 +523,8 @@ describe('Tasks API: create, list, read', () => {
         remainingTransactions: 3,
         totalTransactions: 7,
         batchSize: 2,
+        pauseAfterFailures: 20,
+        history: [{ at: expect.any(String), action: 'created', user: USERS.admin.email }],
         __v: 0,
         totalFilteredTransactions: 7,
       });

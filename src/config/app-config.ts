@@ -277,6 +277,15 @@ export class AppConfig {
   @Min(1)
   MAX_BATCH_SIZE = 1000;
 
+  /**
+   * A task is paused by the engine when this many of its reruns end failed in a row (the downstream
+   * is still down); a task's own `pauseAfterFailures` wins. 0 = never.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  AUTO_PAUSE_AFTER_FAILURES = 20;
+
   /** POST /bulkrerun splits the matching transactions into tasks of this many. */
   @Transform(toInt)
   @IsInt()

@@ -4,6 +4,7 @@ import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { RerunPermissions } from '../auth/rerun-permissions';
 import { AppConfig } from '../config/app-config';
 import { BulkRerunDto } from './dto/bulk-rerun.dto';
+import { resolveRerunOptions } from './dto/rerun-options.dto';
 import { badRequest, forbidden } from './errors';
 import { isInvalidRegexError, toTransactionQuery } from './filters/transaction-filters';
 import { ChannelsRepository } from './repositories/channels.repository';
@@ -114,6 +115,8 @@ export class BulkRerunService implements BeforeApplicationShutdown {
           batchSize: dto.batchSize ?? 1,
           paused: dto.pauseQueue === true,
           ratePerSecond: dto.ratePerSecond,
+          ...resolveRerunOptions(dto, this.config),
+          reason: 'bulk rerun',
         });
         created.push(id);
       }

@@ -49,7 +49,13 @@ describe('TaskCreator side effects under a burst of tasks', () => {
     queue as unknown as TaskQueue,
     {} as RerunPermissions,
   );
-  const spec = (tids: string[]): TaskSpec => ({ tids, user: 'root@openhim.org', batchSize: 1, paused: false });
+  const spec = (tids: string[]): TaskSpec => ({
+    tids,
+    user: 'root@openhim.org',
+    batchSize: 1,
+    paused: false,
+    pauseAfterFailures: 20,
+  });
   const tid = () => new Types.ObjectId().toHexString();
   const holdRounds = () => {
     let open!: () => void;

@@ -5,6 +5,7 @@ import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { INSUFFICIENT_RERUN_PERMISSIONS, RerunAclChannel, RerunPermissions } from '../auth/rerun-permissions';
 import { AutoRetriesRepository } from './repositories/auto-retries.repository';
 import { ChannelAccess, ChannelsRepository } from './repositories/channels.repository';
+import { historyEntry } from '../database/task-history';
 import { TasksRepository } from './repositories/tasks.repository';
 import { TransactionsRepository } from './repositories/transactions.repository';
 import { TaskQueue } from './task-queue.service';
@@ -18,6 +19,14 @@ export interface TaskSpec {
   batchSize: number;
   paused: boolean;
   ratePerSecond?: number;
+  /** Failed reruns in a row after which the engine pauses the task (0: never). */
+  pauseAfterFailures: number;
+  /** No rerun starts before this. */
+  startAt?: Date;
+  /** Created to rerun the failed transactions of this task. */
+  rerunOf?: string;
+  /** Why it was created, for its history (`created`). */
+  reason?: string;
 }
 
 /** Distinct ids in order of first occurrence (ids are case-insensitive hex). */
@@ -97,14 +106,19 @@ export class TaskCreator implements BeforeApplicationShutdown {
       if (checked.status === 'rejected') throw checked.reason;
       if (written.status === 'rejected') throw written.reason;
       const itemsWritten = Date.now();
+      const created = new Date();
       await this.tasks.insertTask({
         _id: taskId,
         status: spec.paused ? 'Paused' : 'Queued',
-        created: new Date(),
+        created,
         user: spec.user,
         total: spec.tids.length,
         batchSize: spec.batchSize,
         ratePerSecond: spec.ratePerSecond,
+        pauseAfterFailures: spec.pauseAfterFailures,
+        startAt: spec.startAt,
+        rerunOf: spec.rerunOf,
+        history: [historyEntry('created', { at: created, user: spec.user, reason: spec.reason })],
       });
       if (!spec.paused) await this.queue.schedule(id, spec.batchSize);
       this.logger.debug(

@@ -1,11 +1,21 @@
 import { TASK_STATUSES, TaskStatus } from '../database/schemas';
+import type { HistoryAction } from '../database/task-history';
 
 /** What `PUT /tasks/:id` may do (docs/design.md, "Task lifecycle"); the engine owns the other moves. */
-export const STATUS_CHANGES: ReadonlyArray<{ to: TaskStatus; from: readonly TaskStatus[]; action: string }> = [
-  { to: 'Paused', from: ['Queued', 'Processing', 'Pending Async'], action: 'pause' },
-  { to: 'Queued', from: ['Paused'], action: 'resume' },
-  { to: 'Cancelled', from: ['Queued', 'Processing', 'Paused', 'Pending Async'], action: 'cancel' },
+export const STATUS_CHANGES: ReadonlyArray<{
+  to: TaskStatus;
+  from: readonly TaskStatus[];
+  action: string;
+  /** What the task's history calls it. */
+  done: HistoryAction;
+}> = [
+  { to: 'Paused', from: ['Queued', 'Processing', 'Pending Async'], action: 'pause', done: 'paused' },
+  { to: 'Queued', from: ['Paused'], action: 'resume', done: 'resumed' },
+  { to: 'Cancelled', from: ['Queued', 'Processing', 'Paused', 'Pending Async'], action: 'cancel', done: 'cancelled' },
 ];
+
+/** A task in one of these may still start or finish reruns (the engine's runnable statuses). */
+export const RUNNING_STATUSES: readonly TaskStatus[] = ['Queued', 'Processing', 'Pending Async'];
 
 export const ALLOWED_CHANGES_TEXT =
   'Allowed changes: Queued, Processing or Pending Async to Paused (pause); Paused to Queued (resume); ' +
@@ -17,7 +27,7 @@ export function isTaskStatus(value: unknown): value is TaskStatus {
 
 export type StatusDecision =
   | { kind: 'noop' }
-  | { kind: 'change'; from: readonly TaskStatus[]; action: string }
+  | { kind: 'change'; from: readonly TaskStatus[]; action: string; done: HistoryAction }
   | { kind: 'refused'; message: string };
 
 /** Decides a requested change from the task's current status. */
@@ -33,5 +43,5 @@ export function decideStatusChange(current: string, target: TaskStatus): StatusD
   if (!(change.from as readonly string[]).includes(current)) {
     return { kind: 'refused', message: `Cannot change a task from ${current} to ${target}. ${ALLOWED_CHANGES_TEXT}` };
   }
-  return { kind: 'change', from: change.from, action: change.action };
+  return { kind: 'change', from: change.from, action: change.action, done: change.done };
 }

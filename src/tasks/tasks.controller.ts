@@ -2,6 +2,7 @@ import {
   applyDecorators,
   Body,
   Controller,
+  DefaultValuePipe,
   Delete,
   Get,
   Header,
@@ -30,6 +31,7 @@ import { ApiSessionOriginRefusal, Auth, CurrentUser } from '../auth/auth.decorat
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { INSUFFICIENT_RERUN_PERMISSIONS } from '../auth/rerun-permissions';
 import { CreateTaskDto, SAMPLE_TASK } from './dto/create-task.dto';
+import { RerunFailedDto } from './dto/rerun-failed.dto';
 import { TaskDetailView, TaskView } from './dto/task-response.dto';
 import { UpdateTaskDto } from './dto/update-task.dto';
 import { TASK_ITEM_PAGING, TASK_LIST_PAGING } from './filters/task-filters';
@@ -40,7 +42,7 @@ import { QUEUE_UNAVAILABLE } from './task-queue.service';
 import { ALLOWED_CHANGES_TEXT } from './task-status';
 import { TASK_DELETED, TASK_UPDATED, taskNotFound, TasksService } from './tasks.service';
 import { BodyValidationPipe } from './validation/body-validation.pipe';
-import { JSON_REQUIRED, JsonBodyGuard } from './validation/json-body.guard';
+import { JSON_REQUIRED, JsonBodyGuard, OptionalJsonBodyGuard } from './validation/json-body.guard';
 import { TaskIdPipe } from './validation/task-id.pipe';
 
 const TEXT = 'text/plain; charset=utf-8';
@@ -116,6 +118,56 @@ export class TasksController {
     const id = await this.tasks.create(user, dto);
     response.location(`/tasks/${id}`);
     return `User ${user.email} created task with id ${id}`;
+  }
+
+  @Post(':id/rerun-failed')
+  @Auth()
+  @UseGuards(OptionalJsonBodyGuard)
+  @HttpCode(201)
+  @Header('Content-Type', TEXT)
+  @ApiOperation({
+    summary: 'Rerun the failed transactions of a task (beyond OpenHIM)',
+    description:
+      "A new task of the items of this task that ended with rerunStatus Failed or an error, in the task's order, " +
+      "with the same permission checks as POST /tasks. The body is optional (defaults: the source task's " +
+      "batchSize, not paused). The new task's history names its source. The response carries `Location`.",
+  })
+  @ApiParam({ name: 'id', example: EXAMPLE_ID })
+  @ApiConsumes('application/json')
+  @ApiBody({
+    type: RerunFailedDto,
+    required: false,
+    examples: { defaults: { value: {} }, paused: { value: { paused: true } } },
+  })
+  @ApiProduces('text/plain')
+  @ApiTextResponse(201, 'Created', `User root@openhim.org created task with id ${EXAMPLE_ID}`)
+  @ApiSessionOriginRefusal()
+  @ApiTextErrors(
+    [
+      400,
+      'Malformed id, invalid body, or nothing failed in the task',
+      `Task ${EXAMPLE_ID} has no failed transactions to rerun`,
+    ],
+    [403, 'The user may not rerun a channel of these transactions', INSUFFICIENT_RERUN_PERMISSIONS],
+    NOT_FOUND,
+    [
+      409,
+      'The task is still running (Queued, Processing or Pending Async)',
+      `Task ${EXAMPLE_ID} is still running (Processing): rerun its failed transactions once it has finished, or pause or cancel it first`,
+    ],
+    TOO_LARGE,
+    WRONG_TYPE,
+    [503, 'The queue (Redis) is unavailable; nothing was created', QUEUE_UNAVAILABLE],
+  )
+  async rerunFailed(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('id', TaskIdPipe) id: Types.ObjectId,
+    @Body(new DefaultValuePipe({}), BodyValidationPipe) dto: RerunFailedDto,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<string> {
+    const created = await this.tasks.rerunFailed(user, id, dto);
+    response.location(`/tasks/${created}`);
+    return `User ${user.email} created task with id ${created}`;
   }
 
   @Get()
@@ -213,10 +265,11 @@ export class TasksController {
     [503, 'Resume: the queue (Redis) is unavailable; the task stays Paused', QUEUE_UNAVAILABLE],
   )
   async update(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('id', TaskIdPipe) id: Types.ObjectId,
     @Body(BodyValidationPipe) dto: UpdateTaskDto,
   ): Promise<string> {
-    await this.tasks.update(id, dto);
+    await this.tasks.update(id, dto, user);
     return TASK_UPDATED;
   }
 

@@ -6,6 +6,7 @@ import type { TaskRecord, TasksRepository } from './repositories/tasks.repositor
 import type { TaskCreator } from './task-creator.service';
 import type { TaskQueue } from './task-queue.service';
 import { TasksService } from './tasks.service';
+import { loadConfig } from '../config/app-config';
 
 /**
  * The status change under concurrency: the engine may move the status between our read and our
@@ -23,18 +24,21 @@ describe('TasksService.update against a concurrently changing status', () => {
       if (statuses.length) current = statuses.shift()!;
       return { _id: id, status: current, batchSize: 2 };
     }),
-    setStatusIf: jest.fn(async (_: Types.ObjectId, from: readonly TaskStatus[], to: TaskStatus) => {
+    setStatusIf: jest.fn(async (_: Types.ObjectId, from: readonly TaskStatus[], to: TaskStatus, _change?: unknown) => {
       calls.push(`${from.join('|')} -> ${to}`);
       if (!from.includes(current as TaskStatus)) return false;
       current = to;
       return true;
     }),
+    removeHistoryEntry: jest.fn(async () => undefined),
   };
+  const operator = { email: 'op@example.org', groups: ['admin'], isAdmin: true };
   const queue = { schedule: jest.fn(async () => undefined), unschedule: jest.fn(async () => undefined) };
   const service = new TasksService(
     repository as unknown as TasksRepository,
     {} as TaskCreator,
     queue as unknown as TaskQueue,
+    loadConfig({}),
   );
   const failure = async (work: Promise<unknown>) => {
     const error = await work.then(
@@ -54,12 +58,12 @@ describe('TasksService.update against a concurrently changing status', () => {
     // Read as Queued; by the update the engine has completed it.
     statuses = ['Queued', 'Completed'];
     current = 'Queued';
-    repository.setStatusIf.mockImplementationOnce(async (_, from, to) => {
+    repository.setStatusIf.mockImplementationOnce(async (_, from, to, __) => {
       calls.push(`${from.join('|')} -> ${to}`);
       current = 'Completed';
       return false;
     });
-    const { status, text } = await failure(service.update(id, { status: 'Paused' }));
+    const { status, text } = await failure(service.update(id, { status: 'Paused' }, operator));
     expect(status).toBe(400);
     expect(text).toMatch(/^Cannot change a task from Completed to Paused\./);
     expect(queue.unschedule).not.toHaveBeenCalled();
@@ -68,12 +72,12 @@ describe('TasksService.update against a concurrently changing status', () => {
   it('re-reads after a missed conditional update and applies what is still allowed', async () => {
     statuses = ['Queued', 'Processing'];
     current = 'Queued';
-    repository.setStatusIf.mockImplementationOnce(async (_, from, to) => {
+    repository.setStatusIf.mockImplementationOnce(async (_, from, to, __) => {
       calls.push(`${from.join('|')} -> ${to}`);
       current = 'Processing';
       return false;
     });
-    await service.update(id, { status: 'Cancelled' });
+    await service.update(id, { status: 'Cancelled' }, operator);
     expect(current).toBe('Cancelled');
     expect(calls).toHaveLength(2);
     expect(queue.unschedule).toHaveBeenCalledWith(id.toHexString(), 2);
@@ -83,15 +87,18 @@ describe('TasksService.update against a concurrently changing status', () => {
     statuses = ['Paused'];
     current = 'Paused';
     queue.schedule.mockRejectedValueOnce(serviceUnavailable('queue down'));
-    const { status } = await failure(service.update(id, { status: 'Queued' }));
+    const { status } = await failure(service.update(id, { status: 'Queued' }, operator));
     expect(status).toBe(503);
     expect(current).toBe('Paused');
     expect(calls).toEqual(['Paused -> Queued', 'Queued -> Paused']);
+    // The refused resume leaves no trace in the task's history.
+    const written = repository.setStatusIf.mock.calls[0][3] as { history: object };
+    expect(repository.removeHistoryEntry).toHaveBeenCalledWith(id, written.history);
   });
 
   it('404 when the task disappears', async () => {
     repository.findById.mockResolvedValueOnce(null);
-    const { status, text } = await failure(service.update(id, { status: 'Paused' }));
+    const { status, text } = await failure(service.update(id, { status: 'Paused' }, operator));
     expect(status).toBe(404);
     expect(text).toBe(`We could not find a Task with this ID: ${id.toHexString()}.`);
   });

@@ -13,19 +13,25 @@ import {
   toTaskItemFilter,
   toTaskListQuery,
 } from './filters/task-filters';
+import { AppConfig } from '../config/app-config';
+import { historyEntry } from '../database/task-history';
 import { CreateTaskDto } from './dto/create-task.dto';
+import { resolveRerunOptions } from './dto/rerun-options.dto';
 import { UpdateTaskDto } from './dto/update-task.dto';
 import { jsonArray, JsonFragments, jsonObjectWithArray } from './json-stream';
 import {
   ItemRecord,
   PUBLIC_ITEM_FIELDS,
+  PUBLIC_TASK_DETAIL_FIELDS,
   PUBLIC_TASK_FIELDS,
   TaskRecord,
   TasksRepository,
 } from './repositories/tasks.repository';
 import { distinctTids, TaskCreator } from './task-creator.service';
 import { TaskQueue } from './task-queue.service';
-import { decideStatusChange } from './task-status';
+import { decideStatusChange, RUNNING_STATUSES } from './task-status';
+import { RerunFailedDto } from './dto/rerun-failed.dto';
+import { HEX_ID } from './validation/checks';
 
 export const PAGING_PARAMS = ['filters', 'filterPage', 'filterLimit'] as const;
 export const TASK_UPDATED = 'The Task was successfully updated';
@@ -43,6 +49,7 @@ export class TasksService {
     private readonly tasks: TasksRepository,
     private readonly creator: TaskCreator,
     private readonly queue: TaskQueue,
+    private readonly config: AppConfig,
   ) {}
 
   /** POST /tasks: returns the new task's id. */
@@ -56,6 +63,7 @@ export class TasksService {
         batchSize: dto.batchSize ?? 1,
         paused: dto.paused === true,
         ratePerSecond: dto.ratePerSecond,
+        ...resolveRerunOptions(dto, this.config),
       },
       () => this.creator.checkTransactions(user, ids),
     );
@@ -107,13 +115,18 @@ export class TasksService {
       totalFilteredTransactions = matching.length;
       transactions = [matching.slice(paging.skip, paging.skip + paging.limit)];
     }
-    return jsonObjectWithArray(publicTask(task), 'transactions', jsonArray(transactions, publicItem), {
-      totalFilteredTransactions,
-    });
+    return jsonObjectWithArray(
+      pick(task, PUBLIC_TASK_DETAIL_FIELDS),
+      'transactions',
+      jsonArray(transactions, publicItem),
+      {
+        totalFilteredTransactions,
+      },
+    );
   }
 
-  /** PUT /tasks/:id: pause, resume or cancel. */
-  async update(id: Types.ObjectId, dto: UpdateTaskDto): Promise<void> {
+  /** PUT /tasks/:id: pause, resume or cancel, written to the task's history with who did it. */
+  async update(id: Types.ObjectId, dto: UpdateTaskDto, user: AuthenticatedUser): Promise<void> {
     const hexId = id.toHexString();
     if (dto._id !== undefined && dto._id.toLowerCase() !== hexId) {
       throw badRequest(`_id in the body (${dto._id}) is not the task id in the path (${hexId})`);
@@ -126,15 +139,23 @@ export class TasksService {
       if (decision.kind === 'noop') return;
       if (decision.kind === 'refused') throw badRequest(decision.message);
       // Conditional: the engine may have moved the status since we read it; then decide again.
-      if (!(await this.tasks.setStatusIf(id, decision.from, target))) continue;
+      const entry = historyEntry(decision.done, { user: user.email });
+      // A resume starts a new run: the failures in a row of the last one no longer count.
+      const set = target === 'Queued' ? { failureStreak: 0 } : undefined;
+      if (!(await this.tasks.setStatusIf(id, decision.from, target, { history: entry, set }))) continue;
 
       const batchSize = task.batchSize ?? 1;
       if (target === 'Queued') {
         try {
           await this.queue.schedule(hexId, batchSize);
         } catch (error) {
-          // Put it back as it was, so that nothing claims it is running.
-          await this.tasks.setStatusIf(id, ['Queued'], 'Paused').catch(() => undefined);
+          // Put it back as it was, so that nothing claims it is running (nor that it was resumed).
+          await this.tasks
+            .setStatusIf(id, ['Queued'], 'Paused')
+            .then(async (undone) => {
+              if (undone) await this.tasks.removeHistoryEntry(id, entry);
+            })
+            .catch(() => undefined);
           throw error;
         }
       } else {
@@ -144,6 +165,46 @@ export class TasksService {
       return;
     }
     throw conflict(`The status of task ${hexId} keeps changing; try again`);
+  }
+
+  /**
+   * POST /tasks/:id/rerun-failed: a new task of the source task's items that ended failed
+   * (`rerunStatus: Failed` or an error), in their order, checked like POST /tasks. Returns its id.
+   */
+  async rerunFailed(user: AuthenticatedUser, id: Types.ObjectId, dto: RerunFailedDto): Promise<string> {
+    const hexId = id.toHexString();
+    const source = await this.tasks.findById(id);
+    if (!source) throw notFound(taskNotFound(hexId));
+    if (RUNNING_STATUSES.includes(source.status as TaskStatus)) {
+      throw conflict(
+        `Task ${hexId} is still running (${source.status}): rerun its failed transactions once it has finished, ` +
+          'or pause or cancel it first',
+      );
+    }
+    const failed =
+      source.itemsStore === 'items'
+        ? await this.tasks.failedTids(id)
+        : (await this.tasks.embeddedItems(id)).filter(endedFailed).map((item) => String(item.tid));
+    const tids = distinctTids(failed.filter((tid) => HEX_ID.test(tid)));
+    if (!tids.length) throw badRequest(`Task ${hexId} has no failed transactions to rerun`);
+    const ids = tids.map((tid) => new Types.ObjectId(tid));
+    const newId = await this.creator.store(
+      {
+        tids,
+        user: user.email,
+        batchSize: dto.batchSize ?? source.batchSize ?? 1,
+        paused: dto.paused === true,
+        ...(typeof source.ratePerSecond === 'number' ? { ratePerSecond: source.ratePerSecond } : {}),
+        pauseAfterFailures: source.pauseAfterFailures ?? this.config.AUTO_PAUSE_AFTER_FAILURES,
+        rerunOf: hexId,
+        reason: `rerun of the failed transactions of task ${hexId}`,
+      },
+      () => this.creator.checkTransactions(user, ids),
+    );
+    this.logger.log(
+      `User ${user.email} created task ${newId}: the ${tids.length} failed transactions of task ${hexId}`,
+    );
+    return newId;
   }
 
   /** DELETE /tasks/:id: stops the outstanding work, then removes the task and its items. */
@@ -166,3 +227,8 @@ function pick(record: Record<string, unknown>, fields: readonly string[]): Recor
 
 const publicTask = (task: TaskRecord) => pick(task, PUBLIC_TASK_FIELDS);
 const publicItem = (item: ItemRecord) => pick(item, PUBLIC_ITEM_FIELDS);
+
+/** An embedded item (a task created by OpenHIM core) that ended failed. */
+function endedFailed(item: ItemRecord): boolean {
+  return item.rerunStatus === 'Failed' || (item.error !== undefined && item.error !== null && item.error !== '');
+}

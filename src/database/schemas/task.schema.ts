@@ -1,5 +1,6 @@
 import { Prop, Schema, SchemaFactory } from '@nestjs/mongoose';
 import { HydratedDocument, Types } from 'mongoose';
+import type { HistoryEntry } from '../task-history';
 
 export const TASK_STATUSES = ['Queued', 'Processing', 'Paused', 'Cancelled', 'Completed', 'Pending Async'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -48,6 +49,16 @@ export class Task {
   @Prop() itemsStore?: 'items';
   /** Optional cap on reruns started per second (beyond OpenHIM). */
   @Prop() ratePerSecond?: number;
+  /** Who did what, when: newest last, at most HISTORY_LIMIT (beyond OpenHIM). */
+  @Prop({ type: [Object], default: undefined }) history?: HistoryEntry[];
+  /** The engine pauses the task after this many failed reruns in a row (0: never). */
+  @Prop() pauseAfterFailures?: number;
+  /** Failed reruns in a row so far (the engine's; a resume resets it). */
+  @Prop() failureStreak?: number;
+  /** No rerun of the task starts before this. */
+  @Prop() startAt?: Date;
+  /** A rerun of the failed transactions of this task (its id). */
+  @Prop() rerunOf?: string;
   /** Next item (by seq) to start: items below it were started or skipped. */
   @Prop({ default: 0 }) nextSeq?: number;
   @Prop({ type: [TaskLeaseSchema], default: undefined }) leases?: TaskLease[];

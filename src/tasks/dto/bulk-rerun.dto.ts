@@ -5,6 +5,7 @@ import { AppConfig } from '../../config/app-config';
 import { isPlainObject } from '../filters/query-params';
 import { MAX_REGEX_LENGTH } from '../filters/transaction-filters';
 import { HasLimitChecks } from '../validation/body-validation.pipe';
+import { RerunOptionsDto } from './rerun-options.dto';
 import {
   Check,
   describeValue,
@@ -43,7 +44,7 @@ const isPagingNumber = (value: unknown) => Number.isSafeInteger(value) && (value
 const pagingMessage = (value: unknown, property: string) =>
   `${property} must be a whole number, 0 or more (got ${describeValue(value)}); it is accepted and ignored, as in OpenHIM`;
 
-export class BulkRerunDto implements HasLimitChecks {
+export class BulkRerunDto extends RerunOptionsDto implements HasLimitChecks {
   @ApiProperty({
     description:
       "The transaction list's filters, as an object or, as OpenHIM's console sends them, as a JSON string of " +

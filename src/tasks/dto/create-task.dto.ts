@@ -3,6 +3,7 @@ import { Transform } from 'class-transformer';
 import { IsOptional } from 'class-validator';
 import { AppConfig } from '../../config/app-config';
 import { HasLimitChecks } from '../validation/body-validation.pipe';
+import { RerunOptionsDto } from './rerun-options.dto';
 import { IsBatchSize, IsPositiveNumber, IsStrictBoolean, IsTidList, toNumberIfNumeric } from '../validation/checks';
 
 /** The sample of OpenHIM's "Create Task" documentation. */
@@ -12,7 +13,7 @@ export const SAMPLE_TASK = {
   paused: true,
 };
 
-export class CreateTaskDto implements HasLimitChecks {
+export class CreateTaskDto extends RerunOptionsDto implements HasLimitChecks {
   @ApiProperty({
     description:
       "Ids of the transactions to rerun (24-character hex), at most MAX_TASK_TIDS (maxItems is this service's " +

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ITEM_STATUSES, TASK_STATUSES } from '../../database/schemas';
+import { HISTORY_ACTIONS, HISTORY_LIMIT } from '../../database/task-history';
 
 /** Documentation of the response shapes (OpenHIM's task document). */
 export class TaskTransactionView {
@@ -26,10 +27,42 @@ export class TaskView {
   @ApiProperty({ example: 2 }) batchSize: number;
   @ApiPropertyOptional({ description: 'Beyond OpenHIM: reruns started per second at most', example: 20 })
   ratePerSecond?: number;
+  @ApiPropertyOptional({
+    description: 'Beyond OpenHIM: the engine pauses the task after this many failed reruns in a row (0: never)',
+    example: 20,
+  })
+  pauseAfterFailures?: number;
+  @ApiPropertyOptional({
+    description: 'Beyond OpenHIM: no rerun starts before this',
+    example: '2026-12-03T22:00:00.000Z',
+  })
+  startAt?: string;
+  @ApiPropertyOptional({
+    description: 'Beyond OpenHIM: the task whose failed transactions this task reruns',
+    example: '65f0c0ffee0000000000c000',
+  })
+  rerunOf?: string;
   @ApiPropertyOptional({ example: 0 }) __v?: number;
 }
 
+export class TaskHistoryEntryView {
+  @ApiProperty({ example: '2026-12-03T10:00:00.000Z' }) at: string;
+  @ApiProperty({ enum: HISTORY_ACTIONS, example: 'cancelled' }) action: string;
+  @ApiPropertyOptional({ description: 'Who did it (absent for what the engine does)', example: 'root@openhim.org' })
+  user?: string;
+  @ApiPropertyOptional({
+    description: 'Why (auto-paused: the count and the last error; created: the source of a rerun of failures)',
+    example: '20 reruns in a row failed; the last: OpenHIM answered 500',
+  })
+  reason?: string;
+}
+
 export class TaskDetailView extends TaskView {
+  @ApiPropertyOptional({
+    type: [TaskHistoryEntryView],
+    description: `Beyond OpenHIM: who did what, when; newest last, at most ${HISTORY_LIMIT} entries`,
+  })
+  history?: TaskHistoryEntryView[];
   @ApiProperty({
     type: [TaskTransactionView],
     description: "The filtered page of the task's transactions, in task order",

@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
-import type { Collection, Document, FindCursor } from 'mongodb';
+import type { Collection, Document, FindCursor, UpdateFilter } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { DATABASE_UNAVAILABLE } from '../../common/filters/global-exception.filter';
 import { Task, TaskItem, TaskStatus } from '../../database/schemas';
+import { HistoryEntry, pushHistory } from '../../database/task-history';
 import { serviceUnavailable } from '../errors';
 import type { Paging } from '../filters/query-params';
 import type { TaskListQuery } from '../filters/task-filters';
@@ -20,15 +21,21 @@ export const PUBLIC_TASK_FIELDS = [
   'totalTransactions',
   'batchSize',
   'ratePerSecond',
+  'pauseAfterFailures',
+  'startAt',
+  'rerunOf',
   '__v',
 ] as const;
+/** What GET /tasks/:id shows beyond the list: the task's history. */
+export const PUBLIC_TASK_DETAIL_FIELDS = [...PUBLIC_TASK_FIELDS, 'history'] as const;
 export const PUBLIC_ITEM_FIELDS = ['_id', 'tid', 'tstatus', 'error', 'rerunID', 'rerunStatus'] as const;
 
-export type TaskRecord = Partial<Record<(typeof PUBLIC_TASK_FIELDS)[number], unknown>> & {
+export type TaskRecord = Partial<Record<(typeof PUBLIC_TASK_DETAIL_FIELDS)[number], unknown>> & {
   _id: Types.ObjectId;
   status: string;
   batchSize?: number;
   totalTransactions?: number;
+  pauseAfterFailures?: number;
   itemsStore?: string;
 };
 export type ItemRecord = Partial<Record<(typeof PUBLIC_ITEM_FIELDS)[number], unknown>> & {
@@ -45,6 +52,11 @@ export interface NewTask {
   total: number;
   batchSize: number;
   ratePerSecond?: number;
+  /** Absent: the engine applies AUTO_PAUSE_AFTER_FAILURES. */
+  pauseAfterFailures?: number;
+  startAt?: Date;
+  rerunOf?: string;
+  history?: HistoryEntry[];
 }
 
 const ITEM_INSERT_CHUNK = 1000;
@@ -123,6 +135,11 @@ export class TasksRepository {
       leases: [],
       asyncPending: 0,
       ...(task.ratePerSecond !== undefined ? { ratePerSecond: task.ratePerSecond } : {}),
+      ...(task.pauseAfterFailures !== undefined ? { pauseAfterFailures: task.pauseAfterFailures } : {}),
+      failureStreak: 0,
+      ...(task.startAt !== undefined ? { startAt: task.startAt } : {}),
+      ...(task.rerunOf !== undefined ? { rerunOf: task.rerunOf } : {}),
+      history: task.history ?? [],
       __v: 0,
     });
   }
@@ -156,7 +173,7 @@ export class TasksRepository {
   /** The task without its transactions (plus `itemsStore`, to know where they are). */
   async findById(id: Types.ObjectId): Promise<TaskRecord | null> {
     return this.tasks
-      .findById(id, projection([...PUBLIC_TASK_FIELDS, 'itemsStore']))
+      .findById(id, projection([...PUBLIC_TASK_DETAIL_FIELDS, 'itemsStore']))
       .lean<TaskRecord>()
       .exec();
   }
@@ -194,12 +211,37 @@ export class TasksRepository {
     return this.items.countDocuments({ ...query, taskId }).exec();
   }
 
-  /** Changes the status only from one of `from` (the engine moves statuses concurrently). */
-  async setStatusIf(id: Types.ObjectId, from: readonly TaskStatus[], to: TaskStatus): Promise<boolean> {
-    const { matchedCount } = await this.tasks.updateOne(
-      { _id: id, status: { $in: [...from] } },
-      { $set: { status: to } },
-    );
+  /**
+   * Changes the status only from one of `from` (the engine moves statuses concurrently), with the
+   * history entry (and other fields) in the same write. Returns whether it applied.
+   */
+  async setStatusIf(
+    id: Types.ObjectId,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    change: { history?: HistoryEntry; set?: Record<string, unknown> } = {},
+  ): Promise<boolean> {
+    const { matchedCount } = await driverCollection(this.tasks).updateOne({ _id: id, status: { $in: [...from] } }, {
+      $set: { status: to, ...change.set },
+      ...(change.history ? { $push: pushHistory(change.history) } : {}),
+    } as UpdateFilter<Document>);
     return matchedCount > 0;
+  }
+
+  /** Takes back a history entry written by a change that was then undone (a resume Redis refused). */
+  async removeHistoryEntry(id: Types.ObjectId, entry: HistoryEntry): Promise<void> {
+    const pull: Document = { $pull: { history: { ...entry } } };
+    await driverCollection(this.tasks).updateOne({ _id: id }, pull);
+  }
+
+  /** The tids of the items that ended failed (`rerunStatus: Failed` or an error), in task order. */
+  async failedTids(taskId: Types.ObjectId): Promise<string[]> {
+    const items = await driverCollection(this.items)
+      .find<{ tid: string }>(
+        { taskId, $or: [{ rerunStatus: 'Failed' }, { error: { $exists: true, $nin: [null, ''] } }] },
+        { projection: { _id: 0, tid: 1 }, sort: { seq: 1 } },
+      )
+      .toArray();
+    return items.map((item) => item.tid);
   }
 }

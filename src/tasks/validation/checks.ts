@@ -86,3 +86,44 @@ export function IsPositiveNumber(): PropertyDecorator {
 /** Numeric strings (`"2"`) become numbers, as mongoose casts them in OpenHIM. */
 export const toNumberIfNumeric = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
+
+/** A date and time with a time zone (a zone-less time would depend on the server's). */
+export const ISO_DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):?(\d{2}))$/i;
+
+/** A real calendar date and clock time (Date.parse takes 2030-02-31 as March 3). */
+export function isIsoDateTime(value: unknown): value is string {
+  const match = typeof value === 'string' ? ISO_DATE_TIME.exec(value) : null;
+  if (!match) return false;
+  const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = match
+    .slice(1)
+    .map((part) => Number(part ?? 0));
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return (
+    date.getUTCFullYear() === year &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day &&
+    hour < 24 &&
+    minute < 60 &&
+    second < 60 &&
+    offsetHours < 24 &&
+    offsetMinutes < 60
+  );
+}
+
+export function IsIsoDateTime(): PropertyDecorator {
+  return Check(
+    'isIsoDateTime',
+    isIsoDateTime,
+    (value, property) =>
+      `${property} must be an ISO 8601 date and time with a time zone, like 2026-12-03T22:00:00Z (got ${describeValue(value)})`,
+  );
+}
+
+export function IsNonNegativeInteger(): PropertyDecorator {
+  return Check(
+    'isNonNegativeInteger',
+    (value) => Number.isSafeInteger(value) && (value as number) >= 0,
+    (value, property) => `${property} must be a whole number, 0 or more (got ${describeValue(value)})`,
+  );
+}

@@ -2,6 +2,8 @@ import { getQueueToken } from '@nestjs/bull';
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { ObjectId } from 'mongodb';
+import { RerunItemsRepository } from '../src/rerun/persistence/rerun-items.repository';
+import { RerunTasksRepository } from '../src/rerun/persistence/rerun-tasks.repository';
 import { laneJobId, RERUN_QUEUE } from '../src/rerun/rerun.constants';
 import { RerunScheduler } from '../src/rerun/rerun-scheduler.service';
 import { WorkerLifecycle } from '../src/rerun/worker/worker-lifecycle';
@@ -344,6 +346,61 @@ describe('Rerun engine: task lifecycle', () => {
     await env.mongo.resume();
     const task = await waitForTaskStatus(env.db, taskId, 'Completed', 'tasks', 40000);
     expect(task).toMatchObject({ remainingTransactions: 0, leases: [] });
+    expectOncePerTid(taskId, tids);
+    const items = await readItems(env.db, taskId);
+    expect(items.filter((item) => item.tstatus !== 'Completed' || item.rerunStatus !== 'Successful')).toEqual([]);
+  });
+
+  /**
+   * The first call of any of `methods` of the worker's `repository` for `taskId` does its write but
+   * its answer never comes, as the driver loses one issued on a connection the server has just
+   * closed (src/rerun/persistence/bounded.ts). Returns whether that happened and a restore.
+   */
+  function loseFirstAnswer<T extends object>(repository: T, methods: Array<keyof T>, taskId: string) {
+    const state = { lost: false };
+    for (const method of methods) {
+      const real = repository[method] as (...args: unknown[]) => Promise<unknown>;
+      (repository as Record<keyof T, unknown>)[method] = function (this: T, ...args: unknown[]) {
+        const answer = real.apply(this, args);
+        if (state.lost || String(args[0]) !== taskId) return answer;
+        state.lost = true;
+        answer.catch(() => undefined);
+        return new Promise(() => undefined);
+      };
+    }
+    const restore = () => methods.forEach((method) => delete (repository as Record<keyof T, unknown>)[method]);
+    return { state, restore };
+  }
+
+  it('is not held by a gate whose answer never comes: the items it took are run when the task finishes, once each', async () => {
+    const tids = await insertTransactions(env.db, 30);
+    const taskId = await insertTask(env.db, tids, { batchSize: 3 });
+    const { state, restore } = loseFirstAnswer(worker.get(RerunTasksRepository), ['gate', 'gateMany'], taskId);
+    try {
+      await scheduler.schedule(taskId, 3);
+      const task = await waitForTaskStatus(env.db, taskId, 'Completed', 'tasks', 40000);
+      expect(state.lost).toBe(true);
+      expect(task).toMatchObject({ remainingTransactions: 0, leases: [] });
+    } finally {
+      restore();
+    }
+    expectOncePerTid(taskId, tids);
+    const items = await readItems(env.db, taskId);
+    expect(items.filter((item) => item.tstatus !== 'Completed' || item.rerunStatus !== 'Successful')).toEqual([]);
+  });
+
+  it('is not held by a claim whose answer never comes: its items are reconciled and sent once each', async () => {
+    const tids = await insertTransactions(env.db, 30);
+    const taskId = await insertTask(env.db, tids, { batchSize: 3 });
+    const { state, restore } = loseFirstAnswer(worker.get(RerunItemsRepository), ['claim', 'claimMany'], taskId);
+    try {
+      await scheduler.schedule(taskId, 3);
+      const task = await waitForTaskStatus(env.db, taskId, 'Completed', 'tasks', 40000);
+      expect(state.lost).toBe(true);
+      expect(task).toMatchObject({ remainingTransactions: 0, leases: [] });
+    } finally {
+      restore();
+    }
     expectOncePerTid(taskId, tids);
     const items = await readItems(env.db, taskId);
     expect(items.filter((item) => item.tstatus !== 'Completed' || item.rerunStatus !== 'Successful')).toEqual([]);

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { JobResult } from '../rerun.constants';
+import { startBoundMs } from '../persistence/bounded';
 import { EngineItem, EngineTask, RUNNABLE } from '../persistence/engine-task';
 import { RerunItemsRepository } from '../persistence/rerun-items.repository';
 import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
@@ -44,7 +45,13 @@ export class LaneRunner {
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
   ) {
-    this.starts = new StartBatcher(tasks, items, transactions, config.WORKER_LEASE_MS);
+    this.starts = new StartBatcher(
+      tasks,
+      items,
+      transactions,
+      config.WORKER_LEASE_MS,
+      startBoundMs(config.WORKER_LEASE_MS),
+    );
   }
 
   async run(taskKey: string): Promise<JobResult> {
@@ -148,7 +155,12 @@ export class LaneRunner {
     );
     if (seq === null) return null;
     slot.renewed(sentAt);
-    return { seq, item: await this.items.claim(slot.taskId, seq, slot.leaseId, new Date()) };
+    // Dirty until the claim is known, as with batched starts: a claim whose answer is lost leaves the
+    // slot to expire and the item to be reconciled.
+    slot.dirty = true;
+    const item = await this.items.claim(slot.taskId, seq, slot.leaseId, new Date());
+    if (!item) slot.dirty = false;
+    return { seq, item };
   }
 
   /** Why the gate did not open: stop, finish, wait (ms, rate limit) or try again. */
@@ -194,8 +206,10 @@ export class LaneRunner {
   private async reconcileItem(slot: Slot, item: EngineItem): Promise<void> {
     if (item.tstatus === 'Queued') {
       if (!(await this.tasks.check(slot.taskId, slot.leaseId, slot.until))) return;
+      slot.dirty = true; // until the claim is known
       const claimed = await this.items.claim(slot.taskId, item.seq, slot.leaseId, new Date());
       if (claimed) await this.itemRunner.run(slot, claimed);
+      else slot.dirty = false;
       return;
     }
     if (!(await this.items.takeOver(slot.taskId, item, slot.leaseId))) return;

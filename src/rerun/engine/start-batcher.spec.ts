@@ -1,4 +1,5 @@
 import mongoose, { Connection, Model, Types } from 'mongoose';
+import { AppConfig } from '../../config/app-config';
 import { MongoWireServer } from '../../mongo-wire';
 import {
   Channel,
@@ -10,6 +11,7 @@ import {
   Transaction,
   TransactionSchema,
 } from '../../database/schemas';
+import { BoundExceededError } from '../persistence/bounded';
 import { RerunItemsRepository } from '../persistence/rerun-items.repository';
 import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
@@ -17,6 +19,8 @@ import { Slot } from './slot';
 import { StartBatcher } from './start-batcher';
 
 const LEASE_MS = 15000;
+/** How long the batcher waits for a gate or a claim here (a third of the lease in the engine). */
+const BOUND_MS = 300;
 
 /** Batched gate + claim against the wire server: what each lane gets and what the documents become. */
 describe('StartBatcher', () => {
@@ -37,11 +41,13 @@ describe('StartBatcher', () => {
     itemModel = conn.model(TaskItem.name, TaskItemSchema) as unknown as Model<TaskItem>;
     transactionModel = conn.model(Transaction.name, TransactionSchema) as unknown as Model<Transaction>;
     await itemModel.syncIndexes();
-    tasks = new RerunTasksRepository(taskModel);
-    items = new RerunItemsRepository(itemModel);
+    const config = Object.assign(new AppConfig(), { WORKER_LEASE_MS: LEASE_MS });
+    tasks = new RerunTasksRepository(taskModel, config);
+    items = new RerunItemsRepository(itemModel, config);
     transactions = new RerunTransactionsRepository(
       transactionModel,
       conn.model(Channel.name, ChannelSchema) as unknown as Model<Channel>,
+      config,
     );
   });
 
@@ -72,7 +78,7 @@ describe('StartBatcher', () => {
       transactions: [],
       leases: slots.map((slot) => ({ id: slot.leaseId, owner: 'spec', until: new Date(Date.now() + 1000) })),
     });
-    return { taskId, tids, slots, batcher: new StartBatcher(tasks, items, transactions, LEASE_MS) };
+    return { taskId, tids, slots, batcher: new StartBatcher(tasks, items, transactions, LEASE_MS, BOUND_MS) };
   }
 
   const itemAt = (taskId: Types.ObjectId, seq: number) => itemModel.collection.findOne({ taskId, seq });
@@ -161,5 +167,126 @@ describe('StartBatcher', () => {
     expect(started).toEqual([null, null, null]);
     expect(await itemModel.collection.countDocuments({ taskId, tstatus: 'Queued' })).toBe(10);
     expect((await taskDoc(taskId))!.nextSeq).toBe(0);
+  });
+
+  /**
+   * An answer that never comes (the driver loses one issued on a connection the server has just
+   * closed: bounded.ts) holds neither the lanes waiting on it nor the lanes after them.
+   */
+  describe('an answer that never comes', () => {
+    type Outcome<T> = { value: T } | { error: unknown } | 'pending';
+
+    /** The promise's outcome, or 'pending' when it has none after `ms`. */
+    async function outcome<T>(promise: Promise<T>, ms = 5000): Promise<Outcome<T>> {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        return await Promise.race([
+          promise.then(
+            (value) => ({ value }),
+            (error: unknown) => ({ error }),
+          ),
+          new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms))),
+        ]);
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+
+    /** `repository` whose `method` never answers its first call, after doing its write when `applied`. */
+    function answersFirstCallNever<T extends object>(repository: T, method: keyof T, applied: boolean): T {
+      const real = (repository[method] as (...args: unknown[]) => Promise<unknown>).bind(repository);
+      let calls = 0;
+      return Object.assign(Object.create(repository) as T, {
+        [method]: (...args: unknown[]) => {
+          if (calls++ > 0) return real(...args);
+          if (applied) void real(...args);
+          return new Promise(() => undefined);
+        },
+      });
+    }
+
+    const seqsOf = (outcomes: Array<Outcome<unknown>>) =>
+      outcomes.map((o) => (o !== 'pending' && 'value' in o ? (o.value as { seq: number }).seq : o)).sort();
+
+    it('a gate: its lanes get an error within the bound and the next lanes are gated at once', async () => {
+      const { taskId, slots } = await taskWithLanes(10, 3);
+      const batcher = new StartBatcher(
+        answersFirstCallNever(tasks, 'gateMany', false),
+        items,
+        transactions,
+        LEASE_MS,
+        BOUND_MS,
+      );
+
+      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+
+      expect(lost).toEqual(slots.map(() => ({ error: expect.any(BoundExceededError) })));
+      for (const slot of slots) expect(slot.dirty).toBe(false); // nothing was claimed for them
+      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      expect(seqsOf(next)).toEqual([0, 1, 2]);
+      expect((await taskDoc(taskId))!.nextSeq).toBe(3);
+    });
+
+    it('a gate that moved the cursor: the next lanes go on after it, its items stay Queued below the cursor', async () => {
+      const { taskId, slots } = await taskWithLanes(10, 3);
+      const batcher = new StartBatcher(
+        answersFirstCallNever(tasks, 'gateMany', true),
+        items,
+        transactions,
+        LEASE_MS,
+        BOUND_MS,
+      );
+
+      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+
+      expect(lost).toEqual(slots.map(() => ({ error: expect.any(BoundExceededError) })));
+      expect(seqsOf(next)).toEqual([3, 4, 5]);
+      expect((await taskDoc(taskId))!.nextSeq).toBe(6);
+      // What a worker dying between gate and claim leaves: the finish of the task runs them.
+      for (const seq of [0, 1, 2]) expect(await itemAt(taskId, seq)).toMatchObject({ tstatus: 'Queued' });
+    });
+
+    it('a claim: its slots stay dirty (they expire, the items are reconciled) and the next lanes claim theirs', async () => {
+      const { taskId, slots } = await taskWithLanes(10, 3);
+      const batcher = new StartBatcher(
+        tasks,
+        answersFirstCallNever(items, 'claimMany', true),
+        transactions,
+        LEASE_MS,
+        BOUND_MS,
+      );
+
+      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+
+      expect(lost).toEqual(slots.map(() => ({ error: expect.any(BoundExceededError) })));
+      for (const slot of slots) expect(slot.dirty).toBe(true);
+      const claimed = await Promise.all([0, 1, 2].map((seq) => itemAt(taskId, seq)));
+      expect(claimed.map((item) => item!.tstatus)).toEqual(['Processing', 'Processing', 'Processing']);
+      expect(claimed.map((item) => item!.leaseId).sort()).toEqual(slots.map((slot) => slot.leaseId).sort());
+
+      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      expect(seqsOf(next)).toEqual([3, 4, 5]);
+      for (const o of next) expect(o).toMatchObject({ value: { item: { tstatus: 'Processing' } } });
+    });
+
+    it('a read of the items ahead: the claims after it read them again', async () => {
+      const { taskId, slots } = await taskWithLanes(10, 3);
+      const batcher = new StartBatcher(
+        tasks,
+        answersFirstCallNever(items, 'bySeq', false),
+        transactions,
+        LEASE_MS,
+        BOUND_MS,
+      );
+
+      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+
+      expect(lost).toEqual(slots.map(() => ({ error: expect.any(BoundExceededError) })));
+      expect(seqsOf(next)).toEqual([3, 4, 5]);
+      for (const o of next) expect(o).toMatchObject({ value: { item: { tstatus: 'Processing' } } });
+      expect(await itemAt(taskId, 0)).toMatchObject({ tstatus: 'Queued' });
+    });
   });
 });

@@ -1,8 +1,9 @@
 import { Types } from 'mongoose';
+import { bounded, within } from '../persistence/bounded';
 import { EngineItem } from '../persistence/engine-task';
 import { RerunItemsRepository } from '../persistence/rerun-items.repository';
 import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
-import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
+import { OriginalTransaction, RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { Slot } from './slot';
 
 /** What a lane gets from the gate: the seq it took and the item, null when the item was already final. */
@@ -43,6 +44,13 @@ const IDLE_MS = 30000;
  * lanes, so the single gate's invariants hold (at most one rerun per slot, seqs handed out in order,
  * claimed before sent). When the batched update does not apply (a lease lost, the task paused, fewer
  * items left than lanes) each lane is gated on its own, which tells it why.
+ *
+ * The gate and the claim of a batch each settle within `boundMs` (a third of the lease): a lane is
+ * never held by an answer that does not come. Past the bound, the batch's lanes get an error (what
+ * a lost answer from MongoDB gives them) and the next batch is gated at once. What the late write
+ * did, if it ever applies, is what a worker dying at that point leaves: a gate that moved the cursor
+ * leaves Queued items below it (handled when the task finishes), a claim leaves the items Processing
+ * under leases that expire (each lane's slot stays dirty), so reconciliation takes them over.
  */
 export class StartBatcher {
   private readonly tasks = new Map<string, TaskStarts>();
@@ -53,6 +61,7 @@ export class StartBatcher {
     private readonly items: RerunItemsRepository,
     private readonly transactions: RerunTransactionsRepository,
     private readonly leaseMs: number,
+    private readonly boundMs: number,
   ) {}
 
   /** The next item for the slot's lane: null when the gate is closed for it. */
@@ -84,25 +93,12 @@ export class StartBatcher {
 
   private async gate(task: TaskStarts): Promise<void> {
     const batch = task.waiting.splice(0);
+    const sentAt = Date.now();
     let seqs: Array<number | null>;
-    let sentAt: number;
     try {
-      sentAt = Date.now();
-      const until = new Date(sentAt + this.leaseMs);
-      const taskId = task.taskId;
-      const first =
-        batch.length > 1
-          ? await this.taskRepo.gateMany(
-              taskId,
-              batch.map((waiter) => waiter.slot.leaseId),
-              task.total,
-              until,
-            )
-          : null;
-      seqs =
-        first === null
-          ? await Promise.all(batch.map((waiter) => this.taskRepo.gate(taskId, waiter.slot.leaseId, task.total, until)))
-          : batch.map((_, index) => first + index);
+      seqs = await bounded(this.boundMs, `the gate of task ${task.taskId.toHexString()}`, ({ signal }) =>
+        this.gateBatch(task, batch, sentAt, signal),
+      );
     } catch (error) {
       this.gateNext(task);
       for (const waiter of batch) waiter.reject(error);
@@ -111,6 +107,30 @@ export class StartBatcher {
     // The next batch may gate while this one claims.
     this.gateNext(task);
     await this.claim(task, batch, seqs, sentAt);
+  }
+
+  /** `signal`: aborted once the lanes gave up on this gate (no further write is started for them). */
+  private async gateBatch(
+    task: TaskStarts,
+    batch: Waiter[],
+    sentAt: number,
+    signal: AbortSignal,
+  ): Promise<Array<number | null>> {
+    const until = new Date(sentAt + this.leaseMs);
+    const taskId = task.taskId;
+    const first =
+      batch.length > 1
+        ? await this.taskRepo.gateMany(
+            taskId,
+            batch.map((waiter) => waiter.slot.leaseId),
+            task.total,
+            until,
+          )
+        : null;
+    signal.throwIfAborted();
+    return first === null
+      ? Promise.all(batch.map((waiter) => this.taskRepo.gate(taskId, waiter.slot.leaseId, task.total, until)))
+      : batch.map((_, index) => first + index);
   }
 
   private gateNext(task: TaskStarts): void {
@@ -133,22 +153,11 @@ export class StartBatcher {
     });
     if (!taken.length) return;
     try {
-      const known = await this.readAhead(
-        task,
-        taken.map(({ seq }) => seq),
-      ).catch(() => new Map<number, EngineItem>());
-      // The originals are read while the claim is written (in one query, not one per item); only
-      // claimed items use them. Read after the window, not with it: with several workers, each
-      // reads the window, but each original is read by the worker that claimed it.
-      const originals = known.size
-        ? this.transactions.readOriginals([...known.values()].map((item) => item.tid))
-        : undefined;
-      originals?.catch(() => undefined);
-      const claimed = await this.items.claimMany(
-        task.taskId,
-        taken.map(({ waiter, seq }) => ({ seq, leaseId: waiter.slot.leaseId })),
-        new Date(),
-        known,
+      // Past the bound the slots stay dirty: whatever the claim did is reconciled after they expire.
+      const { claimed, originals } = await bounded(
+        this.boundMs,
+        `the claim of items ${taken.map(({ seq }) => seq).join(', ')} of task ${task.taskId.toHexString()}`,
+        ({ signal }) => this.claimItems(task, taken, signal),
       );
       for (const { waiter, seq } of taken) {
         const item = claimed.get(seq) ?? null;
@@ -164,6 +173,33 @@ export class StartBatcher {
     } catch (error) {
       for (const { waiter } of taken) waiter.reject(error);
     }
+  }
+
+  /** `signal`: aborted once the lanes gave up on this claim (it is then not written). */
+  private async claimItems(
+    task: TaskStarts,
+    taken: Array<{ waiter: Waiter; seq: number }>,
+    signal: AbortSignal,
+  ): Promise<{ claimed: Map<number, EngineItem>; originals?: Promise<Map<string, OriginalTransaction>> }> {
+    const known = await this.readAhead(
+      task,
+      taken.map(({ seq }) => seq),
+    ).catch(() => new Map<number, EngineItem>());
+    signal.throwIfAborted();
+    // The originals are read while the claim is written (in one query, not one per item); only
+    // claimed items use them. Read after the window, not with it: with several workers, each
+    // reads the window, but each original is read by the worker that claimed it.
+    const originals = known.size
+      ? this.transactions.readOriginals([...known.values()].map((item) => item.tid))
+      : undefined;
+    originals?.catch(() => undefined);
+    const claimed = await this.items.claimMany(
+      task.taskId,
+      taken.map(({ waiter, seq }) => ({ seq, leaseId: waiter.slot.leaseId })),
+      new Date(),
+      known,
+    );
+    return { claimed, originals };
   }
 
   /** The window entries for `seqs` (taken out of it), reading the window when needed and ahead of time. */
@@ -191,7 +227,13 @@ export class StartBatcher {
     const reading = (async () => {
       if (to <= from) return;
       const seqs = Array.from({ length: to - from }, (_, index) => from + index);
-      for (const item of await this.items.bySeq(task.taskId, seqs)) task.ahead.set(item.seq, item);
+      // Bounded: every later claim of the task may wait for this read.
+      const found = await within(
+        this.boundMs,
+        `the read of items ${from}-${to - 1} of task ${task.taskId.toHexString()}`,
+        this.items.bySeq(task.taskId, seqs),
+      );
+      for (const item of found) task.ahead.set(item.seq, item);
       task.aheadEnd = Math.max(task.aheadEnd, to);
     })();
     task.reading = reading;

@@ -2,7 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
 import type { Collection, Document, UpdateFilter } from 'mongodb';
 import { Model, Types } from 'mongoose';
+import { AppConfig } from '../../config/app-config';
 import { Task, TaskStatus } from '../../database/schemas';
+import { bounded, Bounded, operationBoundMs } from './bounded';
 import { EmbeddedItem, EngineTask, Lease, RUNNABLE } from './engine-task';
 import { nativeCollection } from './native-collection';
 
@@ -21,59 +23,82 @@ const ENGINE_FIELDS = {
 /**
  * The engine's operations on task documents. Every write is one atomic single-document update whose
  * filter carries the condition (status, lease, cursor), so concurrent API calls and other workers
- * never interleave with it. Nothing here rewrites the embedded `transactions[]`.
+ * never interleave with it. Nothing here rewrites the embedded `transactions[]`. Every operation
+ * settles within a lease (bounded.ts: the driver can otherwise leave one pending forever).
  */
 @Injectable()
 export class RerunTasksRepository {
   private readonly tasks: Collection;
+  private readonly boundMs: number;
 
-  constructor(@InjectModel(Task.name) model: Model<Task>) {
+  constructor(@InjectModel(Task.name) model: Model<Task>, config: AppConfig) {
     this.tasks = nativeCollection(model);
+    this.boundMs = operationBoundMs(config.WORKER_LEASE_MS);
+  }
+
+  private op<T>(what: string, operation: (options: Bounded) => Promise<T>): Promise<T> {
+    return bounded(this.boundMs, `tasks.${what}`, operation);
   }
 
   async load(taskId: Types.ObjectId): Promise<EngineTask | null> {
-    const task = await this.tasks.findOne({ _id: taskId }, { projection: ENGINE_FIELDS });
+    const task = await this.op('load', (o) => this.tasks.findOne({ _id: taskId }, { projection: ENGINE_FIELDS, ...o }));
     return task ? normalise(task) : null;
   }
 
   /** Tasks the sweeper looks after. */
   async findActive(statuses: readonly TaskStatus[]): Promise<EngineTask[]> {
-    const found = await this.tasks.find({ status: { $in: [...statuses] } }, { projection: ENGINE_FIELDS }).toArray();
+    const found = await this.op('findActive', (o) =>
+      this.tasks.find({ status: { $in: [...statuses] } }, { projection: ENGINE_FIELDS, ...o }).toArray(),
+    );
     return found.map(normalise);
   }
 
   /** Takes a free slot: fewer than `batchSize` leases exist (checked in the same update). */
   async pushLease(taskId: Types.ObjectId, batchSize: number, lease: Lease): Promise<boolean> {
-    const { modifiedCount } = await this.tasks.updateOne(
-      { _id: taskId, status: { $in: RUNNABLE }, itemsStore: 'items', [`leases.${batchSize - 1}`]: { $exists: false } },
-      arrayUpdate({ $push: { leases: lease } }),
+    const { modifiedCount } = await this.op('pushLease', (o) =>
+      this.tasks.updateOne(
+        {
+          _id: taskId,
+          status: { $in: RUNNABLE },
+          itemsStore: 'items',
+          [`leases.${batchSize - 1}`]: { $exists: false },
+        },
+        arrayUpdate({ $push: { leases: lease } }),
+        o,
+      ),
     );
     return modifiedCount === 1;
   }
 
   /** Removes the given leases if they are still expired (their holders died). */
   async pullExpired(taskId: Types.ObjectId, leaseIds: string[], now: Date): Promise<void> {
-    await this.tasks.updateOne(
-      { _id: taskId },
-      arrayUpdate({ $pull: { leases: { id: { $in: leaseIds }, until: { $lt: now } } } }),
+    await this.op('pullExpired', (o) =>
+      this.tasks.updateOne(
+        { _id: taskId },
+        arrayUpdate({ $pull: { leases: { id: { $in: leaseIds }, until: { $lt: now } } } }),
+        o,
+      ),
     );
   }
 
   async renew(taskId: Types.ObjectId, leaseId: string, until: Date): Promise<boolean> {
-    const { matchedCount } = await this.tasks.updateOne(
-      { _id: taskId, 'leases.id': leaseId },
-      { $set: { 'leases.$.until': until } },
+    const { matchedCount } = await this.op('renew', (o) =>
+      this.tasks.updateOne({ _id: taskId, 'leases.id': leaseId }, { $set: { 'leases.$.until': until } }, o),
     );
     return matchedCount === 1;
   }
 
   async release(taskId: Types.ObjectId, leaseId: string): Promise<void> {
-    await this.tasks.updateOne({ _id: taskId }, arrayUpdate({ $pull: { leases: { id: leaseId } } }));
+    await this.op('release', (o) =>
+      this.tasks.updateOne({ _id: taskId }, arrayUpdate({ $pull: { leases: { id: leaseId } } }), o),
+    );
   }
 
   /** Lets the lease expire at once: whoever takes the slot next reconciles its item first. */
   async expire(taskId: Types.ObjectId, leaseId: string): Promise<void> {
-    await this.tasks.updateOne({ _id: taskId, 'leases.id': leaseId }, { $set: { 'leases.$.until': new Date(0) } });
+    await this.op('expire', (o) =>
+      this.tasks.updateOne({ _id: taskId, 'leases.id': leaseId }, { $set: { 'leases.$.until': new Date(0) } }, o),
+    );
   }
 
   /**
@@ -88,19 +113,21 @@ export class RerunTasksRepository {
     until: Date,
     rate?: { now: Date; next: Date },
   ): Promise<number | null> {
-    const result = await this.tasks.findOneAndUpdate(
-      {
-        _id: taskId,
-        status: { $in: RUNNABLE },
-        'leases.id': leaseId,
-        nextSeq: { $lt: total },
-        ...(rate ? { rateNextAt: { $not: { $gt: rate.now } } } : {}),
-      },
-      {
-        $inc: { nextSeq: 1 },
-        $set: { status: 'Processing', 'leases.$.until': until, ...(rate ? { rateNextAt: rate.next } : {}) },
-      },
-      { projection: { nextSeq: 1 }, returnDocument: 'before' },
+    const result = await this.op('gate', (o) =>
+      this.tasks.findOneAndUpdate(
+        {
+          _id: taskId,
+          status: { $in: RUNNABLE },
+          'leases.id': leaseId,
+          nextSeq: { $lt: total },
+          ...(rate ? { rateNextAt: { $not: { $gt: rate.now } } } : {}),
+        },
+        {
+          $inc: { nextSeq: 1 },
+          $set: { status: 'Processing', 'leases.$.until': until, ...(rate ? { rateNextAt: rate.next } : {}) },
+        },
+        { projection: { nextSeq: 1 }, returnDocument: 'before', ...o },
+      ),
     );
     return result ? (result.nextSeq as number) : null;
   }
@@ -112,31 +139,37 @@ export class RerunTasksRepository {
    * null when any condition fails: the caller then gates each lane on its own.
    */
   async gateMany(taskId: Types.ObjectId, leaseIds: string[], total: number, until: Date): Promise<number | null> {
-    const result = await this.tasks.findOneAndUpdate(
-      {
-        _id: taskId,
-        status: { $in: RUNNABLE },
-        'leases.id': { $all: leaseIds },
-        nextSeq: { $lte: total - leaseIds.length },
-      },
-      {
-        $inc: { nextSeq: leaseIds.length },
-        $set: { status: 'Processing', 'leases.$[held].until': until },
-      },
-      {
-        projection: { nextSeq: 1 },
-        returnDocument: 'before',
-        arrayFilters: [{ 'held.id': { $in: leaseIds } }],
-      },
+    const result = await this.op('gateMany', (o) =>
+      this.tasks.findOneAndUpdate(
+        {
+          _id: taskId,
+          status: { $in: RUNNABLE },
+          'leases.id': { $all: leaseIds },
+          nextSeq: { $lte: total - leaseIds.length },
+        },
+        {
+          $inc: { nextSeq: leaseIds.length },
+          $set: { status: 'Processing', 'leases.$[held].until': until },
+        },
+        {
+          projection: { nextSeq: 1 },
+          returnDocument: 'before',
+          arrayFilters: [{ 'held.id': { $in: leaseIds } }],
+          ...o,
+        },
+      ),
     );
     return result ? (result.nextSeq as number) : null;
   }
 
   /** The same check without taking an item (before rerunning an orphan). */
   async check(taskId: Types.ObjectId, leaseId: string, until: Date): Promise<boolean> {
-    const { matchedCount } = await this.tasks.updateOne(
-      { _id: taskId, status: { $in: RUNNABLE }, 'leases.id': leaseId },
-      { $set: { status: 'Processing', 'leases.$.until': until } },
+    const { matchedCount } = await this.op('check', (o) =>
+      this.tasks.updateOne(
+        { _id: taskId, status: { $in: RUNNABLE }, 'leases.id': leaseId },
+        { $set: { status: 'Processing', 'leases.$.until': until } },
+        o,
+      ),
     );
     return matchedCount === 1;
   }
@@ -152,7 +185,7 @@ export class RerunTasksRepository {
     const update = waiting
       ? { $set: { status: 'Pending Async' } }
       : { $set: { status: 'Completed', completedDate: new Date(), remainingTransactions: 0, asyncPending: 0 } };
-    const { modifiedCount } = await this.tasks.updateOne(filter, update);
+    const { modifiedCount } = await this.op('finish', (o) => this.tasks.updateOne(filter, update, o));
     return modifiedCount === 1;
   }
 
@@ -162,7 +195,9 @@ export class RerunTasksRepository {
     if (done) inc.remainingTransactions = -done;
     if (asyncDelta) inc.asyncPending = asyncDelta;
     if (!Object.keys(inc).length) return;
-    await this.tasks.updateOne({ _id: taskId, status: { $ne: 'Completed' } }, { $inc: inc });
+    await this.op('addCounters', (o) =>
+      this.tasks.updateOne({ _id: taskId, status: { $ne: 'Completed' } }, { $inc: inc }, o),
+    );
   }
 
   // ---- adoption of tasks created by OpenHIM core --------------------------------------------------
@@ -170,20 +205,25 @@ export class RerunTasksRepository {
   /** Only one worker adopts a task at a time (the lock expires with its holder). */
   async lockAdoption(taskId: Types.ObjectId, owner: string, until: Date): Promise<boolean> {
     const now = new Date();
-    const { modifiedCount } = await this.tasks.updateOne(
-      {
-        _id: taskId,
-        status: 'Queued',
-        itemsStore: { $exists: false },
-        $or: [{ adoptLock: { $exists: false } }, { 'adoptLock.until': { $lt: now } }, { 'adoptLock.owner': owner }],
-      },
-      { $set: { adoptLock: { owner, until } } },
+    const { modifiedCount } = await this.op('lockAdoption', (o) =>
+      this.tasks.updateOne(
+        {
+          _id: taskId,
+          status: 'Queued',
+          itemsStore: { $exists: false },
+          $or: [{ adoptLock: { $exists: false } }, { 'adoptLock.until': { $lt: now } }, { 'adoptLock.owner': owner }],
+        },
+        { $set: { adoptLock: { owner, until } } },
+        o,
+      ),
     );
     return modifiedCount === 1;
   }
 
   async embeddedItems(taskId: Types.ObjectId): Promise<EmbeddedItem[]> {
-    const task = await this.tasks.findOne({ _id: taskId }, { projection: { transactions: 1 } });
+    const task = await this.op('embeddedItems', (o) =>
+      this.tasks.findOne({ _id: taskId }, { projection: { transactions: 1 }, ...o }),
+    );
     return (task?.transactions as EmbeddedItem[] | undefined) ?? [];
   }
 
@@ -192,20 +232,23 @@ export class RerunTasksRepository {
    * later write to the task document stays small (the items now live in `taskitems`).
    */
   async commitAdoption(taskId: Types.ObjectId, owner: string, total: number, remaining: number): Promise<boolean> {
-    const { modifiedCount } = await this.tasks.updateOne(
-      { _id: taskId, itemsStore: { $exists: false }, 'adoptLock.owner': owner },
-      {
-        $set: {
-          itemsStore: 'items',
-          transactions: [],
-          totalTransactions: total,
-          remainingTransactions: remaining,
-          nextSeq: 0,
-          leases: [],
-          asyncPending: 0,
+    const { modifiedCount } = await this.op('commitAdoption', (o) =>
+      this.tasks.updateOne(
+        { _id: taskId, itemsStore: { $exists: false }, 'adoptLock.owner': owner },
+        {
+          $set: {
+            itemsStore: 'items',
+            transactions: [],
+            totalTransactions: total,
+            remainingTransactions: remaining,
+            nextSeq: 0,
+            leases: [],
+            asyncPending: 0,
+          },
+          $unset: { adoptLock: '' },
         },
-        $unset: { adoptLock: '' },
-      },
+        o,
+      ),
     );
     return modifiedCount === 1;
   }

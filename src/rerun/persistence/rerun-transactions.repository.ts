@@ -2,7 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
 import type { Collection, Document } from 'mongodb';
 import { Model, Types } from 'mongoose';
+import { AppConfig } from '../../config/app-config';
 import { Channel, StoredRequest, Transaction } from '../../database/schemas';
+import { bounded, Bounded, operationBoundMs } from './bounded';
 import { nativeCollection } from './native-collection';
 
 export interface OriginalTransaction {
@@ -32,19 +34,29 @@ const PREFETCH_TTL_MS = 10000;
 /** Tolerated clock difference between this worker and OpenHIM core when matching a child to a start. */
 const CLOCK_SKEW_MS = 1000;
 
-/** The engine's reads of OpenHIM's `transactions` and `channels` (it writes neither). */
+/**
+ * The engine's reads of OpenHIM's `transactions` and `channels` (it writes neither). Every read
+ * settles within a lease (bounded.ts).
+ */
 @Injectable()
 export class RerunTransactionsRepository {
   private readonly transactions: Collection;
   private readonly channels: Collection;
   private readonly channelCache = new Map<string, { at: number; channel: Promise<RerunChannel | null> }>();
+  private readonly boundMs: number;
 
   constructor(
     @InjectModel(Transaction.name) transactions: Model<Transaction>,
     @InjectModel(Channel.name) channels: Model<Channel>,
+    config: AppConfig,
   ) {
     this.transactions = nativeCollection(transactions);
     this.channels = nativeCollection(channels);
+    this.boundMs = operationBoundMs(config.WORKER_LEASE_MS);
+  }
+
+  private op<T>(what: string, operation: (options: Bounded) => Promise<T>): Promise<T> {
+    return bounded(this.boundMs, what, operation);
   }
 
   /** Originals read ahead by the lanes, each taken once by `findOriginal`. */
@@ -55,7 +67,9 @@ export class RerunTransactionsRepository {
   async readOriginals(tids: string[]): Promise<Map<string, OriginalTransaction>> {
     const ids = tids.map(toObjectId).filter((id): id is Types.ObjectId => id !== null);
     if (!ids.length) return new Map();
-    const docs = await this.transactions.find({ _id: { $in: ids } }, { projection: ORIGINAL_FIELDS }).toArray();
+    const docs = await this.op('transactions.readOriginals', (o) =>
+      this.transactions.find({ _id: { $in: ids } }, { projection: ORIGINAL_FIELDS, ...o }).toArray(),
+    );
     return new Map(docs.map((doc) => [String(doc._id), doc as OriginalTransaction]));
   }
 
@@ -82,9 +96,8 @@ export class RerunTransactionsRepository {
         // read on its own below
       }
     }
-    return (await this.transactions.findOne(
-      { _id: id },
-      { projection: ORIGINAL_FIELDS },
+    return (await this.op('transactions.findOriginal', (o) =>
+      this.transactions.findOne({ _id: id }, { projection: ORIGINAL_FIELDS, ...o }),
     )) as OriginalTransaction | null;
   }
 
@@ -99,7 +112,9 @@ export class RerunTransactionsRepository {
 
   async childStatuses(ids: string[]): Promise<Map<string, string | undefined>> {
     const oids = ids.map(toObjectId).filter((id): id is Types.ObjectId => id !== null);
-    const found = await this.transactions.find({ _id: { $in: oids } }, { projection: { status: 1 } }).toArray();
+    const found = await this.op('transactions.childStatuses', (o) =>
+      this.transactions.find({ _id: { $in: oids } }, { projection: { status: 1 }, ...o }).toArray(),
+    );
     return new Map(found.map((doc) => [String(doc._id), doc.status as string | undefined]));
   }
 
@@ -121,13 +136,16 @@ export class RerunTransactionsRepository {
       // null also matches a child without the field.
       filter.taskID = { $in: task ? [task, task.toHexString(), null] : [taskId, null] };
     }
-    const children = await this.transactions
-      .find(filter, {
-        projection: { status: 1, 'request.timestamp': 1 },
-        sort: { 'request.timestamp': 1 },
-        limit: 1,
-      })
-      .toArray();
+    const children = await this.op('transactions.findChildSince', (o) =>
+      this.transactions
+        .find(filter, {
+          projection: { status: 1, 'request.timestamp': 1 },
+          sort: { 'request.timestamp': 1 },
+          limit: 1,
+          ...o,
+        })
+        .toArray(),
+    );
     return (children[0] as ChildTransaction | undefined) ?? null;
   }
 
@@ -138,9 +156,9 @@ export class RerunTransactionsRepository {
     const key = id.toHexString();
     const cached = this.channelCache.get(key);
     if (cached && Date.now() - cached.at < CHANNEL_CACHE_MS) return cached.channel;
-    const channel = this.channels
-      .findOne({ _id: id }, { projection: { type: 1, tcpHost: 1, tcpPort: 1 } })
-      .then((doc: Document | null) => doc as RerunChannel | null);
+    const channel = this.op('channels.findOne', (o) =>
+      this.channels.findOne({ _id: id }, { projection: { type: 1, tcpHost: 1, tcpPort: 1 }, ...o }),
+    ).then((doc: Document | null) => doc as RerunChannel | null);
     this.channelCache.set(key, { at: Date.now(), channel });
     channel.catch(() => this.channelCache.delete(key));
     return channel;

@@ -48,6 +48,7 @@ export class RerunMetrics {
   private readonly duration: Histogram<'outcome'>;
   private readonly running: Gauge;
   private readonly asyncResults: Counter<'outcome'>;
+  private readonly autoPauses: Counter;
 
   constructor(registry: MetricsRegistry) {
     const registers = [registry];
@@ -75,9 +76,18 @@ export class RerunMetrics {
       labelNames: ['outcome'],
       registers,
     });
+    this.autoPauses = new Counter({
+      name: `${METRIC_PREFIX}tasks_auto_paused_total`,
+      help: 'Tasks this process paused because their reruns kept failing (pauseAfterFailures in a row)',
+      registers,
+    });
     for (const outcome of RERUN_OUTCOMES) {
       this.reruns.inc({ outcome }, 0);
     }
+  }
+
+  recordAutoPause(): void {
+    this.autoPauses.inc();
   }
 
   /** The outcome label of an item from what is recorded on it. */

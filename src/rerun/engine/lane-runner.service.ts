@@ -4,7 +4,7 @@ import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { JobResult } from '../rerun.constants';
 import { startBoundMs } from '../persistence/bounded';
-import { EngineItem, EngineTask, RUNNABLE } from '../persistence/engine-task';
+import { EngineItem, EngineTask, RUNNABLE, untilStart } from '../persistence/engine-task';
 import { RerunItemsRepository } from '../persistence/rerun-items.repository';
 import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
@@ -19,6 +19,8 @@ const DONE: JobResult = { again: false };
 const AGAIN: JobResult = { again: true };
 /** A rate-limited lane sleeps in place for shorter waits; longer ones give the worker slot back. */
 const MAX_RATE_SLEEP_MS = 1000;
+/** A task scheduled further ahead is looked at again after this long (Bull's delays are timers). */
+const MAX_START_WAIT_MS = 3_600_000;
 /** Queued items left behind by a crash, handled per round when a task finishes. */
 const ORPHAN_BATCH = 1000;
 
@@ -59,6 +61,9 @@ export class LaneRunner {
     const taskId = new Types.ObjectId(taskKey);
     let task = await this.tasks.load(taskId);
     if (!task || !RUNNABLE.includes(task.status)) return DONE;
+    // Scheduled for later: the lane job comes back then, holding no slot meanwhile.
+    const notYet = untilStart(task);
+    if (notYet > 0) return { again: true, delayMs: Math.min(notYet, MAX_START_WAIT_MS) };
     if (task.itemsStore !== 'items') {
       if (!(await this.adopter.adopt(task))) return DONE;
       task = await this.tasks.load(taskId);
@@ -122,6 +127,7 @@ export class LaneRunner {
   private async loop(slot: Slot, task: EngineTask): Promise<LoopEnd> {
     const sliceEnd = Date.now() + this.config.WORKER_SLICE_MS;
     const interval = task.ratePerSecond && task.ratePerSecond > 0 ? 1000 / task.ratePerSecond : 0;
+    let unmarked = !task.startedAt;
     for (;;) {
       if (this.lifecycle.stopping || Date.now() >= sliceEnd || !slot.valid()) return AGAIN;
       const started = interval
@@ -139,6 +145,13 @@ export class LaneRunner {
       }
       const { item } = started;
       if (!item) continue; // already final (an adopted task's earlier progress)
+      if (unmarked) {
+        // The task's first rerun (a no-op write for the lanes that come second).
+        unmarked = false;
+        await this.tasks.markStarted(slot.taskId).catch((error: Error) => {
+          this.logger.warn(`Task ${slot.taskKey}: could not record its start in its history: ${error.message}`);
+        });
+      }
       if ((await this.itemRunner.run(slot, item)) === 'abandoned') return AGAIN;
     }
   }
@@ -172,6 +185,8 @@ export class LaneRunner {
       return DONE;
     }
     if (task.nextSeq >= task.totalTransactions) return 'exhausted';
+    const notYet = untilStart(task);
+    if (notYet > 0) return Math.min(notYet, MAX_START_WAIT_MS);
     if (interval && task.rateNextAt) {
       const wait = new Date(task.rateNextAt).getTime() - Date.now();
       if (wait > 0) return wait;

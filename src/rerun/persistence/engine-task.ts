@@ -22,6 +22,17 @@ export interface EngineTask {
   ratePerSecond?: number;
   rateNextAt?: Date;
   asyncPending?: number;
+  /** No item starts before this. */
+  startAt?: Date;
+  /** When the first rerun was sent (its history entry `started` is written once). */
+  startedAt?: Date;
+  /** Failed reruns in a row that pause the task (absent: AUTO_PAUSE_AFTER_FAILURES; 0: never). */
+  pauseAfterFailures?: number;
+}
+
+/** How long until the task may start (0: now), from its `startAt`. */
+export function untilStart(task: Pick<EngineTask, 'startAt'>, now = Date.now()): number {
+  return task.startAt ? Math.max(0, new Date(task.startAt).getTime() - now) : 0;
 }
 
 /** The engine's view of an item (`taskitems`). */

@@ -6,6 +6,8 @@ import { isFinalTransactionStatus } from '../outcome';
 import { RerunItemsRepository } from './rerun-items.repository';
 import { RerunTasksRepository } from './rerun-tasks.repository';
 import { RerunTransactionsRepository } from './rerun-transactions.repository';
+import { RerunMetrics } from '../../observability/metrics/rerun-metrics';
+import type { StreakChange } from './rerun-tasks.repository';
 
 /** What an item becomes. */
 export type OutcomeKind =
@@ -35,6 +37,9 @@ interface TaskBatch {
   /** Counters of item transitions already written but not yet added to the task. */
   done: number;
   asyncDelta: number;
+  /** Outcomes written, in order: whether each ended failed (for the failed-in-a-row count). */
+  ended: boolean[];
+  lastFailure?: string;
   waiters: Array<() => void>;
 }
 
@@ -62,13 +67,21 @@ export class ProgressWriter implements OnApplicationShutdown {
     private readonly items: RerunItemsRepository,
     private readonly tasks: RerunTasksRepository,
     private readonly transactions: RerunTransactionsRepository,
+    private readonly metrics: RerunMetrics,
   ) {}
 
   record(taskId: Types.ObjectId, outcome: ItemOutcome): Promise<void> {
     const key = taskId.toHexString();
     let batch = this.batches.get(key);
     if (!batch) {
-      batch = { taskId, ops: { final: [], asyncStart: [], asyncFinal: [] }, done: 0, asyncDelta: 0, waiters: [] };
+      batch = {
+        taskId,
+        ops: { final: [], asyncStart: [], asyncFinal: [] },
+        done: 0,
+        asyncDelta: 0,
+        ended: [],
+        waiters: [],
+      };
       this.batches.set(key, batch);
     }
     batch.ops[outcome.kind].push(outcome);
@@ -142,17 +155,44 @@ export class ProgressWriter implements OnApplicationShutdown {
     for (const kind of KIND_ORDER) {
       const outcomes = batch.ops[kind];
       if (!outcomes.length) continue;
-      const changed = await this.items.bulkWrite(
-        outcomes.map((outcome) => toOperation(batch.taskId, outcome, statuses)),
-      );
+      const operations = outcomes.map((outcome) => toOperation(batch.taskId, outcome, statuses));
+      const changed = await this.items.bulkWrite(operations);
       batch.ops[kind] = [];
       if (kind !== 'asyncStart') batch.done += changed;
       if (kind === 'asyncStart') batch.asyncDelta += changed;
       if (kind === 'asyncFinal') batch.asyncDelta -= changed;
+      if (kind !== 'asyncStart') {
+        for (const operation of operations) {
+          const failure = failureOf(operation.updateOne.update.$set);
+          batch.ended.push(failure !== undefined);
+          if (failure !== undefined) batch.lastFailure = failure;
+        }
+      }
     }
-    await this.tasks.addCounters(batch.taskId, batch.done, batch.asyncDelta);
+    const after = await this.tasks.addCounters(batch.taskId, batch.done, batch.asyncDelta, streakChange(batch.ended));
     batch.done = 0;
     batch.asyncDelta = 0;
+    batch.ended = [];
+    if (after) await this.pauseIfFailing(batch.taskId, after, batch.lastFailure);
+  }
+
+  /** The engine's auto-pause: a task whose last `pauseAfterFailures` reruns all failed is paused. */
+  private async pauseIfFailing(
+    taskId: Types.ObjectId,
+    task: { failureStreak: number; pauseAfterFailures?: number },
+    lastFailure: string | undefined,
+  ): Promise<void> {
+    const threshold = task.pauseAfterFailures ?? this.config.AUTO_PAUSE_AFTER_FAILURES;
+    if (threshold <= 0 || task.failureStreak < threshold) return;
+    const reason = `${task.failureStreak} reruns in a row failed (pauseAfterFailures ${threshold}); the last: ${lastFailure ?? 'rerunStatus Failed'}`;
+    // Best effort: a failed pause is tried again by the next failed outcome.
+    const paused = await this.tasks.autoPause(taskId, threshold, reason).catch((error: Error) => {
+      this.logger.warn(`Could not pause task ${taskId.toHexString()}: ${error.message}`);
+      return false;
+    });
+    if (!paused) return;
+    this.metrics.recordAutoPause();
+    this.logger.warn(`Task ${taskId.toHexString()} paused: ${reason}. Resume it once the downstream is back.`);
   }
 
   private async childStatuses(batches: TaskBatch[]): Promise<Map<string, string | undefined>> {
@@ -175,11 +215,29 @@ export class ProgressWriter implements OnApplicationShutdown {
   }
 }
 
+/** Why an outcome counts as a failed rerun (`rerunStatus: Failed` or an error), undefined when it does not. */
+function failureOf(set: Record<string, unknown>): string | undefined {
+  if (typeof set.error === 'string' && set.error) return set.error;
+  if (set.rerunStatus === 'Failed') return `rerun ${typeof set.rerunID === 'string' ? `${set.rerunID} ` : ''}Failed`;
+  return undefined;
+}
+
+/** Outcomes in order: after a success the count restarts from the failures that followed it. */
+function streakChange(ended: readonly boolean[]): StreakChange | undefined {
+  if (!ended.length) return undefined;
+  const lastSuccess = ended.lastIndexOf(false);
+  return lastSuccess < 0
+    ? { reset: false, failures: ended.length }
+    : { reset: true, failures: ended.length - lastSuccess - 1 };
+}
+
+type ItemUpdate = { updateOne: { filter: Document; update: { $set: Record<string, unknown>; $unset: Document } } };
+
 function toOperation(
   taskId: Types.ObjectId,
   outcome: ItemOutcome,
   statuses: Map<string, string | undefined>,
-): AnyBulkWriteOperation<Document> {
+): ItemUpdate & AnyBulkWriteOperation<Document> {
   const set: Record<string, unknown> = { ...outcome.set };
   if (outcome.kind !== 'asyncStart') set.finishedAt = new Date();
   if (outcome.childStatus) {

@@ -6,7 +6,17 @@ import { AppConfig } from '../../config/app-config';
 import { Task, TaskStatus } from '../../database/schemas';
 import { bounded, Bounded, operationBoundMs } from './bounded';
 import { EmbeddedItem, EngineTask, Lease, RUNNABLE } from './engine-task';
+import { historyEntry, pushHistory } from '../../database/task-history';
 import { nativeCollection } from './native-collection';
+
+/**
+ * What a batch of outcomes does to a task's failed-in-a-row count: `reset` (a rerun succeeded):
+ * the count becomes `failures` (those after the last success); else it grows by `failures`.
+ */
+export interface StreakChange {
+  reset: boolean;
+  failures: number;
+}
 
 const ENGINE_FIELDS = {
   status: 1,
@@ -18,7 +28,12 @@ const ENGINE_FIELDS = {
   ratePerSecond: 1,
   rateNextAt: 1,
   asyncPending: 1,
+  startAt: 1,
+  startedAt: 1,
+  pauseAfterFailures: 1,
 } as const;
+/** Not before the task's `startAt` (absent: at once). */
+const isDue = (now: Date) => ({ startAt: { $not: { $gt: now } } });
 
 /**
  * The engine's operations on task documents. Every write is one atomic single-document update whose
@@ -120,6 +135,7 @@ export class RerunTasksRepository {
           status: { $in: RUNNABLE },
           'leases.id': leaseId,
           nextSeq: { $lt: total },
+          ...isDue(rate?.now ?? new Date()),
           ...(rate ? { rateNextAt: { $not: { $gt: rate.now } } } : {}),
         },
         {
@@ -146,6 +162,7 @@ export class RerunTasksRepository {
           status: { $in: RUNNABLE },
           'leases.id': { $all: leaseIds },
           nextSeq: { $lte: total - leaseIds.length },
+          ...isDue(new Date()),
         },
         {
           $inc: { nextSeq: leaseIds.length },
@@ -182,22 +199,83 @@ export class RerunTasksRepository {
       nextSeq: { $gte: total },
       leases: { $size: 0 },
     };
+    const now = new Date();
     const update = waiting
       ? { $set: { status: 'Pending Async' } }
-      : { $set: { status: 'Completed', completedDate: new Date(), remainingTransactions: 0, asyncPending: 0 } };
-    const { modifiedCount } = await this.op('finish', (o) => this.tasks.updateOne(filter, update, o));
+      : {
+          $set: { status: 'Completed', completedDate: now, remainingTransactions: 0, asyncPending: 0 },
+          $push: pushHistory(historyEntry('completed', { at: now })),
+        };
+    const { modifiedCount } = await this.op('finish', (o) => this.tasks.updateOne(filter, arrayUpdate(update), o));
     return modifiedCount === 1;
   }
 
-  /** Progress counters, batched; a completed task keeps its zeros. */
-  async addCounters(taskId: Types.ObjectId, done: number, asyncDelta: number): Promise<void> {
+  /** Writes the history entry `started` the first time a rerun of the task is sent (once). */
+  async markStarted(taskId: Types.ObjectId): Promise<void> {
+    const now = new Date();
+    await this.op('markStarted', (o) =>
+      this.tasks.updateOne(
+        { _id: taskId, startedAt: { $exists: false } },
+        arrayUpdate({ $set: { startedAt: now }, $push: pushHistory(historyEntry('started', { at: now })) }),
+        o,
+      ),
+    );
+  }
+
+  /**
+   * Progress counters and the run of failed reruns in a row, batched; a completed task keeps its
+   * zeros. Returns the task's failure streak afterwards when `streak` changed it (else null).
+   */
+  async addCounters(
+    taskId: Types.ObjectId,
+    done: number,
+    asyncDelta: number,
+    streak?: StreakChange,
+  ): Promise<{ failureStreak: number; pauseAfterFailures?: number } | null> {
     const inc: Record<string, number> = {};
+    const set: Record<string, number> = {};
     if (done) inc.remainingTransactions = -done;
     if (asyncDelta) inc.asyncPending = asyncDelta;
-    if (!Object.keys(inc).length) return;
-    await this.op('addCounters', (o) =>
-      this.tasks.updateOne({ _id: taskId, status: { $ne: 'Completed' } }, { $inc: inc }, o),
+    if (streak?.reset) set.failureStreak = streak.failures;
+    else if (streak?.failures) inc.failureStreak = streak.failures;
+    if (!Object.keys(inc).length && !Object.keys(set).length) return null;
+    const update = {
+      ...(Object.keys(inc).length ? { $inc: inc } : {}),
+      ...(Object.keys(set).length ? { $set: set } : {}),
+    };
+    const filter = { _id: taskId, status: { $ne: 'Completed' } };
+    // The streak is read back only when it may have reached the threshold.
+    if (!streak?.failures) {
+      await this.op('addCounters', (o) => this.tasks.updateOne(filter, update, o));
+      return null;
+    }
+    const after = await this.op('addCounters', (o) =>
+      this.tasks.findOneAndUpdate(filter, update, {
+        projection: { failureStreak: 1, pauseAfterFailures: 1 },
+        returnDocument: 'after',
+        ...o,
+      }),
     );
+    if (!after) return null;
+    return {
+      failureStreak: Number(after.failureStreak ?? 0),
+      ...(typeof after.pauseAfterFailures === 'number' ? { pauseAfterFailures: after.pauseAfterFailures } : {}),
+    };
+  }
+
+  /**
+   * Pauses a running task whose reruns keep failing (at least `threshold` in a row), with the
+   * history entry saying why. Returns whether this call paused it.
+   */
+  async autoPause(taskId: Types.ObjectId, threshold: number, reason: string): Promise<boolean> {
+    const { modifiedCount } = await this.op('autoPause', (o) =>
+      this.tasks.updateOne(
+        { _id: taskId, status: { $in: RUNNABLE }, failureStreak: { $gte: threshold } },
+        arrayUpdate({ $set: { status: 'Paused' }, $push: pushHistory(historyEntry('auto-paused', { reason })) }),
+        o,
+      ),
+    );
+    return modifiedCount === 1;
   }
 
   // ---- adoption of tasks created by OpenHIM core --------------------------------------------------

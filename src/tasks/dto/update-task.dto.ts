@@ -43,5 +43,9 @@ export class UpdateTaskDto {
   @Allow() totalFilteredTransactions?: unknown;
   @Allow() batchSize?: unknown;
   @Allow() ratePerSecond?: unknown;
+  @Allow() pauseAfterFailures?: unknown;
+  @Allow() startAt?: unknown;
+  @Allow() rerunOf?: unknown;
+  @Allow() history?: unknown;
   @Allow() __v?: unknown;
 }

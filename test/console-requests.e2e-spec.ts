@@ -226,6 +226,7 @@ describe("OpenHIM 8.5 console's requests", () => {
         totalTransactions: 3,
         batchSize: 2,
         __v: 0,
+        history: [],
         transactions: [],
         totalFilteredTransactions: 3,
       });

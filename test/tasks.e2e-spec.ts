@@ -230,7 +230,10 @@ describe('Tasks API: create, list, read', () => {
           'tids must contain only 24-character hex transaction ids: 7 invalid entries ' +
             `(tids[1] = "nope", tids[2] = 42, tids[3] = null, tids[4] = "${ID}0", tids[5] = "a", and 2 more)`,
         ],
-        [{ tids: [ID], extra: true }, 'Unknown field "extra" (allowed: tids, batchSize, paused, ratePerSecond, pauseAfterFailures, startAt)'],
+        [
+          { tids: [ID], extra: true },
+          'Unknown field "extra" (allowed: tids, batchSize, paused, ratePerSecond, pauseAfterFailures, startAt)',
+        ],
         [[ID], 'The request body must be a JSON object'],
         [{ tids: [ID], batchSize: 0, paused: 1 }, 'Invalid batch size specified; paused must be true or false (got 1)'],
       ])('%j -> %s', async (body, message) => {

@@ -216,6 +216,17 @@ export const DIFFERENCES: Difference[] = [
     pinnedBy: 'test/rerun-sending.e2e-spec.ts: a rerun that never reached core is sent again',
   },
   {
+    id: 'additive-task-fields',
+    what: '`GET /tasks/:id` of a task created through this service',
+    openhim: "OpenHIM's task fields",
+    ours:
+      'also `history` (who did what, when), `pauseAfterFailures`, and `startAt` / `rerunOf` when set (the ' +
+      'list shows all but `history`); clients that do not know them ignore them',
+    reason: 'The operator features (README): an audit trail, auto-pause, scheduled starts, reruns of failures.',
+    cases: {},
+    pinnedBy: 'test/operator-features.e2e-spec.ts; the differential effects compare the fields both share',
+  },
+  {
     id: 'session-cookie-origins',
     what:
       "Core's session cookie (`koa.sess` + `koa.sess.sig`, OpenHIM 8's console) on a request that changes tasks " +

@@ -378,6 +378,17 @@ function parseBody(result: HttpResult): { mediaType: string; body: unknown } {
 }
 
 /** What a client sees after a mutating request: every task through the same API, and the transactions' retry state. */
+/**
+ * Fields our tasks carry beyond OpenHIM's (the operator features: row `additive-task-fields` of
+ * differences.ts). Clients ignore them; the effects compare what both sides share.
+ */
+const ADDITIVE_TASK_FIELDS = ['history', 'pauseAfterFailures', 'startAt', 'rerunOf'];
+
+function withoutAdditiveFields(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+  return Object.fromEntries(Object.entries(body).filter(([key]) => !ADDITIVE_TASK_FIELDS.includes(key)));
+}
+
 async function observeEffects(db: Db, baseUrl: string, tasksCollection: string): Promise<unknown> {
   const tasks = [];
   const ids = (
@@ -394,7 +405,7 @@ async function observeEffects(db: Db, baseUrl: string, tasksCollection: string):
       `${baseUrl}/tasks/${id}?filterPage=0&filterLimit=100&filters=${encodeURIComponent('{}')}`,
       { headers },
     );
-    tasks.push({ status: answer.status, task: parseBody(answer).body });
+    tasks.push({ status: answer.status, task: withoutAdditiveFields(parseBody(answer).body) });
   }
   const transactions = await db
     .collection('transactions')

@@ -7,6 +7,7 @@ import { MAX_REGEX_LENGTH } from '../filters/transaction-filters';
 import { HasLimitChecks } from '../validation/body-validation.pipe';
 import { RerunOptionsDto } from './rerun-options.dto';
 import {
+  batchSizeProblems,
   Check,
   describeValue,
   IsBatchSize,
@@ -128,8 +129,6 @@ export class BulkRerunDto extends RerunOptionsDto implements HasLimitChecks {
   ratePerSecond?: number;
 
   limitProblems(config: AppConfig): string[] {
-    return this.batchSize !== undefined && this.batchSize > config.MAX_BATCH_SIZE
-      ? [`batchSize must be at most ${config.MAX_BATCH_SIZE} (got ${this.batchSize})`]
-      : [];
+    return batchSizeProblems(this.batchSize, config);
   }
 }

@@ -4,7 +4,14 @@ import { IsOptional } from 'class-validator';
 import { AppConfig } from '../../config/app-config';
 import { HasLimitChecks } from '../validation/body-validation.pipe';
 import { RerunOptionsDto } from './rerun-options.dto';
-import { IsBatchSize, IsPositiveNumber, IsStrictBoolean, IsTidList, toNumberIfNumeric } from '../validation/checks';
+import {
+  batchSizeProblems,
+  IsBatchSize,
+  IsPositiveNumber,
+  IsStrictBoolean,
+  IsTidList,
+  toNumberIfNumeric,
+} from '../validation/checks';
 
 /** The sample of OpenHIM's "Create Task" documentation. */
 export const SAMPLE_TASK = {
@@ -64,9 +71,6 @@ export class CreateTaskDto extends RerunOptionsDto implements HasLimitChecks {
     if (this.tids.length > config.MAX_TASK_TIDS) {
       problems.push(`tids may contain at most ${config.MAX_TASK_TIDS} transaction ids (got ${this.tids.length})`);
     }
-    if (this.batchSize !== undefined && this.batchSize > config.MAX_BATCH_SIZE) {
-      problems.push(`batchSize must be at most ${config.MAX_BATCH_SIZE} (got ${this.batchSize})`);
-    }
-    return problems;
+    return [...problems, ...batchSizeProblems(this.batchSize, config)];
   }
 }

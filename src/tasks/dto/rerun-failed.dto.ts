@@ -3,7 +3,7 @@ import { Transform } from 'class-transformer';
 import { IsOptional } from 'class-validator';
 import { AppConfig } from '../../config/app-config';
 import { HasLimitChecks } from '../validation/body-validation.pipe';
-import { IsBatchSize, IsStrictBoolean, toNumberIfNumeric } from '../validation/checks';
+import { batchSizeProblems, IsBatchSize, IsStrictBoolean, toNumberIfNumeric } from '../validation/checks';
 
 /** The optional body of POST /tasks/:id/rerun-failed. */
 export class RerunFailedDto implements HasLimitChecks {
@@ -24,8 +24,6 @@ export class RerunFailedDto implements HasLimitChecks {
   paused?: boolean;
 
   limitProblems(config: AppConfig): string[] {
-    return this.batchSize !== undefined && this.batchSize > config.MAX_BATCH_SIZE
-      ? [`batchSize must be at most ${config.MAX_BATCH_SIZE} (got ${this.batchSize})`]
-      : [];
+    return batchSizeProblems(this.batchSize, config);
   }
 }

@@ -127,3 +127,10 @@ export function IsNonNegativeInteger(): PropertyDecorator {
     (value, property) => `${property} must be a whole number, 0 or more (got ${describeValue(value)})`,
   );
 }
+
+/** The configured ceiling of `batchSize` (MAX_BATCH_SIZE), as a limit problem of a body. */
+export function batchSizeProblems(batchSize: number | undefined, config: { MAX_BATCH_SIZE: number }): string[] {
+  return batchSize !== undefined && batchSize > config.MAX_BATCH_SIZE
+    ? [`batchSize must be at most ${config.MAX_BATCH_SIZE} (got ${batchSize})`]
+    : [];
+}

@@ -6,11 +6,9 @@ import { ADMIN_ONLY_KEY, AdminOperation } from './auth.decorators';
 import type { AuthenticatedUser } from './authenticated-user';
 import { AppConfig } from '../config/app-config';
 import { FailedAuthLimiter } from './failed-auth-limiter';
+import { clientIp, tooManyRequests, UNAUTHORIZED_BODY } from './refusals';
 import { RequestAuthenticator } from './request-authenticator.service';
 import { sessionOriginRefusal } from './session/session-origin';
-
-export const UNAUTHORIZED_BODY = 'Unauthorized';
-export const TOO_MANY_REQUESTS_BODY = 'Too Many Requests';
 
 /**
  * The global guard: every route not marked `@Public()` needs OpenHIM credentials (core's session
@@ -77,15 +75,6 @@ export class AuthGuard implements CanActivate {
     }
     return true;
   }
-}
-
-export function clientIp(request: Pick<Request, 'ip' | 'socket'>): string {
-  return request.ip ?? request.socket?.remoteAddress ?? 'unknown';
-}
-
-export function tooManyRequests(response: Response, retryAfterSeconds: number): HttpException {
-  response.setHeader('Retry-After', String(retryAfterSeconds));
-  return new HttpException(TOO_MANY_REQUESTS_BODY, HttpStatus.TOO_MANY_REQUESTS);
 }
 
 /** Client-supplied text in a log line: quoted, escaped, bounded. */

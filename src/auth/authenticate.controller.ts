@@ -10,7 +10,7 @@ import {
 import { DATABASE_UNAVAILABLE } from '../common/filters/global-exception.filter';
 import type { Request, Response } from 'express';
 import { Public } from '../common/decorators/public.decorator';
-import { clientIp, tooManyRequests } from './auth.guard';
+import { clientIp, tooManyRequests } from './refusals';
 import { CredentialsService } from './credentials.service';
 import { FailedAuthLimiter } from './failed-auth-limiter';
 

@@ -1,8 +1,7 @@
-import { DynamicModule, Global, Module, Provider } from '@nestjs/common';
-import { AUTHENTICATION_PROVIDERS } from '../auth/authentication.providers';
+import { DynamicModule, Global, Module } from '@nestjs/common';
+import { AuthCoreModule } from '../auth/auth-core.module';
 import { AppConfig } from '../config/app-config';
 import { RerunQueueModule } from '../rerun/rerun-queue.module';
-import { AdminAccess } from './access/admin-access';
 import { LoggingModule } from './logging/logging.module';
 import { ServiceRole } from './logging/pino-options';
 import { ClusterMetrics } from './metrics/cluster-metrics';
@@ -20,12 +19,14 @@ import { TaskCountsRepository } from './metrics/task-counts.repository';
 @Module({})
 export class ObservabilityModule {
   static forRoot(config: AppConfig, options: { role: ServiceRole; http: boolean }): DynamicModule {
-    // The API has the auth module; a worker serving protected metrics verifies credentials itself.
-    const workerAuth: Provider[] =
-      options.role === 'worker' && options.http && !config.METRICS_PUBLIC ? AUTHENTICATION_PROVIDERS : [];
     return {
       module: ObservabilityModule,
-      imports: [LoggingModule.forRoot(config, options.role), RerunQueueModule],
+      // GET /metrics checks admin credentials itself (METRICS_PUBLIC=false), in either role.
+      imports: [
+        LoggingModule.forRoot(config, options.role),
+        RerunQueueModule,
+        ...(options.http ? [AuthCoreModule] : []),
+      ],
       controllers: options.http ? [MetricsController] : [],
       providers: [
         { provide: MetricsRegistry, useFactory: () => MetricsRegistry.create() },
@@ -33,10 +34,8 @@ export class ObservabilityModule {
         HttpMetrics,
         TaskCountsRepository,
         ClusterMetrics,
-        AdminAccess,
-        ...workerAuth,
       ],
-      exports: [MetricsRegistry, RerunMetrics, HttpMetrics, AdminAccess],
+      exports: [MetricsRegistry, RerunMetrics, HttpMetrics],
     };
   }
 }

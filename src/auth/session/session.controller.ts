@@ -16,7 +16,7 @@ import type { Request, Response } from 'express';
 import { Public } from '../../common/decorators/public.decorator';
 import { DATABASE_UNAVAILABLE } from '../../common/filters/global-exception.filter';
 import { Auth } from '../auth.decorators';
-import { clientIp, tooManyRequests, UNAUTHORIZED_BODY } from '../auth.guard';
+import { clientIp, tooManyRequests, UNAUTHORIZED_BODY } from '../refusals';
 import type { PublicUser } from '../credentials.repository';
 import { FailedAuthLimiter } from '../failed-auth-limiter';
 import { RequestAuthenticator } from '../request-authenticator.service';

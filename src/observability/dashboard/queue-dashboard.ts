@@ -7,7 +7,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { NextFunction, Request, RequestHandler, Response, Router } from 'express';
 import { RERUN_QUEUE } from '../../rerun/rerun.constants';
-import { AdminAccess } from '../access/admin-access';
+import { AdminAccess } from '../../auth/admin-access';
 
 export const QUEUES_PATH = '/queues';
 

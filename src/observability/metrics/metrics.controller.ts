@@ -14,7 +14,7 @@ import type { Request, Response } from 'express';
 import { Public } from '../../common/decorators/public.decorator';
 import { BASIC_AUTH_SCHEME, TOKEN_AUTH_HEADERS } from '../../common/swagger';
 import { AppConfig } from '../../config/app-config';
-import { AdminAccess } from '../access/admin-access';
+import { AdminAccess } from '../../auth/admin-access';
 import { MetricsRegistry } from './metrics.registry';
 
 @ApiTags('operations')

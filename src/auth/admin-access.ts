@@ -1,10 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
 import type { Request, Response } from 'express';
-import { clientIp, TOO_MANY_REQUESTS_BODY, UNAUTHORIZED_BODY } from '../../auth/auth.guard';
-import type { AuthenticatedUser } from '../../auth/authenticated-user';
-import { FailedAuthLimiter } from '../../auth/failed-auth-limiter';
-import { RequestAuthenticator } from '../../auth/request-authenticator.service';
+import type { AuthenticatedUser } from './authenticated-user';
+import { FailedAuthLimiter } from './failed-auth-limiter';
+import { clientIp, TOO_MANY_REQUESTS_BODY, UNAUTHORIZED_BODY } from './refusals';
+import { RequestAuthenticator } from './request-authenticator.service';
 
 export type AccessDecision =
   | { ok: true; user: AuthenticatedUser }
@@ -20,21 +19,22 @@ export type AccessDecision =
 @Injectable()
 export class AdminAccess {
   private readonly logger = new Logger('Authentication');
-  private resolved?: { authenticator: RequestAuthenticator; limiter: FailedAuthLimiter };
 
-  constructor(private readonly moduleRef: ModuleRef) {}
+  constructor(
+    private readonly authenticator: RequestAuthenticator,
+    private readonly limiter: FailedAuthLimiter,
+  ) {}
 
   async check(request: Request, realm: string): Promise<AccessDecision> {
-    const { authenticator, limiter } = this.auth();
     const challenge = { 'WWW-Authenticate': `Basic realm="${realm}", charset="UTF-8"` };
     const ip = clientIp(request);
-    const blockedFor = limiter.blockedFor(ip);
+    const blockedFor = this.limiter.blockedFor(ip);
     if (blockedFor > 0) {
       return { ok: false, status: 429, body: TOO_MANY_REQUESTS_BODY, headers: { 'Retry-After': String(blockedFor) } };
     }
     let result: Awaited<ReturnType<RequestAuthenticator['authenticate']>>;
     try {
-      result = await authenticator.authenticate(request.headers);
+      result = await this.authenticator.authenticate(request.headers);
     } catch (error) {
       this.logger.error(`Could not verify credentials: ${(error as Error).message}`);
       return { ok: false, status: 503, body: 'Authentication is temporarily unavailable', headers: {} };
@@ -45,7 +45,7 @@ export class AdminAccess {
         this.logger.warn(
           `Authentication failed for ${JSON.stringify(result.email ?? '(none)')} from ${ip} on ${request.method} ${JSON.stringify(request.originalUrl.slice(0, 200))}: ${result.reason}`,
         );
-        const nowBlockedFor = await limiter.recordFailure(ip);
+        const nowBlockedFor = await this.limiter.recordFailure(ip);
         if (nowBlockedFor > 0) {
           return {
             ok: false,
@@ -71,14 +71,5 @@ export class AdminAccess {
   /** Writes a refusal as the API does: text/plain. */
   static refuse(response: Response, decision: Extract<AccessDecision, { ok: false }>): void {
     response.status(decision.status).set(decision.headers).type('text/plain').send(decision.body);
-  }
-
-  // Looked up, not injected: AuthModule does not export them, and the worker registers its own.
-  private auth() {
-    this.resolved ??= {
-      authenticator: this.moduleRef.get(RequestAuthenticator, { strict: false }),
-      limiter: this.moduleRef.get(FailedAuthLimiter, { strict: false }),
-    };
-    return this.resolved;
   }
 }

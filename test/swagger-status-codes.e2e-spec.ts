@@ -2,7 +2,7 @@ import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import type { Histogram } from 'prom-client';
 import request from 'supertest';
-import { MetricsRegistry } from '../src/observability/metrics/metrics.registry';
+import { MetricsRegistry } from '../src/common/metrics/metrics.registry';
 import { TasksRepository } from '../src/tasks/repositories/tasks.repository';
 import {
   eventually,

@@ -1,7 +1,8 @@
 import { INestApplicationContext, Logger } from '@nestjs/common';
 import { AppConfig, ConfigError, LOG_FORMATS, LOG_LEVELS, loadConfig } from '../config/app-config';
 import type { ServiceRole } from '../observability/logging/pino-options';
-import { processLogger, quietNestStartupErrors, useProcessLogger } from '../observability/logging/process-logger';
+import { processLogger } from '../common/logging/log-context';
+import { quietNestStartupErrors, useProcessLogger } from '../observability/logging/process-logger';
 import { describeStartupError, StartupError } from './startup-errors';
 
 /** What an entry point's `start` gets: the config, and where to register what it starts. */

@@ -5,7 +5,7 @@ import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } f
 import type { Queue } from 'bull';
 import type { Connection } from 'mongoose';
 import { Public } from '../common/decorators/public.decorator';
-import { withTimeout } from '../observability/with-timeout';
+import { withDeadline } from '../common/deadline';
 import { RERUN_QUEUE } from '../rerun/rerun.constants';
 
 const CHECK_TIMEOUT_MS = 2000;
@@ -69,8 +69,8 @@ export class HealthController {
 
   private async readiness(): Promise<Readiness> {
     const [mongo, redis] = await Promise.allSettled([
-      withTimeout(this.pingMongo(), CHECK_TIMEOUT_MS, 'MongoDB'),
-      withTimeout(this.queue.client.ping(), CHECK_TIMEOUT_MS, 'Redis'),
+      withDeadline(this.pingMongo(), CHECK_TIMEOUT_MS, 'MongoDB'),
+      withDeadline(this.queue.client.ping(), CHECK_TIMEOUT_MS, 'Redis'),
     ]);
     const down: Record<string, string> = {};
     if (mongo.status === 'rejected') down.mongo = (mongo.reason as Error).message;

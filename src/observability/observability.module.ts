@@ -7,7 +7,7 @@ import { ServiceRole } from './logging/pino-options';
 import { ClusterMetrics } from './metrics/cluster-metrics';
 import { HttpMetrics } from './metrics/http-metrics';
 import { MetricsController } from './metrics/metrics.controller';
-import { MetricsRegistry } from './metrics/metrics.registry';
+import { MetricsRegistry } from '../common/metrics/metrics.registry';
 import { RerunMetrics } from './metrics/rerun-metrics';
 import { TaskCountsRepository } from './metrics/task-counts.repository';
 

@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { processLogger, quietNestStartupErrors, useProcessLogger } from './process-logger';
+import { processLogger } from '../../common/logging/log-context';
+import { quietNestStartupErrors, useProcessLogger } from './process-logger';
 
 describe('the process logger (every line, from the first, through one pino logger)', () => {
   const lines: Array<Record<string, unknown>> = [];

@@ -1,39 +1,28 @@
 import { Logger as NestLogger, LoggerService } from '@nestjs/common';
-import { storage } from 'nestjs-pino/storage';
 import pino, { DestinationStream, Level, Logger as Pino } from 'pino';
+import { contextLogger, processLogger, setProcessLogger } from '../../common/logging/log-context';
 import { LogSettings, pinoLevel, pinoOptions } from './pino-options';
 
 /**
- * The one pino logger of the process. Everything logs through it from the first line on: start-up
- * lines written before Nest exists, Nest's own lines, HTTP requests (pino-http makes its request
- * loggers children of it) and the engine. So with stdout not a terminal every line is JSON.
- */
-let root: Pino | undefined;
-
-/**
- * Creates the process logger (first call) and makes every Nest `Logger` write through it.
+ * Creates the one pino logger of the process (first call) and makes every Nest `Logger` write
+ * through it. Everything logs through it from the first line on: start-up lines written before Nest
+ * exists, Nest's own lines, HTTP requests (pino-http makes its request loggers children of it) and
+ * the engine. So with stdout not a terminal every line is JSON. It is held in
+ * common/logging/log-context.ts (`processLogger`, `contextLogger`).
  * Later calls only change the level: several applications in one process (tests) share the first
  * one's format and role; the last one sets the level. `destination` (tests) replaces the logger.
  */
 export function useProcessLogger(settings: LogSettings, destination?: DestinationStream): Pino {
+  let root = processLogger();
   if (!root || destination) {
     const [options, stream] = pinoOptions(settings);
     root = pino(options, destination ?? stream);
+    setProcessLogger(root);
   } else {
     root.level = pinoLevel(settings.level);
   }
   NestLogger.overrideLogger(nestLogger);
   return root;
-}
-
-/** The process logger, once `useProcessLogger` has run. */
-export function processLogger(): Pino | undefined {
-  return root;
-}
-
-/** The logger of the current context (an HTTP request, a task: see withLogContext), else the process's. */
-export function contextLogger(): Pino | undefined {
-  return storage.getStore()?.logger ?? root;
 }
 
 /**

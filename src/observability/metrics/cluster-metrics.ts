@@ -5,8 +5,8 @@ import { Gauge } from 'prom-client';
 import { AppConfig } from '../../config/app-config';
 import { TASK_STATUSES } from '../../database/schemas';
 import { RERUN_QUEUE } from '../../rerun/rerun.constants';
-import { withTimeout } from '../with-timeout';
-import { METRIC_PREFIX, MetricsRegistry } from './metrics.registry';
+import { withDeadline } from '../../common/deadline';
+import { METRIC_PREFIX, MetricsRegistry } from '../../common/metrics/metrics.registry';
 import { TaskCountsRepository } from './task-counts.repository';
 
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'paused'] as const;
@@ -58,10 +58,10 @@ export class ClusterMetrics {
   ) {
     const registers = [registry];
     this.taskCounts = new CachedRead(config.METRICS_CACHE_MS, () =>
-      withTimeout(repository.countByStatus(), SOURCE_TIMEOUT_MS, 'MongoDB'),
+      withDeadline(repository.countByStatus(), SOURCE_TIMEOUT_MS, 'MongoDB'),
     );
     this.jobCounts = new CachedRead(config.METRICS_CACHE_MS, () =>
-      withTimeout(
+      withDeadline(
         queue.getJobCounts() as Promise<unknown> as Promise<Record<string, number>>,
         SOURCE_TIMEOUT_MS,
         'Redis',

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { Histogram } from 'prom-client';
-import { METRIC_PREFIX, MetricsRegistry } from './metrics.registry';
+import { METRIC_PREFIX, MetricsRegistry } from '../../common/metrics/metrics.registry';
 
 /** Label of requests no route answered (bounded: raw URLs would make one series per id). */
 export const UNMATCHED_ROUTE = 'unmatched';

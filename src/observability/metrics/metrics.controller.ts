@@ -15,7 +15,7 @@ import { Public } from '../../common/decorators/public.decorator';
 import { BASIC_AUTH_SCHEME, TOKEN_AUTH_HEADERS } from '../../common/swagger';
 import { AppConfig } from '../../config/app-config';
 import { AdminAccess } from '../../auth/admin-access';
-import { MetricsRegistry } from './metrics.registry';
+import { MetricsRegistry } from '../../common/metrics/metrics.registry';
 
 @ApiTags('operations')
 @Controller('metrics')

@@ -1,4 +1,4 @@
-import { MetricsRegistry } from './metrics.registry';
+import { MetricsRegistry } from '../../common/metrics/metrics.registry';
 import { RerunMetrics } from './rerun-metrics';
 
 describe('RerunMetrics', () => {

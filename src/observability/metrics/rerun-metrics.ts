@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
-import { METRIC_PREFIX, MetricsRegistry } from './metrics.registry';
+import { METRIC_PREFIX, MetricsRegistry } from '../../common/metrics/metrics.registry';
 
 /**
  * How one rerun ended, as a bounded label set:

@@ -9,7 +9,7 @@ import { ProgressWriter } from '../persistence/progress-writer.service';
 import { AsyncPollJobData, JobResult, LaneJobData, RERUN_QUEUE, RerunJob } from '../rerun.constants';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from './worker-lifecycle';
-import { withLogContext } from '../../observability/logging/log-context';
+import { withLogContext } from '../../common/logging/log-context';
 
 type RerunJobData = LaneJobData | AsyncPollJobData;
 

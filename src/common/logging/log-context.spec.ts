@@ -2,7 +2,7 @@ import { INestApplicationContext, Logger, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { loadConfig } from '../../config/app-config';
 import { withLogContext } from './log-context';
-import { LoggingModule } from './logging.module';
+import { LoggingModule } from '../../observability/logging/logging.module';
 
 describe('withLogContext (engine log lines carry the task id)', () => {
   const lines: Array<Record<string, unknown>> = [];

@@ -1,5 +1,27 @@
 import { storage, Store } from 'nestjs-pino/storage';
-import { contextLogger } from './process-logger';
+import type { Logger as Pino } from 'pino';
+
+/**
+ * The one pino logger of the process, once observability's `useProcessLogger` has created it
+ * (src/observability/logging/process-logger.ts). Held here so that code of any layer (the engine)
+ * can log in a context without depending on how logging is set up.
+ */
+let root: Pino | undefined;
+
+/** Set by `useProcessLogger` only. */
+export function setProcessLogger(logger: Pino): void {
+  root = logger;
+}
+
+/** The process logger, once `useProcessLogger` has run. */
+export function processLogger(): Pino | undefined {
+  return root;
+}
+
+/** The logger of the current context (an HTTP request, a task: see withLogContext), else the process's. */
+export function contextLogger(): Pino | undefined {
+  return storage.getStore()?.logger ?? root;
+}
 
 /** Fields bound to every log line written inside `withLogContext` (engine: the task being worked on). */
 export interface LogBindings {

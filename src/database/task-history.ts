@@ -1,16 +1,4 @@
-/** A task keeps at most this many history entries; the oldest go first. */
-export const HISTORY_LIMIT = 200;
-
-export const HISTORY_ACTIONS = [
-  'created',
-  'paused',
-  'resumed',
-  'cancelled',
-  'auto-paused',
-  'started',
-  'completed',
-] as const;
-export type HistoryAction = (typeof HISTORY_ACTIONS)[number];
+import { HISTORY_LIMIT, type HistoryAction } from '../domain/task-history';
 
 /** One entry of a task's `history`: who did what, when (and why, for the engine's own moves). */
 export interface HistoryEntry {

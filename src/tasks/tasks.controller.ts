@@ -39,7 +39,7 @@ import { ApiTextErrors, ApiTextResponse } from './swagger-responses';
 import { sendJson } from './json-stream';
 import { DISABLED_CHANNELS } from './task-creator.service';
 import { QUEUE_UNAVAILABLE } from './task-queue.service';
-import { ALLOWED_CHANGES_TEXT } from './task-status';
+import { ALLOWED_CHANGES_TEXT } from '../domain/status-changes';
 import { TASK_DELETED, TASK_UPDATED, taskNotFound, TasksService } from './tasks.service';
 import { BodyValidationPipe } from './validation/body-validation.pipe';
 import { JSON_REQUIRED, JsonBodyGuard, OptionalJsonBodyGuard } from './validation/json-body.guard';

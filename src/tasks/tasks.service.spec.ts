@@ -1,6 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { Types } from 'mongoose';
-import { TaskStatus } from '../database/schemas';
+import { TaskStatus } from '../domain/task-status';
 import { serviceUnavailable } from './errors';
 import type { TaskRecord, TasksRepository } from './repositories/tasks.repository';
 import type { TaskCreator } from './task-creator.service';

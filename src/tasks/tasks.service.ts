@@ -1,7 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
-import { TaskStatus } from '../database/schemas';
 import { badRequest, conflict, notFound } from './errors';
 import { assertKnownParams, parseFiltersParam, parsePaging, QueryParams } from './filters/query-params';
 import {
@@ -29,7 +28,8 @@ import {
 } from './repositories/tasks.repository';
 import { distinctTids, TaskCreator } from './task-creator.service';
 import { TaskQueue } from './task-queue.service';
-import { decideStatusChange, RUNNING_STATUSES } from './task-status';
+import { decideStatusChange } from '../domain/status-changes';
+import { isRunnable, TaskStatus } from '../domain/task-status';
 import { RerunFailedDto } from './dto/rerun-failed.dto';
 import { HEX_ID } from './validation/checks';
 
@@ -175,7 +175,7 @@ export class TasksService {
     const hexId = id.toHexString();
     const source = await this.tasks.findById(id);
     if (!source) throw notFound(taskNotFound(hexId));
-    if (RUNNING_STATUSES.includes(source.status as TaskStatus)) {
+    if (isRunnable(source.status)) {
       throw conflict(
         `Task ${hexId} is still running (${source.status}): rerun its failed transactions once it has finished, ` +
           'or pause or cancel it first',

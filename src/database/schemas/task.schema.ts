@@ -1,11 +1,10 @@
 import { Prop, Schema, SchemaFactory } from '@nestjs/mongoose';
 import { HydratedDocument, Types } from 'mongoose';
+import { ItemStatus, TASK_STATUSES, TaskStatus } from '../../domain/task-status';
 import type { HistoryEntry } from '../task-history';
 
-export const TASK_STATUSES = ['Queued', 'Processing', 'Paused', 'Cancelled', 'Completed', 'Pending Async'] as const;
-export type TaskStatus = (typeof TASK_STATUSES)[number];
-export const ITEM_STATUSES = ['Queued', 'Processing', 'Completed', 'Failed'] as const;
-export type ItemStatus = (typeof ITEM_STATUSES)[number];
+// Until src/rerun imports it from src/domain/task-status.ts.
+export type { TaskStatus };
 
 /** One entry of OpenHIM's embedded `transactions[]` (the shape clients see). */
 @Schema({ _id: true, strict: false })

@@ -3,7 +3,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { Gauge } from 'prom-client';
 import { AppConfig } from '../../config/app-config';
-import { TASK_STATUSES } from '../../database/schemas';
+import { TASK_STATUSES } from '../../domain/task-status';
 import { RERUN_QUEUE } from '../../rerun/rerun.constants';
 import { withDeadline } from '../../common/deadline';
 import { METRIC_PREFIX, MetricsRegistry } from '../../common/metrics/metrics.registry';

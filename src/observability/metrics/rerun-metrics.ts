@@ -1,37 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { METRIC_PREFIX, MetricsRegistry } from '../../common/metrics/metrics.registry';
+import { knownRerunOutcome, RERUN_OUTCOMES, RerunOutcome, rerunOutcomeOf } from '../../domain/rerun-outcome';
 
-/**
- * How one rerun ended, as a bounded label set:
- * - `successful`, `completed`, `completed_with_errors`, `failed`: OpenHIM answered; the child
- *   transaction's status (rerunStatus), `failed` including a rerun that could not be sent;
- * - `pending_async`: answered 202, the final status comes later (see `recordAsyncResult`);
- * - `not_rerunnable`: not attempted (transaction missing or not rerunnable: tstatus Failed);
- * - `abandoned`: given up because the worker is stopping (another worker redoes it);
- * - `retried`: never reached OpenHIM core (refused, or no child stored) and sent again later.
- */
-export const RERUN_OUTCOMES = [
-  'successful',
-  'completed',
-  'completed_with_errors',
-  'failed',
-  'pending_async',
-  'not_rerunnable',
-  'abandoned',
-  'retried',
-  'other',
-] as const;
-export type RerunOutcome = (typeof RERUN_OUTCOMES)[number];
-
-const BY_RERUN_STATUS: Record<string, RerunOutcome> = {
-  Successful: 'successful',
-  Completed: 'completed',
-  'Completed with error(s)': 'completed_with_errors',
-  Failed: 'failed',
-  'Pending Async': 'pending_async',
-  Processing: 'pending_async',
-};
+// Kept for src/rerun's imports until they take it from src/domain/rerun-outcome.ts.
+export type { RerunOutcome };
 
 /** A rerun being timed: `end` once with its outcome (later calls are ignored). */
 export interface RerunTimer {
@@ -90,15 +63,14 @@ export class RerunMetrics {
     this.autoPauses.inc();
   }
 
-  /** The outcome label of an item from what is recorded on it. */
+  /** The outcome label of an item from what is recorded on it (src/domain's `rerunOutcomeOf`). */
   static outcomeOf(item: { tstatus?: string; rerunStatus?: string }): RerunOutcome {
-    if (item.tstatus === 'Failed') return 'not_rerunnable';
-    return (item.rerunStatus && BY_RERUN_STATUS[item.rerunStatus]) || 'other';
+    return rerunOutcomeOf(item);
   }
 
   /** Counts a finished rerun and observes how long it took. */
   recordRerun(outcome: RerunOutcome, seconds: number): void {
-    const label = { outcome: known(outcome) };
+    const label = { outcome: knownRerunOutcome(outcome) };
     this.reruns.inc(label);
     if (Number.isFinite(seconds) && seconds >= 0) this.duration.observe(label, seconds);
   }
@@ -125,10 +97,6 @@ export class RerunMetrics {
 
   /** A `pending_async` rerun's child transaction reached `outcome`. */
   recordAsyncResult(outcome: RerunOutcome): void {
-    this.asyncResults.inc({ outcome: known(outcome) });
+    this.asyncResults.inc({ outcome: knownRerunOutcome(outcome) });
   }
-}
-
-function known(outcome: string): RerunOutcome {
-  return (RERUN_OUTCOMES as readonly string[]).includes(outcome) ? (outcome as RerunOutcome) : 'other';
 }

@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
 import type { Model } from 'mongoose';
-import { Task, TASK_STATUSES } from '../../database/schemas';
+import { Task } from '../../database/schemas';
+import { TASK_STATUSES } from '../../domain/task-status';
 
 /** Counts of tasks per status, for the tasks gauge. */
 @Injectable()

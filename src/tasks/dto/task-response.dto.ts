@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ITEM_STATUSES, TASK_STATUSES } from '../../database/schemas';
-import { HISTORY_ACTIONS, HISTORY_LIMIT } from '../../database/task-history';
+import { HISTORY_ACTIONS, HISTORY_LIMIT } from '../../domain/task-history';
+import { ITEM_STATUSES, TASK_STATUSES } from '../../domain/task-status';
 
 /** Documentation of the response shapes (OpenHIM's task document). */
 export class TaskTransactionView {

@@ -1,7 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Allow, IsOptional } from 'class-validator';
-import { TASK_STATUSES, TaskStatus } from '../../database/schemas';
-import { isTaskStatus } from '../task-status';
+import { isTaskStatus, TASK_STATUSES, TaskStatus } from '../../domain/task-status';
 import { Check, describeValue, HEX_ID } from '../validation/checks';
 
 /**

@@ -1,4 +1,4 @@
-import { ITEM_STATUSES, TASK_STATUSES } from '../../database/schemas';
+import { ITEM_STATUSES, TASK_STATUSES } from '../../domain/task-status';
 import { assertKnownKeys, badRequest, parseDateRange, parseStringFilter } from './query-params';
 
 export const TASK_LIST_FILTER_KEYS = ['status', 'user', 'created'] as const;

@@ -1,5 +1,5 @@
-import { TASK_STATUSES, TaskStatus } from '../database/schemas';
-import { decideStatusChange } from './task-status';
+import { TASK_STATUSES, TaskStatus } from './task-status';
+import { decideStatusChange } from './status-changes';
 
 describe('decideStatusChange', () => {
   const allowed: Array<[string, TaskStatus]> = [

@@ -1,5 +1,5 @@
-import { TASK_STATUSES, TaskStatus } from '../database/schemas';
-import type { HistoryAction } from '../database/task-history';
+import type { HistoryAction } from './task-history';
+import { RUNNABLE_STATUSES, TaskStatus } from './task-status';
 
 /** What `PUT /tasks/:id` may do (docs/design.md, "Task lifecycle"); the engine owns the other moves. */
 export const STATUS_CHANGES: ReadonlyArray<{
@@ -9,21 +9,14 @@ export const STATUS_CHANGES: ReadonlyArray<{
   /** What the task's history calls it. */
   done: HistoryAction;
 }> = [
-  { to: 'Paused', from: ['Queued', 'Processing', 'Pending Async'], action: 'pause', done: 'paused' },
+  { to: 'Paused', from: RUNNABLE_STATUSES, action: 'pause', done: 'paused' },
   { to: 'Queued', from: ['Paused'], action: 'resume', done: 'resumed' },
   { to: 'Cancelled', from: ['Queued', 'Processing', 'Paused', 'Pending Async'], action: 'cancel', done: 'cancelled' },
 ];
 
-/** A task in one of these may still start or finish reruns (the engine's runnable statuses). */
-export const RUNNING_STATUSES: readonly TaskStatus[] = ['Queued', 'Processing', 'Pending Async'];
-
 export const ALLOWED_CHANGES_TEXT =
   'Allowed changes: Queued, Processing or Pending Async to Paused (pause); Paused to Queued (resume); ' +
   'any status but Completed to Cancelled (cancel)';
-
-export function isTaskStatus(value: unknown): value is TaskStatus {
-  return typeof value === 'string' && (TASK_STATUSES as readonly string[]).includes(value);
-}
 
 export type StatusDecision =
   | { kind: 'noop' }

@@ -16,7 +16,7 @@ import { findFreePort } from '../src/common/net/free-port';
 import { startPrivateRedis, type PrivateRedis } from '../src/bootstrap/private-redis';
 import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../test/support/openhim-auth';
 import { insertTransactions, OpenhimCoreStub, type StubRequest } from '../test/support/openhim-core-stub';
-import { distEntry, runNode, type RunningProcess } from '../test/support/processes';
+import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../test/support/processes';
 import { ensureBuilt } from '../test/support/worker-process';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -192,7 +192,7 @@ it(
     };
 
     try {
-      mongo = runNode(distEntry('mongo-wire/cli.js'), ['--port', '0'], nodeOptions(MONGO_NODE_OPTIONS));
+      mongo = runNode(mongoWireCli(), ['--port', '0'], nodeOptions(MONGO_NODE_OPTIONS));
       const [, mongoUrl] = await mongo.waitForOutput(/listening at (mongodb:\/\/\S+)/, 30000);
       redis = await startPrivateRedis();
       client = await MongoClient.connect(mongoUrl);

@@ -18,7 +18,7 @@ run('all', async ({ config, started, application }) => {
 
   if (!config.MONGODB_URI) {
     // Loaded only here: with MONGODB_URI set the embedded server is never part of the process.
-    const { MongoWireServer } = await import('./mongo-wire');
+    const { MongoWireServer } = await import('@openhim-rerun/mongo-wire');
     const mongo = new MongoWireServer({ host: '127.0.0.1', port: 0 });
     await mongo.start();
     started('embedded MongoDB-compatible server', () => mongo.stop());

@@ -50,8 +50,27 @@ describe('scripts/build.js --if-changed (what npm start, start:api, start:worker
       }),
     );
     write('package-lock.json', '{}');
-    for (const entry of ['main', 'main.api', 'main.worker', 'mongo-wire/cli'])
+    for (const entry of ['main', 'main.api', 'main.worker'])
       write(`src/${entry}.ts`, `export const entry = '${entry}';\n`);
+    // A workspace package (as packages/mongo-wire): built first, to its own dist/.
+    write('packages/mongo-wire/package.json', JSON.stringify({ name: 'mongo-wire-fixture', main: 'dist/index.js' }));
+    write(
+      'packages/mongo-wire/tsconfig.build.json',
+      JSON.stringify({
+        compilerOptions: {
+          module: 'commonjs',
+          target: 'ES2022',
+          types: [],
+          declaration: true,
+          rootDir: './src',
+          outDir: './dist',
+        },
+        include: ['src/**/*.ts'],
+        exclude: ['**/*.spec.ts'],
+      }),
+    );
+    for (const entry of ['index', 'cli'])
+      write(`packages/mongo-wire/src/${entry}.ts`, `export const entry = '${entry}';\n`);
   });
   afterAll(() => rmSync(project, { recursive: true, force: true }));
 
@@ -59,7 +78,8 @@ describe('scripts/build.js --if-changed (what npm start, start:api, start:worker
     const first = build('--if-changed');
     expect(first).toMatchObject({ status: 0, built: true });
     expect(existsSync(join(project, 'dist', 'main.js'))).toBe(true);
-    expect(existsSync(join(project, 'dist', 'mongo-wire', 'cli.js'))).toBe(true);
+    expect(existsSync(join(project, 'packages', 'mongo-wire', 'dist', 'cli.js'))).toBe(true);
+    expect(existsSync(join(project, 'packages', 'mongo-wire', 'dist', 'index.d.ts'))).toBe(true);
   });
 
   it('does nothing when no input changed', () => {
@@ -82,6 +102,29 @@ describe('scripts/build.js --if-changed (what npm start, start:api, start:worker
     expect(build('--if-changed')).toMatchObject({ status: 0, built: false });
   });
 
+  it("rebuilds after a workspace package's source, package.json or compiler settings change", () => {
+    write('packages/mongo-wire/src/index.ts', "export const entry = 'package edited';\n");
+    expect(build('--if-changed')).toMatchObject({ status: 0, built: true });
+    expect(readFileSync(join(project, 'packages', 'mongo-wire', 'dist', 'index.js'), 'utf8')).toContain(
+      'package edited',
+    );
+    expect(build('--if-changed')).toMatchObject({ status: 0, built: false });
+
+    write('packages/mongo-wire/src/extra.ts', 'export const extra = 2;\n');
+    expect(build('--if-changed')).toMatchObject({ status: 0, built: true });
+    expect(existsSync(join(project, 'packages', 'mongo-wire', 'dist', 'extra.js'))).toBe(true);
+
+    // Specs are no input: editing one builds nothing.
+    write('packages/mongo-wire/src/extra.spec.ts', 'export const spec = 1;\n');
+    expect(build('--if-changed')).toMatchObject({ status: 0, built: false });
+
+    for (const file of ['package.json', 'tsconfig.build.json']) {
+      write(`packages/mongo-wire/${file}`, readFileSync(join(project, 'packages', 'mongo-wire', file), 'utf8') + '\n');
+      expect(build('--if-changed')).toMatchObject({ status: 0, built: true });
+    }
+    expect(build('--if-changed')).toMatchObject({ status: 0, built: false });
+  });
+
   it('rebuilds after the dependencies or the compiler settings change', () => {
     write('package-lock.json', '{"lockfileVersion": 3}');
     expect(build('--if-changed')).toMatchObject({ status: 0, built: true });
@@ -94,6 +137,19 @@ describe('scripts/build.js --if-changed (what npm start, start:api, start:worker
     rmSync(join(project, 'dist', 'main.api.js'));
     expect(build('--if-changed')).toMatchObject({ status: 0, built: true });
     expect(existsSync(join(project, 'dist', 'main.api.js'))).toBe(true);
+
+    rmSync(join(project, 'packages', 'mongo-wire', 'dist', 'cli.js'));
+    expect(build('--if-changed')).toMatchObject({ status: 0, built: true });
+    expect(existsSync(join(project, 'packages', 'mongo-wire', 'dist', 'cli.js'))).toBe(true);
+  });
+
+  it('fails on a type error in a workspace package, before building the service', () => {
+    write('packages/mongo-wire/src/broken.ts', 'export const n: number = "not a number";\n');
+    const failed = build('--if-changed');
+    expect(failed.status).not.toBe(0);
+    expect(failed.output).toMatch(/packages\/mongo-wire\/src\/broken\.ts.*error TS2322/);
+    rmSync(join(project, 'packages', 'mongo-wire', 'src', 'broken.ts'));
+    expect(build('--if-changed')).toMatchObject({ status: 0, built: true });
   });
 
   it('fails on a type error, and tries again next time', () => {

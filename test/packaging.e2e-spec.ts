@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { satisfies } from 'semver';
 import { parse } from 'yaml';
@@ -60,9 +60,21 @@ describe('Dockerfile', () => {
     expect(pkg.scripts.build).toBe('node scripts/build.js');
     expect(readFileSync(join(root, 'scripts', 'build.js'), 'utf8')).toContain("'tsconfig.build.json'");
     // `npm run build` in the image needs the build script and every input it compiles.
-    for (const input of ['scripts', 'src', 'tsconfig.json', 'tsconfig.build.json'])
+    for (const input of ['scripts', 'src', 'packages', 'tsconfig.json', 'tsconfig.build.json'])
       expect(dockerfile).toMatch(new RegExp(`^COPY .*\\b${input.replace('.', '\\.')}\\b`, 'm'));
     expect(dockerfile).toContain('COPY --from=build --chown=node:node /app/dist ./dist');
+    // The workspace packages: `npm ci` needs their package.json, the image their build (the link
+    // node_modules/@openhim-rerun/mongo-wire points at packages/mongo-wire).
+    expect(pkg.workspaces).toEqual(['packages/*']);
+    for (const name of readdirSync(join(root, 'packages'))) {
+      const npmCi = dockerfile.indexOf('RUN npm ci');
+      expect(dockerfile.indexOf(`COPY packages/${name}/package.json`)).toBeGreaterThan(-1);
+      expect(dockerfile.indexOf(`COPY packages/${name}/package.json`)).toBeLessThan(npmCi);
+      expect(dockerfile).toContain(
+        `COPY --from=build --chown=node:node /app/packages/${name}/dist ./packages/${name}/dist`,
+      );
+      expect(dockerfile).toContain(`/app/packages/${name}/package.json ./packages/${name}/`);
+    }
   });
 
   it("runs a Node version that package.json's engines allow", () => {

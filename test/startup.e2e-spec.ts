@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { createConnection, createServer, Server } from 'node:net';
 import mongoose from 'mongoose';
 import { findFreePort } from '../src/common/net/free-port';
-import { distEntry, runNode, RunningProcess } from './support/processes';
+import { distEntry, mongoWireCli, runNode, RunningProcess } from './support/processes';
 import { TestEnvironment } from './support/test-environment';
 import { waitFor } from './support/wait';
 
@@ -166,7 +166,7 @@ describe('configuration errors', () => {
 describe('npm run mongo-server (standalone embedded MongoDB-compatible server)', () => {
   it('prints its URI, serves a mongoose app in another process, and stops on SIGTERM', async () => {
     const port = await findFreePort();
-    const server = runNode(distEntry('mongo-wire/cli.js'), ['--port', String(port)]);
+    const server = runNode(mongoWireCli(), ['--port', String(port)]);
     try {
       const [, uri] = await server.waitForOutput(/MongoDB-compatible server listening at (mongodb:\/\/\S+)/);
       expect(uri).toBe(`mongodb://127.0.0.1:${port}`);

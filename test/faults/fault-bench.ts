@@ -8,7 +8,7 @@ import { guardDriverWrites } from '../../src/rerun/persistence/driver-write-guar
 import { request, type HttpResult } from '../openhim-core/http';
 import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../support/openhim-auth';
 import { OpenhimCoreStub } from '../support/openhim-core-stub';
-import { distEntry, runNode, type RunningProcess } from '../support/processes';
+import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../support/processes';
 import { waitFor } from '../support/wait';
 
 /** Engine settings that make a dead worker's work move on within seconds. */
@@ -99,7 +99,7 @@ export class FaultBench {
   }
 
   async startMongo(): Promise<void> {
-    this.mongo = runNode(distEntry('mongo-wire/cli.js'), ['--port', String(this.mongoPort), '--dbpath', this.dbPath]);
+    this.mongo = runNode(mongoWireCli(), ['--port', String(this.mongoPort), '--dbpath', this.dbPath]);
     await this.mongo.waitForOutput(/listening at mongodb:\/\//, 30000);
   }
 

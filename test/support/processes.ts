@@ -11,6 +11,13 @@ export function distEntry(name: string): string {
   return file;
 }
 
+/** The embedded MongoDB-compatible server's command line (the workspace package's build). */
+export function mongoWireCli(): string {
+  const file = join(__dirname, '..', '..', 'packages', 'mongo-wire', 'dist', 'cli.js');
+  if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` (npm test does it)`);
+  return file;
+}
+
 export interface RunningProcess {
   child: ChildProcess;
   output: () => string;

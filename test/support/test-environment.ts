@@ -3,7 +3,7 @@ import { Db, MongoClient } from 'mongodb';
 import { createApiApplication, createWorkerApplication } from '../../src/bootstrap/applications';
 import { PrivateRedis, startPrivateRedis } from '../../src/bootstrap/private-redis';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
-import { MongoWireServer } from '../../src/mongo-wire';
+import { MongoWireServer } from '@openhim-rerun/mongo-wire';
 
 /**
  * What an end-to-end test needs: the embedded MongoDB-compatible server and a real redis-server,

@@ -1,7 +1,7 @@
 /**
  * Standalone MongoDB-compatible server.
  *
- *   node dist/mongo-wire/cli.js --port <n> [--host <h>] [--dbpath <dir> [--syncdelay <seconds>]]
+ *   node packages/mongo-wire/dist/cli.js --port <n> [--host <h>] [--dbpath <dir> [--syncdelay <seconds>]]
  *
  * Prints exactly one line `MongoDB-compatible server listening at mongodb://HOST:PORT` on stdout
  * when ready; stops cleanly (exit 0) on SIGTERM / SIGINT. With --dbpath the data is loaded from
@@ -20,7 +20,7 @@ export interface CliOptions {
 }
 
 export const USAGE = `usage: npm run mongo-server -- [--port <n>] [--host <h>] [--dbpath <dir> [--syncdelay <seconds>]]
-       (or: node dist/mongo-wire/cli.js ...)
+       (or: node packages/mongo-wire/dist/cli.js ...)
 
 Starts the embedded MongoDB-compatible server on its own, so separate API and worker processes
 and tools (mongosh, drivers) can share one. Prints one line when ready:

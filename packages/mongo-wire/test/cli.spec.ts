@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { AddressInfo, createServer } from 'node:net';
 import * as path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { parseArgs, runCli } from './cli';
+import { parseArgs, runCli } from '../src/cli';
 
 /** Runs the CLI's `main` from the TypeScript sources in a child process (a tiny transpile-only hook). */
 function spawnCli(args: string[]) {
   const ts = require.resolve('typescript');
-  const cli = path.join(__dirname, 'cli.ts');
+  const cli = path.join(__dirname, '..', 'src', 'cli.ts');
   const script = `
     const ts = require(${JSON.stringify(ts)});
     const fs = require('fs');
@@ -21,7 +21,7 @@ function spawnCli(args: string[]) {
     require(${JSON.stringify(cli)}).main(${JSON.stringify(args)});
   `;
   const child = spawn(process.execPath, ['-e', script], {
-    cwd: path.resolve(__dirname, '../..'),
+    cwd: path.resolve(__dirname, '..'),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = { stdout: '', stderr: '' };

@@ -1,5 +1,5 @@
 import { Db, Decimal128, Document, Double, Int32, Long, MongoClient, MongoServerError, ObjectId } from 'mongodb';
-import { MongoWireServer } from './index';
+import { MongoWireServer } from '../src';
 
 /** Commands and reply shapes through the official driver, over TCP. */
 describe('mongo-wire: commands through the mongodb driver', () => {

@@ -1,5 +1,5 @@
 import { MongoClient, ObjectId } from 'mongodb';
-import { MongoWireServer } from './index';
+import { MongoWireServer } from '../src';
 
 /** Atomicity of single-document writes under concurrent clients; lifecycle under load. */
 describe('mongo-wire: concurrency and lifecycle', () => {

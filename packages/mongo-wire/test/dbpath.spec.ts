@@ -3,15 +3,16 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as ts from 'typescript';
-import { MongoWireServer } from './index';
+import { MongoWireServer } from '../src';
 import { Binary, Decimal128, Double, Int32, Long, MongoClient, MongoServerError, ObjectId, Timestamp } from 'mongodb';
 
 /** The server sources transpiled once to plain JS (no build needed, no per-process transpile). */
 function transpileServer(): string {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'mongo-wire-js-'));
-  for (const f of fs.readdirSync(__dirname)) {
-    if (!f.endsWith('.ts') || f.endsWith('.spec.ts')) continue;
-    const js = ts.transpileModule(fs.readFileSync(path.join(__dirname, f), 'utf8'), {
+  const src = path.join(__dirname, '..', 'src');
+  for (const f of fs.readdirSync(src)) {
+    if (!f.endsWith('.ts')) continue;
+    const js = ts.transpileModule(fs.readFileSync(path.join(src, f), 'utf8'), {
       compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
       fileName: f,
     });
@@ -33,7 +34,8 @@ class CliProcess {
   }
 
   static spawn(args: string[]): CliProcess {
-    const nodeModules = path.resolve(__dirname, '../../node_modules');
+    // Where bson and mingo are installed (hoisted to the workspace root's node_modules, or the package's own).
+    const nodeModules = path.resolve(require.resolve('mingo/package.json'), '../..');
     return new CliProcess(
       spawn(process.execPath, [path.join(CliProcess.jsDir, 'cli.js'), ...args], {
         env: { ...process.env, NODE_PATH: nodeModules },

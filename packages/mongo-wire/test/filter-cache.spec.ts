@@ -1,6 +1,6 @@
 import { Collection, Document, MongoClient, ObjectId } from 'mongodb';
-import { filterKey } from './engine';
-import { MongoWireServer } from './index';
+import { filterKey } from '../src/engine';
+import { MongoWireServer } from '../src';
 
 /** Compiled filters are cached by value: a repeated filter must behave exactly like a fresh one. */
 describe('mongo-wire: compiled filter cache', () => {

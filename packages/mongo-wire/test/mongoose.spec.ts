@@ -1,5 +1,5 @@
 import mongoose, { Connection, Schema, Types } from 'mongoose';
-import { MongoWireServer } from './index';
+import { MongoWireServer } from '../src';
 
 /** A mongoose model round trip against the wire server. */
 describe('mongo-wire: mongoose', () => {

@@ -1,5 +1,5 @@
 import { Collection, MongoClient, ObjectId } from 'mongodb';
-import { MongoWireServer } from './index';
+import { MongoWireServer } from '../src';
 
 /**
  * Checks that indexed lookups take the index path (documents examined), not timings.

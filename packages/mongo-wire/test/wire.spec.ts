@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import { BSON, Document, Long } from 'bson';
-import { MongoWireServer } from './index';
+import { MongoWireServer } from '../src';
 
 /** Raw wire protocol: legacy OP_QUERY / OP_REPLY, OP_MSG document sequences, moreToCome, framing. */
 describe('mongo-wire: wire protocol', () => {

@@ -1,6 +1,6 @@
 import mongoose, { Connection, Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { MongoWireServer } from '../../mongo-wire';
+import { MongoWireServer } from '@openhim-rerun/mongo-wire';
 import {
   Channel,
   ChannelSchema,

@@ -2,7 +2,7 @@ import * as net from 'node:net';
 import mongoose, { Connection, Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { Task, TaskSchema } from '../../database/schemas';
-import { MongoWireServer } from '../../mongo-wire';
+import { MongoWireServer } from '@openhim-rerun/mongo-wire';
 import { bounded, BoundExceededError, within } from './bounded';
 import { nativeCollection } from './native-collection';
 import { RerunTasksRepository } from './rerun-tasks.repository';

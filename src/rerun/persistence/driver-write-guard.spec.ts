@@ -1,7 +1,7 @@
 import * as net from 'node:net';
 import { MongoNetworkError } from 'mongodb';
 import mongoose, { Connection, Types } from 'mongoose';
-import { MongoWireServer } from '../../mongo-wire';
+import { MongoWireServer } from '@openhim-rerun/mongo-wire';
 import { guardDriverWrites } from './driver-write-guard';
 
 /**

@@ -1,6 +1,7 @@
 import { InjectQueue } from '@nestjs/bull';
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import type { Job, Queue } from 'bull';
+import { withDeadline } from '../common/deadline';
 import {
   asyncPollJobId,
   AsyncPollJobData,
@@ -37,6 +38,15 @@ export interface AddOptions {
   repair?: boolean;
 }
 
+export interface DeadlineOptions {
+  /**
+   * Rejects when Redis has not answered within this (the API's requests: Bull's Redis client
+   * queues commands while it reconnects, so without a deadline a request would hang for as long as
+   * Redis is down).
+   */
+  deadlineMs?: number;
+}
+
 /**
  * The typed producer in front of the rerun queue: the only code that adds jobs.
  * Adding is idempotent (deterministic job ids), so callers may repeat it.
@@ -58,24 +68,28 @@ export class RerunScheduler implements OnModuleInit {
   }
 
   /** Hands a Queued task to the workers: one lane job per slot, at most `batchSize`. */
-  async schedule(taskId: string, batchSize: number, options: AddOptions = {}): Promise<void> {
+  async schedule(taskId: string, batchSize: number, options: AddOptions & DeadlineOptions = {}): Promise<void> {
     const jobs = Array.from({ length: batchSize }, (_, lane) => ({
       name: RerunJob.Lane,
       data: { taskId },
       opts: { jobId: laneJobId(taskId, lane), ...JOB_DEFAULTS },
     }));
-    if (options.repair) await this.removeHusks(jobs.map((job) => job.opts.jobId));
-    await this.queue.addBulk(jobs);
+    const add = async () => {
+      if (options.repair) await this.removeHusks(jobs.map((job) => job.opts.jobId));
+      await this.queue.addBulk(jobs);
+    };
+    await bounded(add(), options, 'scheduling');
   }
 
   /** Drops the task's jobs that have not started yet (running lanes stop by themselves). */
-  async unschedule(taskId: string, batchSize: number): Promise<void> {
-    await Promise.all(
+  async unschedule(taskId: string, batchSize: number, options: DeadlineOptions = {}): Promise<void> {
+    const remove = Promise.all(
       Array.from({ length: batchSize }, async (_, lane) => {
         const job = await this.queue.getJob(laneJobId(taskId, lane));
         if (job && (await job.isWaiting())) await job.remove().catch(() => undefined);
       }),
     );
+    await bounded(remove, options, 'unscheduling');
   }
 
   /** A lane that recovers the slot of a lease that expired (its worker died). */
@@ -108,4 +122,8 @@ export class RerunScheduler implements OnModuleInit {
   async again(job: Job<LaneJobData | AsyncPollJobData>, delayMs = 0): Promise<void> {
     await this.queue.add(job.name, job.data, { jobId: String(job.id), delay: delayMs, ...JOB_DEFAULTS });
   }
+}
+
+function bounded<T>(work: Promise<T>, { deadlineMs }: DeadlineOptions, during: string): Promise<T> {
+  return deadlineMs === undefined ? work : withDeadline(work, deadlineMs, 'Redis', during);
 }

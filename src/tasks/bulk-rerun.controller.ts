@@ -15,7 +15,7 @@ import { BulkRerunDto, CONSOLE_BULK_RERUN, SAMPLE_BULK_RERUN } from './dto/bulk-
 import { BulkRerunDryRunResponse, BulkRerunResponse } from './dto/task-response.dto';
 import { ApiTextErrors } from './swagger-responses';
 import { DISABLED_CHANNELS } from './task-creator.service';
-import { QUEUE_UNAVAILABLE } from './task-queue.service';
+import { QUEUE_UNAVAILABLE } from './queue-unavailable';
 import { BodyValidationPipe } from './validation/body-validation.pipe';
 import { JSON_REQUIRED, JsonBodyGuard } from './validation/json-body.guard';
 

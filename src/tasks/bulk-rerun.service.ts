@@ -1,8 +1,12 @@
+import { InjectQueue } from '@nestjs/bull';
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import type { Queue } from 'bull';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { RerunPermissions } from '../auth/rerun-permissions';
+import { withDeadline } from '../common/deadline';
 import { AppConfig } from '../config/app-config';
+import { RERUN_QUEUE } from '../rerun/rerun.constants';
 import { BulkRerunDto } from './dto/bulk-rerun.dto';
 import { resolveRerunOptions } from './dto/rerun-options.dto';
 import { badRequest, forbidden } from './errors';
@@ -10,7 +14,7 @@ import { isInvalidRegexError, toTransactionQuery } from './filters/transaction-f
 import { ChannelsRepository } from './repositories/channels.repository';
 import { TransactionsRepository } from './repositories/transactions.repository';
 import { TaskCreator } from './task-creator.service';
-import { TaskQueue } from './task-queue.service';
+import { queueUnavailable } from './queue-unavailable';
 
 export const BULK_RERUN_STARTED = { success: true, message: 'Tasks created for bulk rerun of transactions' } as const;
 
@@ -42,7 +46,7 @@ export class BulkRerunService implements BeforeApplicationShutdown {
     private readonly transactions: TransactionsRepository,
     private readonly channels: ChannelsRepository,
     private readonly creator: TaskCreator,
-    private readonly queue: TaskQueue,
+    @InjectQueue(RERUN_QUEUE) private readonly queue: Queue,
     private readonly permissions: RerunPermissions,
     private readonly config: AppConfig,
   ) {}
@@ -66,7 +70,12 @@ export class BulkRerunService implements BeforeApplicationShutdown {
     const taskSize = Math.min(this.config.BULK_RERUN_TASK_SIZE, this.config.MAX_TASK_TIDS);
     if (dto.dryRun) return { dryRun: true, count, tasks: planTasks(count, taskSize) };
     if (count === 0) return BULK_RERUN_STARTED;
-    if (!dto.pauseQueue) await this.queue.assertAvailable();
+    if (!dto.pauseQueue) {
+      // Throws a 503 unless Redis answers now.
+      await withDeadline(this.queue.client.ping(), this.config.QUEUE_TIMEOUT_MS, 'Redis', 'ping').catch(
+        queueUnavailable(this.logger, 'Rerun queue unavailable'),
+      );
+    }
 
     const work = this.createTasks(user.email, snapshot, count, taskSize, dto).finally(() => this.running.delete(work));
     this.running.add(work);

@@ -5,7 +5,8 @@ import type { AutoRetriesRepository } from './repositories/auto-retries.reposito
 import type { ChannelsRepository } from './repositories/channels.repository';
 import type { TasksRepository } from './repositories/tasks.repository';
 import type { TransactionsRepository } from './repositories/transactions.repository';
-import type { TaskQueue } from './task-queue.service';
+import type { RerunScheduler } from '../rerun/rerun-scheduler.service';
+import { loadConfig } from '../config/app-config';
 import { TaskCreator, TaskSpec } from './task-creator.service';
 
 /**
@@ -46,8 +47,9 @@ describe('TaskCreator side effects under a burst of tasks', () => {
     transactions as unknown as TransactionsRepository,
     {} as ChannelsRepository,
     autoRetries as unknown as AutoRetriesRepository,
-    queue as unknown as TaskQueue,
+    queue as unknown as RerunScheduler,
     {} as RerunPermissions,
+    loadConfig({}),
   );
   const spec = (tids: string[]): TaskSpec => ({
     tids,

@@ -8,7 +8,9 @@ import { ChannelAccess, ChannelsRepository } from './repositories/channels.repos
 import { historyEntry } from '../database/task-history';
 import { TasksRepository } from './repositories/tasks.repository';
 import { TransactionsRepository } from './repositories/transactions.repository';
-import { TaskQueue } from './task-queue.service';
+import { AppConfig } from '../config/app-config';
+import { RerunScheduler } from '../rerun/rerun-scheduler.service';
+import { queueUnavailable } from './queue-unavailable';
 
 export const DISABLED_CHANNELS = 'Cannot queue task as there are transactions with disabled or deleted channels';
 
@@ -35,9 +37,9 @@ export function distinctTids(tids: readonly string[]): string[] {
 }
 
 /**
- * Creating a task, shared by POST /tasks and POST /bulkrerun: OpenHIM's permission and channel
- * checks, then the store format the engine relies on (docs/design.md), then the queue, then
- * OpenHIM's side effects on the transactions.
+ * Creating a task, shared by POST /tasks, POST /tasks/:id/rerun-failed and POST /bulkrerun:
+ * OpenHIM's permission and channel checks, then the store format the engine relies on
+ * (docs/design.md), then the queue, then OpenHIM's side effects on the transactions.
  */
 @Injectable()
 export class TaskCreator implements BeforeApplicationShutdown {
@@ -52,12 +54,23 @@ export class TaskCreator implements BeforeApplicationShutdown {
     private readonly transactions: TransactionsRepository,
     private readonly channels: ChannelsRepository,
     private readonly autoRetries: AutoRetriesRepository,
-    private readonly queue: TaskQueue,
+    private readonly scheduler: RerunScheduler,
     private readonly permissions: RerunPermissions,
+    private readonly config: AppConfig,
   ) {}
 
+  /**
+   * A task of `user`'s (POST /tasks, POST /tasks/:id/rerun-failed), checked as OpenHIM checks it:
+   * 403 unless the user may rerun every channel of its transactions, then 400 if one is disabled or
+   * deleted. The checks run while the items are written (see `store`). Returns the task id.
+   */
+  async create(user: AuthenticatedUser, spec: Omit<TaskSpec, 'user'>): Promise<string> {
+    const ids = spec.tids.map((tid) => new Types.ObjectId(tid));
+    return this.write({ ...spec, user: user.email }, () => this.checkTransactions(user, ids));
+  }
+
   /** 403 unless the user may rerun every channel involved; then 400 if one is disabled or deleted. */
-  async checkTransactions(user: AuthenticatedUser, ids: readonly Types.ObjectId[]): Promise<void> {
+  private async checkTransactions(user: AuthenticatedUser, ids: readonly Types.ObjectId[]): Promise<void> {
     const { channelIds, someWithoutChannel } = await this.transactions.channelsOf(ids);
     await this.checkChannels(user, channelIds, someWithoutChannel);
   }
@@ -81,6 +94,14 @@ export class TaskCreator implements BeforeApplicationShutdown {
   }
 
   /**
+   * A task whose transactions' channels were checked already (POST /bulkrerun checks the whole
+   * selection with `checkChannels` before answering). Returns the task id.
+   */
+  store(spec: TaskSpec): Promise<string> {
+    return this.write(spec);
+  }
+
+  /**
    * Items first, then the task document, then the queue: a failure removes what was written, so
    * there is never a task without queued work nor queued work for a half-written task.
    * Throws a 503 when the queue is unavailable. Returns the task id.
@@ -93,7 +114,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
    * them either): on the embedded server they take longer than creating the task itself. Tasks
    * created while a round of them is in flight share the next round.
    */
-  async store(spec: TaskSpec, check?: () => Promise<void>): Promise<string> {
+  private async write(spec: TaskSpec, check?: () => Promise<void>): Promise<string> {
     const taskId = this.tasks.newId();
     const id = taskId.toHexString();
     const started = Date.now();
@@ -120,7 +141,11 @@ export class TaskCreator implements BeforeApplicationShutdown {
         rerunOf: spec.rerunOf,
         history: [historyEntry('created', { at: created, user: spec.user, reason: spec.reason })],
       });
-      if (!spec.paused) await this.queue.schedule(id, spec.batchSize);
+      if (!spec.paused) {
+        await this.scheduler
+          .schedule(id, spec.batchSize, { deadlineMs: this.config.QUEUE_TIMEOUT_MS })
+          .catch(queueUnavailable(this.logger, `Could not schedule task ${id}`));
+      }
       this.logger.debug(
         `Task ${id}: ${spec.tids.length} items written in ${itemsWritten - started} ms, task stored and queued in ${Date.now() - itemsWritten} ms`,
       );

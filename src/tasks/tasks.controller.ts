@@ -38,7 +38,7 @@ import { TASK_ITEM_PAGING, TASK_LIST_PAGING } from './filters/task-filters';
 import { ApiTextErrors, ApiTextResponse } from './swagger-responses';
 import { sendJson } from './json-stream';
 import { DISABLED_CHANNELS } from './task-creator.service';
-import { QUEUE_UNAVAILABLE } from './task-queue.service';
+import { QUEUE_UNAVAILABLE } from './queue-unavailable';
 import { ALLOWED_CHANGES_TEXT } from '../domain/status-changes';
 import { TASK_DELETED, TASK_UPDATED, taskNotFound, TasksService } from './tasks.service';
 import { BodyValidationPipe } from './validation/body-validation.pipe';

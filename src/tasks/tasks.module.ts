@@ -7,7 +7,6 @@ import { ChannelsRepository } from './repositories/channels.repository';
 import { TasksRepository } from './repositories/tasks.repository';
 import { TransactionsRepository } from './repositories/transactions.repository';
 import { TaskCreator } from './task-creator.service';
-import { TaskQueue } from './task-queue.service';
 import { TasksController } from './tasks.controller';
 import { TasksService } from './tasks.service';
 
@@ -20,7 +19,6 @@ import { TasksService } from './tasks.service';
     TransactionsRepository,
     ChannelsRepository,
     AutoRetriesRepository,
-    TaskQueue,
     TaskCreator,
     TasksService,
     BulkRerunService,

@@ -4,7 +4,7 @@ import { TaskStatus } from '../domain/task-status';
 import { serviceUnavailable } from './errors';
 import type { TaskRecord, TasksRepository } from './repositories/tasks.repository';
 import type { TaskCreator } from './task-creator.service';
-import type { TaskQueue } from './task-queue.service';
+import type { RerunScheduler } from '../rerun/rerun-scheduler.service';
 import { TasksService } from './tasks.service';
 import { loadConfig } from '../config/app-config';
 
@@ -34,11 +34,12 @@ describe('TasksService.update against a concurrently changing status', () => {
   };
   const operator = { email: 'op@example.org', groups: ['admin'], isAdmin: true };
   const queue = { schedule: jest.fn(async () => undefined), unschedule: jest.fn(async () => undefined) };
+  const config = loadConfig({});
   const service = new TasksService(
     repository as unknown as TasksRepository,
     {} as TaskCreator,
-    queue as unknown as TaskQueue,
-    loadConfig({}),
+    queue as unknown as RerunScheduler,
+    config,
   );
   const failure = async (work: Promise<unknown>) => {
     const error = await work.then(
@@ -80,7 +81,7 @@ describe('TasksService.update against a concurrently changing status', () => {
     await service.update(id, { status: 'Cancelled' }, operator);
     expect(current).toBe('Cancelled');
     expect(calls).toHaveLength(2);
-    expect(queue.unschedule).toHaveBeenCalledWith(id.toHexString(), 2);
+    expect(queue.unschedule).toHaveBeenCalledWith(id.toHexString(), 2, { deadlineMs: config.QUEUE_TIMEOUT_MS });
   });
 
   it('puts a resumed task back to Paused when the queue is unavailable', async () => {

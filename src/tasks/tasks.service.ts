@@ -27,7 +27,8 @@ import {
   TasksRepository,
 } from './repositories/tasks.repository';
 import { distinctTids, TaskCreator } from './task-creator.service';
-import { TaskQueue } from './task-queue.service';
+import { queueUnavailable } from './queue-unavailable';
+import { RerunScheduler } from '../rerun/rerun-scheduler.service';
 import { decideStatusChange } from '../domain/status-changes';
 import { isRunnable, TaskStatus } from '../domain/task-status';
 import { RerunFailedDto } from './dto/rerun-failed.dto';
@@ -48,25 +49,20 @@ export class TasksService {
   constructor(
     private readonly tasks: TasksRepository,
     private readonly creator: TaskCreator,
-    private readonly queue: TaskQueue,
+    private readonly scheduler: RerunScheduler,
     private readonly config: AppConfig,
   ) {}
 
   /** POST /tasks: returns the new task's id. */
   async create(user: AuthenticatedUser, dto: CreateTaskDto): Promise<string> {
     const tids = distinctTids(dto.tids);
-    const ids = tids.map((tid) => new Types.ObjectId(tid));
-    const id = await this.creator.store(
-      {
-        tids,
-        user: user.email,
-        batchSize: dto.batchSize ?? 1,
-        paused: dto.paused === true,
-        ratePerSecond: dto.ratePerSecond,
-        ...resolveRerunOptions(dto, this.config),
-      },
-      () => this.creator.checkTransactions(user, ids),
-    );
+    const id = await this.creator.create(user, {
+      tids,
+      batchSize: dto.batchSize ?? 1,
+      paused: dto.paused === true,
+      ratePerSecond: dto.ratePerSecond,
+      ...resolveRerunOptions(dto, this.config),
+    });
     this.logger.log(
       `User ${user.email} created task ${id} (${tids.length} transactions${dto.paused ? ', paused' : ''})`,
     );
@@ -147,7 +143,9 @@ export class TasksService {
       const batchSize = task.batchSize ?? 1;
       if (target === 'Queued') {
         try {
-          await this.queue.schedule(hexId, batchSize);
+          await this.scheduler
+            .schedule(hexId, batchSize, { deadlineMs: this.config.QUEUE_TIMEOUT_MS })
+            .catch(queueUnavailable(this.logger, `Could not schedule task ${hexId}`));
         } catch (error) {
           // Put it back as it was, so that nothing claims it is running (nor that it was resumed).
           await this.tasks
@@ -159,7 +157,7 @@ export class TasksService {
           throw error;
         }
       } else {
-        await this.queue.unschedule(hexId, batchSize);
+        await this.unschedule(hexId, batchSize);
       }
       this.logger.log(`Task ${hexId}: ${decision.action} (${task.status} -> ${target})`);
       return;
@@ -187,20 +185,15 @@ export class TasksService {
         : (await this.tasks.embeddedItems(id)).filter(endedFailed).map((item) => String(item.tid));
     const tids = distinctTids(failed.filter((tid) => HEX_ID.test(tid)));
     if (!tids.length) throw badRequest(`Task ${hexId} has no failed transactions to rerun`);
-    const ids = tids.map((tid) => new Types.ObjectId(tid));
-    const newId = await this.creator.store(
-      {
-        tids,
-        user: user.email,
-        batchSize: dto.batchSize ?? source.batchSize ?? 1,
-        paused: dto.paused === true,
-        ...(typeof source.ratePerSecond === 'number' ? { ratePerSecond: source.ratePerSecond } : {}),
-        pauseAfterFailures: source.pauseAfterFailures ?? this.config.AUTO_PAUSE_AFTER_FAILURES,
-        rerunOf: hexId,
-        reason: `rerun of the failed transactions of task ${hexId}`,
-      },
-      () => this.creator.checkTransactions(user, ids),
-    );
+    const newId = await this.creator.create(user, {
+      tids,
+      batchSize: dto.batchSize ?? source.batchSize ?? 1,
+      paused: dto.paused === true,
+      ...(typeof source.ratePerSecond === 'number' ? { ratePerSecond: source.ratePerSecond } : {}),
+      pauseAfterFailures: source.pauseAfterFailures ?? this.config.AUTO_PAUSE_AFTER_FAILURES,
+      rerunOf: hexId,
+      reason: `rerun of the failed transactions of task ${hexId}`,
+    });
     this.logger.log(
       `User ${user.email} created task ${newId}: the ${tids.length} failed transactions of task ${hexId}`,
     );
@@ -212,10 +205,19 @@ export class TasksService {
     const hexId = id.toHexString();
     const task = await this.tasks.findById(id);
     if (!task) throw notFound(taskNotFound(hexId));
-    await this.queue.unschedule(hexId, task.batchSize ?? 1);
+    await this.unschedule(hexId, task.batchSize ?? 1);
     // The task document goes first: running lanes notice it is gone and stop.
     if (!(await this.tasks.deleteTaskAndItems(id))) throw notFound(taskNotFound(hexId));
     this.logger.log(`Task ${hexId} deleted`);
+  }
+
+  /** Drops the task's waiting jobs; best effort (lanes also stop by themselves on the task's status). */
+  private async unschedule(hexId: string, batchSize: number): Promise<void> {
+    await this.scheduler
+      .unschedule(hexId, batchSize, { deadlineMs: this.config.QUEUE_TIMEOUT_MS })
+      .catch((error: Error) =>
+        this.logger.warn(`Could not unschedule task ${hexId} (its lanes stop on their own): ${error.message}`),
+      );
   }
 }
 

@@ -2,7 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsOptional } from 'class-validator';
 import { AppConfig } from '../../config/app-config';
-import { isPlainObject } from '../filters/query-params';
+import { isPlainObject } from '../validation/checks';
 import { MAX_REGEX_LENGTH } from '../filters/transaction-filters';
 import { HasLimitChecks } from '../validation/body-validation.pipe';
 import { RerunOptionsDto } from './rerun-options.dto';

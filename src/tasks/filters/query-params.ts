@@ -1,4 +1,5 @@
 import { badRequest } from '../errors';
+import { isPlainObject } from '../validation/checks';
 
 export type QueryParams = Record<string, unknown>;
 
@@ -66,10 +67,6 @@ export function parseFiltersParam(query: QueryParams): Record<string, unknown> {
   }
   if (!isPlainObject(parsed)) throw badRequest('filters must be a JSON object');
   return parsed;
-}
-
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export function assertKnownKeys(what: string, value: Record<string, unknown>, allowed: readonly string[]): void {

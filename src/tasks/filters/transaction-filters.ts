@@ -1,7 +1,7 @@
 import { Types } from 'mongoose';
 import { reservedKeyPath } from '../validation/body-validation.pipe';
-import { describeValue } from '../validation/checks';
-import { assertKnownKeys, badRequest, isPlainObject, parseDateRange, parseStringFilter } from './query-params';
+import { describeValue, isPlainObject } from '../validation/checks';
+import { assertKnownKeys, badRequest, parseDateRange, parseStringFilter } from './query-params';
 
 /** The statuses OpenHIM core gives a transaction. */
 export const TRANSACTION_STATUSES = ['Processing', 'Successful', 'Completed', 'Completed with error(s)', 'Failed'];

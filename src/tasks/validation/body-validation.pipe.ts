@@ -3,7 +3,7 @@ import { plainToInstance } from 'class-transformer';
 import { getMetadataStorage, validate, ValidationError } from 'class-validator';
 import { AppConfig } from '../../config/app-config';
 import { badRequest } from '../errors';
-import { isPlainObject } from '../filters/query-params';
+import { isPlainObject } from './checks';
 
 /** A body DTO may add checks against the configured limits. */
 export interface HasLimitChecks {

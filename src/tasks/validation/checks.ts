@@ -134,3 +134,7 @@ export function batchSizeProblems(batchSize: number | undefined, config: { MAX_B
     ? [`batchSize must be at most ${config.MAX_BATCH_SIZE} (got ${batchSize})`]
     : [];
 }
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

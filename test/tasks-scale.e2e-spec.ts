@@ -14,13 +14,10 @@ import { TestEnvironment } from './support/test-environment';
 
 const SIZE = 100_000;
 /**
- * The response time we hold a 100k-id create to. On this 2-CPU machine, with the embedded
- * MongoDB-compatible server in the test process and other suites running beside it, it is 5-7 s
- * (writing the 100k items is 3.5-5 s of it); a real mongod takes about a second.
+ * A task of 100k transactions: created in one request, read page by page, paused and deleted.
+ * Times are printed, not asserted (a shared 2-core machine makes wall-clock budgets flaky); the
+ * create's speed is held by `npm run bench` (POST 100k tids).
  */
-const CREATE_BUDGET_MS = 20_000;
-
-/** A task of 100k transactions: created in one request, read page by page, paused and deleted. */
 describe('Tasks API at 100k transactions', () => {
   let env: TestEnvironment;
   let app: INestApplication;
@@ -51,16 +48,9 @@ describe('Tasks API at 100k transactions', () => {
   };
 
   it('creates the task in one request (non-admin, so the ACL of every channel is checked)', async () => {
-    const response = await timed(`POST /tasks with ${SIZE} ids`, async () => {
-      const started = Date.now();
-      const answer = await request(baseUrl)
-        .post('/tasks')
-        .set(as('rerunner'))
-        .send({ tids, batchSize: 10 })
-        .expect(201);
-      expect(Date.now() - started).toBeLessThan(CREATE_BUDGET_MS);
-      return answer;
-    });
+    const response = await timed(`POST /tasks with ${SIZE} ids`, () =>
+      request(baseUrl).post('/tasks').set(as('rerunner')).send({ tids, batchSize: 10 }).expect(201),
+    );
     id = /with id ([0-9a-f]{24})$/.exec(response.text)![1];
 
     const task = await env.db.collection('tasks').findOne({ _id: new ObjectId(id) });

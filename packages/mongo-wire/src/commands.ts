@@ -4,12 +4,37 @@
  */
 import * as os from 'node:os';
 import { BSON, Long, UUID } from 'bson';
-import { Aggregator, ProcessingMode, Query } from 'mingo';
+import { ProcessingMode } from 'mingo';
 import { errorReply, fail, MongoWireError, toWireError } from './errors';
 import { Collection, EngineStats, Plan, Rec, Storage, validateCollName } from './engine';
+import { compileSchema } from './jsonschema';
 import { makeProjector, Projector } from './projection';
+import { evaluateLet, newAggregator, newQuery } from './query';
+import {
+  checkCollation,
+  checkFields,
+  checkIndexSpec,
+  checkPipeline,
+  COMMAND_FIELDS,
+  DELETE_STATEMENT_FIELDS,
+  notSupported,
+  REFUSED_COMMANDS,
+  UPDATE_STATEMENT_FIELDS,
+} from './surface';
 import { applyUpdate, parseUpdate, ParsedUpdate, seedFromFilter, withIdFirst } from './update';
-import { annMapOf, annsUnder, canon, Doc, EMPTY_ARRAY, isPlainObject, pathValues, RawAnn, typedView } from './values';
+import {
+  AnnMap,
+  annMapOf,
+  annsUnder,
+  canon,
+  Doc,
+  EMPTY_ARRAY,
+  isPlainObject,
+  pathValues,
+  RawAnn,
+  showValue,
+  typedView,
+} from './values';
 import { encodeCursorReply, MAX_BSON_SIZE } from './wire';
 
 export interface ConnectionInfo {
@@ -140,6 +165,61 @@ function annsByElement(anns: RawAnn[], field: string): Map<number, RawAnn[]> {
   return m;
 }
 
+/** `hint`: an index name or key pattern of the collection, or `{$natural: ±1}` (MongoDB: 2 BadValue otherwise). */
+function checkHint(coll: Collection | undefined, hint: unknown): void {
+  if (hint === undefined || hint === null || !coll) return;
+  if (typeof hint === 'string') {
+    if (hint === '_id_' || coll.findIndex(hint)) return;
+  } else if (isPlainObject(hint)) {
+    const keys = Object.keys(hint);
+    if (keys.length === 1 && (keys[0] === '$natural' || keys[0] === '_id')) return;
+    if (coll.findIndex(hint)) return;
+  } else fail(2, 'hint must be a string or an object');
+  fail(2, 'hint provided does not correspond to an existing index');
+}
+
+interface MergeSpec {
+  db: string;
+  coll: string;
+  on: string[];
+  whenMatched: 'replace' | 'keepExisting' | 'merge' | 'fail' | Doc[];
+  whenNotMatched: 'insert' | 'discard' | 'fail';
+  let: Doc | null;
+}
+
+const MERGE_FIELDS = { into: 'ok', on: 'ok', let: 'ok', whenMatched: 'ok', whenNotMatched: 'ok' } as const;
+
+function parseMerge(spec: unknown, db: string): MergeSpec {
+  const s: Doc =
+    typeof spec === 'string' ? { into: spec } : isPlainObject(spec) ? spec : fail(2, 'Invalid $merge specification');
+  checkFields('$merge', s, MERGE_FIELDS, false);
+  const into = s.into;
+  let target: { db: string; coll: string };
+  if (typeof into === 'string') target = { db, coll: into };
+  else if (isPlainObject(into) && typeof into.coll === 'string')
+    target = { db: typeof into.db === 'string' ? into.db : db, coll: into.coll };
+  else fail(51178, "$merge 'into' field must be either a string or an object");
+  validateCollName(target.coll);
+  const on = s.on === undefined ? ['_id'] : Array.isArray(s.on) ? s.on : [s.on];
+  if (!on.length || !on.every((f) => typeof f === 'string'))
+    fail(51186, "$merge 'on' field must be either a string or an array of strings");
+  const whenMatched = s.whenMatched ?? 'merge';
+  if (!Array.isArray(whenMatched) && !['replace', 'keepExisting', 'merge', 'fail'].includes(whenMatched as string))
+    fail(2, `Enumeration value '${String(whenMatched)}' for field 'whenMatched' is not a valid value.`);
+  const whenNotMatched = s.whenNotMatched ?? 'insert';
+  if (!['insert', 'discard', 'fail'].includes(whenNotMatched as string))
+    fail(2, `Enumeration value '${String(whenNotMatched)}' for field 'whenNotMatched' is not a valid value.`);
+  if (s.let !== undefined && !Array.isArray(whenMatched))
+    fail(51199, "Cannot use 'let' variables with 'whenMatched: " + String(whenMatched) + "' mode");
+  return {
+    ...target,
+    on: on as string[],
+    whenMatched: whenMatched as MergeSpec['whenMatched'],
+    whenNotMatched: whenNotMatched as MergeSpec['whenNotMatched'],
+    let: s.let === undefined ? null : (asDoc(s.let, '$merge.let') ?? {}),
+  };
+}
+
 function writeError(index: number, err: unknown): Doc {
   const w = toWireError(err);
   return { index, code: w.code, errmsg: w.message, ...w.extra };
@@ -155,11 +235,19 @@ export class Dispatcher {
   private nextCursorId = 1000 + Math.floor(Math.random() * 1_000_000);
   private readonly startedAt = Date.now();
   private readonly handlers = new Map<string, Handler>();
+  /** Lower-case command name → its canonical spelling (error messages, field tables). */
+  private readonly canonical = new Map<string, string>();
+  /** Compiled collection validators, per collection, recompiled when the validator changes. */
+  private readonly validators = new WeakMap<Collection, { key: string; check: (doc: Doc) => Doc | null }>();
 
   constructor() {
     const h = (names: string[], fn: Handler): void => {
-      for (const n of names) this.handlers.set(n.toLowerCase(), fn);
+      for (const n of names) {
+        this.handlers.set(n.toLowerCase(), fn);
+        this.canonical.set(n.toLowerCase(), n);
+      }
     };
+    for (const n of REFUSED_COMMANDS) h([n], () => fail(115, `not supported by the embedded server: command '${n}'`));
     h(['hello', 'isMaster'], (b, c, n) => this.hello(b, c, n));
     h(['ping'], () => ({ ok: 1 }));
     h(['buildInfo'], () => this.buildInfo());
@@ -258,6 +346,9 @@ export class Dispatcher {
       const lower = name.toLowerCase();
       const handler = this.handlers.get(lower);
       if (!handler) fail(59, `no such command: '${name}'`);
+      const canonical = this.canonical.get(lower) ?? name;
+      const fields = COMMAND_FIELDS[canonical];
+      if (fields) checkFields(canonical, body, fields, true);
       if (!READ_ONLY_COMMANDS.has(lower)) this.writes++;
       const reply = handler(body, ctx, name);
       return reply instanceof Uint8Array ? reply : BSON.serialize(reply, SERIALIZE_OPTIONS);
@@ -368,9 +459,78 @@ export class Dispatcher {
 
   private create(body: Doc, ctx: CommandContext): Doc {
     const name = collName(body, 'create');
+    checkCollation(body.collation);
+    this.checkValidationOptions(body);
     if (this.storage.get(ctx.db, name)) fail(48, `Collection ${ctx.db}.${name} already exists.`);
     this.storage.ensure(ctx.db, name, this.options(body));
     return { ok: 1 };
+  }
+
+  // ---- document validation ----------------------------------------------------------------------
+
+  /** validator / validationLevel / validationAction of create and collMod: checked before anything changes. */
+  private checkValidationOptions(body: Doc): void {
+    if (body.validator !== undefined) {
+      if (!isPlainObject(body.validator)) fail(14, "BSON field 'validator' is the wrong type, expected type 'object'");
+      for (const k of ['$near', '$nearSphere', '$text', '$where'])
+        if (JSON.stringify(Object.keys(body.validator)).includes(k))
+          fail(2, `${k} is not allowed in collection validators`);
+      // Compiles (and so checks) the whole validator: unknown operators, $jsonSchema keywords.
+      this.compileValidator(body.validator).call(null, {});
+    }
+    const level = body.validationLevel;
+    if (level !== undefined && !['off', 'strict', 'moderate'].includes(level as string))
+      fail(2, `Enumeration value '${String(level)}' for field 'validationLevel' is not a valid value.`);
+    const action = body.validationAction;
+    if (action !== undefined && !['error', 'warn'].includes(action as string))
+      fail(2, `Enumeration value '${String(action)}' for field 'validationAction' is not a valid value.`);
+  }
+
+  /** A validator as a function: null when the document passes, else MongoDB's `errInfo.details`. */
+  private compileValidator(validator: Doc): (doc: Doc) => Doc | null {
+    const keys = Object.keys(validator);
+    if (!keys.length) return () => null;
+    const q = newQuery(validator);
+    const schema = keys.length === 1 && keys[0] === '$jsonSchema' ? compileSchema(validator.$jsonSchema) : null;
+    return (doc) => {
+      if (schema) {
+        const failures = schema(doc);
+        return failures.length ? { operatorName: '$jsonSchema', schemaRulesNotSatisfied: failures } : null;
+      }
+      if (q.test(doc)) return null;
+      return {
+        operatorName: keys.length === 1 ? keys[0] : '$and',
+        specifiedAs: validator,
+        reason: 'the document does not match the validator',
+      };
+    };
+  }
+
+  /**
+   * Enforce the collection's validator on a document about to be written (`old`: the version it
+   * replaces, for validationLevel moderate). 121 DocumentValidationFailure with `errInfo`.
+   */
+  private checkDocument(
+    coll: Collection | undefined,
+    doc: Doc,
+    ann: AnnMap | null,
+    old: Rec | null,
+    bypass: boolean,
+  ): void {
+    if (!coll || bypass) return;
+    const validator = coll.options.validator;
+    if (!isPlainObject(validator) || !Object.keys(validator).length) return;
+    const level = coll.options.validationLevel ?? 'strict';
+    if (level === 'off') return;
+    const key = canon(validator);
+    let cached = this.validators.get(coll);
+    if (!cached || cached.key !== key)
+      this.validators.set(coll, (cached = { key, check: this.compileValidator(validator) }));
+    const details = cached.check(typedView(doc, ann));
+    if (!details) return;
+    if (level === 'moderate' && old && cached.check(typedView(old.doc, old.ann))) return;
+    if (coll.options.validationAction === 'warn') return;
+    fail(121, 'Document failed validation', { errInfo: { failingDocumentId: doc._id, details } });
   }
 
   private drop(body: Doc, ctx: CommandContext): Doc {
@@ -408,6 +568,7 @@ export class Dispatcher {
     const coll = this.storage.get(ctx.db, name);
     if (!coll) fail(26, `ns does not exist: ${ctx.db}.${name}`);
     const out: Doc = { ok: 1 };
+    this.checkValidationOptions(body);
     const opts = this.options(body);
     if (isPlainObject(opts.index)) {
       const spec = opts.index;
@@ -439,7 +600,7 @@ export class Dispatcher {
     let infos = this.storage.collections(ctx.db).map((c) => this.collectionInfo(c));
     const filter = asDoc(body.filter, 'filter');
     if (filter && Object.keys(filter).length) {
-      const q = new Query(filter);
+      const q = newQuery(filter);
       infos = infos.filter((i) => q.test(i));
     }
     if (body.nameOnly) infos = infos.map((i) => ({ name: i.name, type: i.type }));
@@ -469,7 +630,7 @@ export class Dispatcher {
     }
     const filter = asDoc(body.filter, 'filter');
     if (filter && Object.keys(filter).length) {
-      const q = new Query(filter);
+      const q = newQuery(filter);
       dbs = dbs.filter((d) => q.test(d));
     }
     if (body.nameOnly) return { databases: dbs.map((d) => ({ name: d.name })), ok: 1 };
@@ -528,6 +689,7 @@ export class Dispatcher {
     const name = collName(body, 'createIndexes');
     const specs = body.indexes;
     if (!Array.isArray(specs) || specs.length === 0) fail(2, 'Must specify at least one index to create');
+    for (const spec of specs) if (isPlainObject(spec)) checkIndexSpec(spec);
     const existed = !!this.storage.get(ctx.db, name);
     const coll = this.storage.ensure(ctx.db, name);
     const before = coll.indexes.length + 1;
@@ -591,6 +753,7 @@ export class Dispatcher {
     const docs = body.documents;
     if (!Array.isArray(docs)) fail(2, 'insert requires a documents array');
     const ordered = body.ordered !== false;
+    const bypass = body.bypassDocumentValidation === true;
     const coll = this.storage.ensure(ctx.db, name);
     const anns = ctx.anns.length ? annsByElement(ctx.anns, 'documents') : null;
     let n = 0;
@@ -599,7 +762,10 @@ export class Dispatcher {
       try {
         const d = docs[i];
         if (!isPlainObject(d)) fail(2, 'document to insert must be an object');
-        coll.insert(withIdFirst(d), annMapOf(anns?.get(i) ?? []));
+        const doc = withIdFirst(d);
+        const ann = annMapOf(anns?.get(i) ?? []);
+        this.checkDocument(coll, doc, ann, null, bypass);
+        coll.insert(doc, ann);
         n++;
       } catch (e) {
         writeErrors.push(writeError(i, e));
@@ -616,13 +782,17 @@ export class Dispatcher {
     filterAnns: RawAnn[],
     u: ParsedUpdate,
     arrayFilters: Doc[] | undefined,
+    vars: Doc | null,
+    bypass: boolean,
   ): Rec {
     const seed = seedFromFilter(filter, filterAnns);
     const base = u.kind === 'replace' ? (seed.doc._id !== undefined ? { _id: seed.doc._id } : {}) : seed.doc;
     const baseAnn = u.kind === 'replace' ? null : seed.ann;
-    const res = applyUpdate(base, baseAnn, u, { filter, arrayFilters, insert: true });
+    const res = applyUpdate(base, baseAnn, u, { filter, arrayFilters, insert: true, vars });
+    const doc = withIdFirst(res.doc);
+    this.checkDocument(this.storage.get(db, name), doc, res.ann, null, bypass);
     const coll = this.storage.ensure(db, name);
-    return coll.insert(withIdFirst(res.doc), res.ann);
+    return coll.insert(doc, res.ann);
   }
 
   private update(body: Doc, ctx: CommandContext): Doc {
@@ -630,6 +800,8 @@ export class Dispatcher {
     const updates = body.updates;
     if (!Array.isArray(updates)) fail(2, 'update requires an updates array');
     const ordered = body.ordered !== false;
+    const bypass = body.bypassDocumentValidation === true;
+    const vars = evaluateLet(body.let, 'update');
     const anns = ctx.anns.length ? annsByElement(ctx.anns, 'updates') : null;
     let n = 0;
     let nModified = 0;
@@ -639,27 +811,43 @@ export class Dispatcher {
       try {
         const spec = updates[i];
         if (!isPlainObject(spec)) fail(2, 'update statement must be an object');
+        checkFields('update.updates', spec, UPDATE_STATEMENT_FIELDS, false);
         const filter = asDoc(spec.q, 'q') ?? {};
         const own = anns?.get(i) ?? [];
         const u = parseUpdate(spec.u, annsUnder(own, ['u']));
         const multi = spec.multi === true;
         if (multi && u.kind === 'replace') fail(9, 'multi update is not supported for replacement-style update');
+        checkCollation(spec.collation);
+        const constants = asDoc(spec.c, 'c');
+        if (constants && u.kind !== 'pipeline')
+          fail(51198, 'Constant values may only be specified for pipeline updates');
+        const pipelineVars = constants ? { ...(vars ?? {}), ...constants } : vars;
         const arrayFilters = Array.isArray(spec.arrayFilters) ? (spec.arrayFilters as Doc[]) : undefined;
         const coll = this.storage.get(ctx.db, name);
-        const sort = asDoc(spec.sort, 'sort');
-        const recs = coll ? coll.select(filter, multi ? {} : { limit: 1, sort }) : [];
+        checkHint(coll, spec.hint);
+        const recs = coll ? coll.select(filter, multi ? { vars } : { limit: 1, vars }) : [];
         if (recs.length === 0) {
           if (spec.upsert === true) {
-            const rec = this.upsertDoc(ctx.db, name, filter, annsUnder(own, ['q']), u, arrayFilters);
+            const rec = this.upsertDoc(
+              ctx.db,
+              name,
+              filter,
+              annsUnder(own, ['q']),
+              u,
+              arrayFilters,
+              pipelineVars,
+              bypass,
+            );
             upserted.push({ index: i, _id: rec.doc._id });
             n++;
           }
           continue;
         }
         for (const rec of recs) {
-          const res = applyUpdate(rec.doc, rec.ann, u, { filter, arrayFilters, insert: false });
+          const res = applyUpdate(rec.doc, rec.ann, u, { filter, arrayFilters, insert: false, vars: pipelineVars });
           n++;
           if (res.modified) {
+            this.checkDocument(coll, res.doc, res.ann, rec, bypass);
             (coll as Collection).replace(rec, res.doc, res.ann);
             nModified++;
           }
@@ -681,22 +869,27 @@ export class Dispatcher {
     const deletes = body.deletes;
     if (!Array.isArray(deletes)) fail(2, 'delete requires a deletes array');
     const ordered = body.ordered !== false;
+    const vars = evaluateLet(body.let, 'delete');
     let n = 0;
     const writeErrors: Doc[] = [];
     for (let i = 0; i < deletes.length; i++) {
       try {
         const spec = deletes[i];
         if (!isPlainObject(spec)) fail(2, 'delete statement must be an object');
+        checkFields('delete.deletes', spec, DELETE_STATEMENT_FIELDS, false);
         const filter = asDoc(spec.q, 'q') ?? {};
         const limit = num(spec.limit);
+        if (limit !== 0 && limit !== 1) fail(9, `The limit field in delete objects must be 0 or 1. Got ${limit}`);
+        checkCollation(spec.collation);
         const coll = this.storage.get(ctx.db, name);
         if (!coll) continue;
+        checkHint(coll, spec.hint);
         if (limit !== 1 && Object.keys(filter).length === 0) {
           n += coll.count;
           coll.clear();
           continue;
         }
-        const recs = coll.select(filter, limit === 1 ? { limit: 1, sort: asDoc(spec.sort, 'sort') } : {});
+        const recs = coll.select(filter, limit === 1 ? { limit: 1, vars } : { vars });
         for (const rec of recs) {
           coll.remove(rec);
           n++;
@@ -721,8 +914,12 @@ export class Dispatcher {
     if (!remove && body.update === undefined) fail(9, 'Either an update or remove=true must be specified');
     if (remove && body.update !== undefined) fail(9, 'Cannot specify both an update and remove=true');
     if (remove && (upsert || returnNew)) fail(9, 'Cannot specify both upsert=true and remove=true');
+    checkCollation(body.collation);
+    const vars = evaluateLet(body.let, 'findAndModify');
+    const bypass = body.bypassDocumentValidation === true;
     const coll = this.storage.get(ctx.db, name);
-    const rec = coll ? coll.select(filter, { limit: 1, sort })[0] : undefined;
+    checkHint(coll, body.hint);
+    const rec = coll ? coll.select(filter, { limit: 1, sort, vars })[0] : undefined;
     const out = (doc: Doc, ann: Rec['ann']): Doc => project(typedView(doc, ann));
     if (remove) {
       if (!rec || !coll) return { lastErrorObject: { n: 0 }, value: null, ok: 1 };
@@ -733,8 +930,11 @@ export class Dispatcher {
     if (rec && coll) {
       const oldDoc = rec.doc;
       const oldAnn = rec.ann;
-      const res = applyUpdate(oldDoc, oldAnn, u, { filter, arrayFilters, insert: false });
-      if (res.modified) coll.replace(rec, res.doc, res.ann);
+      const res = applyUpdate(oldDoc, oldAnn, u, { filter, arrayFilters, insert: false, vars });
+      if (res.modified) {
+        this.checkDocument(coll, res.doc, res.ann, rec, bypass);
+        coll.replace(rec, res.doc, res.ann);
+      }
       return {
         lastErrorObject: { n: 1, updatedExisting: true },
         value: returnNew ? out(rec.doc, rec.ann) : out(oldDoc, oldAnn),
@@ -742,7 +942,16 @@ export class Dispatcher {
       };
     }
     if (upsert) {
-      const created = this.upsertDoc(ctx.db, name, filter, annsUnder(ctx.anns, ['query']), u, arrayFilters);
+      const created = this.upsertDoc(
+        ctx.db,
+        name,
+        filter,
+        annsUnder(ctx.anns, ['query']),
+        u,
+        arrayFilters,
+        vars,
+        bypass,
+      );
       return {
         lastErrorObject: { n: 1, updatedExisting: false, upserted: created.doc._id },
         value: returnNew ? out(created.doc, created.ann) : null,
@@ -812,9 +1021,12 @@ export class Dispatcher {
     }
     const skip = num(body.skip);
     if (skip < 0) fail(2, 'Skip value must be non-negative');
+    checkCollation(body.collation);
+    const vars = evaluateLet(body.let, 'find');
     const render = this.renderRecs(body.projection, filter);
     const coll = this.storage.get(ctx.db, name);
-    const recs = coll ? coll.select(filter, { sort, skip, limit }) : [];
+    checkHint(coll, body.hint);
+    const recs = coll ? coll.select(filter, { sort, skip, limit, vars }) : [];
     const batchSize = typeof body.batchSize === 'number' ? body.batchSize : limit > 0 ? Math.min(101, limit) : 101;
     return this.cursorReply(`${ctx.db}.${name}`, recs, render, batchSize, singleBatch);
   }
@@ -848,7 +1060,9 @@ export class Dispatcher {
 
   private count(body: Doc, ctx: CommandContext): Doc {
     const name = collName(body, 'count');
+    checkCollation(body.collation);
     const coll = this.storage.get(ctx.db, name);
+    checkHint(coll, body.hint);
     const n = coll ? coll.countMatching(asDoc(body.query, 'query'), num(body.skip), Math.abs(num(body.limit))) : 0;
     return { n, ok: 1 };
   }
@@ -856,6 +1070,7 @@ export class Dispatcher {
   private distinct(body: Doc, ctx: CommandContext): Doc {
     const name = collName(body, 'distinct');
     if (typeof body.key !== 'string') fail(14, '"key" had the wrong type. Expected string');
+    checkCollation(body.collation);
     const coll = this.storage.get(ctx.db, name);
     const values: unknown[] = [];
     if (coll) {
@@ -881,27 +1096,33 @@ export class Dispatcher {
     if (!Array.isArray(pipeline)) fail(14, "'pipeline' option must be specified as an array");
     const cursorOpt = asDoc(body.cursor, 'cursor');
     if (!cursorOpt) fail(9, "The 'cursor' option is required, except for aggregate with the explain argument");
+    checkPipeline(pipeline);
+    checkCollation(body.collation);
+    const vars = evaluateLet(body.let, 'aggregate');
+    const bypass = body.bypassDocumentValidation === true;
     const stages = pipeline.slice() as Doc[];
-    for (const s of stages)
-      if (!isPlainObject(s) || Object.keys(s).length !== 1)
-        fail(40323, 'A pipeline stage specification object must contain exactly one field.');
     const dbLevel = target === 1;
     const name = dbLevel ? '$cmd.aggregate' : collName(body, 'aggregate');
     const ns = `${ctx.db}.${name}`;
     const coll = dbLevel ? undefined : this.storage.get(ctx.db, name);
+    checkHint(coll, body.hint);
 
-    // $out as the last stage.
+    // $out / $merge as the last stage (checkPipeline allows them nowhere else).
     let out: { db: string; coll: string } | null = null;
+    let merge: MergeSpec | null = null;
     const last = stages[stages.length - 1];
     if (last && '$out' in last) {
       const o = last.$out;
       if (typeof o === 'string') out = { db: ctx.db, coll: o };
-      else if (isPlainObject(o) && typeof o.coll === 'string')
+      else if (isPlainObject(o) && typeof o.coll === 'string') {
+        if (o.timeseries !== undefined) notSupported('$out.timeseries (time series collections)');
         out = { db: typeof o.db === 'string' ? o.db : ctx.db, coll: o.coll };
-      else fail(2, 'Invalid $out specification');
+      } else fail(2, 'Invalid $out specification');
+      stages.pop();
+    } else if (last && '$merge' in last) {
+      merge = parseMerge(last.$merge, ctx.db);
       stages.pop();
     }
-    if (stages.some((s) => '$merge' in s)) fail(2, '$merge is not supported by this server');
 
     // Push the leading $match / $sort / $skip / $limit down to the engine (indexes, top-k sort).
     let filter: Doc | null = null;
@@ -909,18 +1130,20 @@ export class Dispatcher {
     let skip = 0;
     let limit = 0;
     let i = 0;
-    if (stages[i] && '$match' in stages[i]) filter = asDoc(stages[i++].$match, '$match');
-    if (stages[i] && '$sort' in stages[i]) sort = asDoc(stages[i++].$sort, '$sort');
-    if (stages[i] && '$skip' in stages[i]) skip = num(stages[i++].$skip);
-    if (stages[i] && '$limit' in stages[i]) limit = num(stages[i++].$limit);
-    if (!sort && !skip && stages[i] && '$limit' in stages[i]) limit = num(stages[i++].$limit);
+    if (!dbLevel) {
+      if (stages[i] && '$match' in stages[i]) filter = asDoc(stages[i++].$match, '$match');
+      if (stages[i] && '$sort' in stages[i]) sort = asDoc(stages[i++].$sort, '$sort');
+      if (stages[i] && '$skip' in stages[i]) skip = num(stages[i++].$skip);
+      if (stages[i] && '$limit' in stages[i]) limit = num(stages[i++].$limit);
+      if (!sort && !skip && stages[i] && '$limit' in stages[i]) limit = num(stages[i++].$limit);
+    }
     const rest = stages.slice(i);
 
     // countDocuments: [$match, ($skip), ($limit), $group {_id: <const>, n: {$sum: 1}}] or $count.
-    if (!dbLevel) {
+    if (!dbLevel && !out && !merge) {
       const fast = this.fastCount(rest);
-      if (fast && !out) {
-        const n = coll ? coll.countMatching(filter, skip, limit) : 0;
+      if (fast) {
+        const n = coll ? coll.countMatching(filter, skip, limit, vars) : 0;
         const docs = n > 0 ? [fast(n)] : [];
         return this.cursorReply(
           ns,
@@ -932,32 +1155,118 @@ export class Dispatcher {
       }
     }
 
-    const recs = coll ? coll.select(filter, { sort, skip, limit }) : [];
+    const recs = coll ? coll.select(filter, { sort, skip, limit, vars }) : [];
     let results: unknown[];
     let render: (item: unknown) => Uint8Array;
-    if (rest.length === 0 && !out) {
+    if (rest.length === 0 && !out && !merge) {
       results = recs;
       render = this.renderRecs(undefined);
     } else {
       const mutating = rest.some((s) => !NON_MUTATING_STAGES.has(Object.keys(s)[0]));
       const input = recs.map((r) => r.doc);
-      const agg = new Aggregator(rest, {
+      const agg = newAggregator(rest, {
         processingMode: mutating ? ProcessingMode.CLONE_INPUT : ProcessingMode.CLONE_OFF,
         collectionResolver: (n: string) => Array.from(this.storage.get(ctx.db, n)?.docs.values() ?? [], (r) => r.doc),
+        variables: vars,
       });
       results = agg.run(input);
       render = (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS);
     }
+    const docOf = (d: unknown): Doc => (isPlainObject(d) ? d : (d as Rec).doc);
     if (out) {
+      const existing = this.storage.get(out.db, out.coll);
+      const docs = results.map((d) => withIdFirst(docOf(d)));
+      // Validated and checked for duplicate _ids before the target is replaced: a failure changes nothing.
+      const seen = new Set<string>();
+      for (const doc of docs) {
+        this.checkDocument(existing, doc, null, null, bypass);
+        const k = canon(doc._id);
+        if (seen.has(k))
+          fail(
+            11000,
+            `E11000 duplicate key error collection: ${out.db}.${out.coll} index: _id_ dup key: { _id: ${showValue(doc._id)} }`,
+            {
+              keyPattern: { _id: 1 },
+              keyValue: { _id: doc._id },
+            },
+          );
+        seen.add(k);
+      }
       const dst = this.storage.ensure(out.db, out.coll);
       dst.clear();
-      for (const d of results) {
-        const doc = isPlainObject(d) ? d : (d as Rec).doc;
-        dst.insert(withIdFirst(doc), null);
-      }
+      for (const doc of docs) dst.insert(doc, null);
+      results = [];
+    }
+    if (merge) {
+      this.runMerge(merge, results.map(docOf), vars, bypass);
       results = [];
     }
     return this.cursorReply(ns, results, render, cursorOpt?.batchSize, false);
+  }
+
+  /** `$merge` into a collection: matched on `on` (a unique index), then whenMatched / whenNotMatched. */
+  private runMerge(m: MergeSpec, docs: Doc[], vars: Doc | null, bypass: boolean): void {
+    const dst = this.storage.ensure(m.db, m.coll);
+    const onId = m.on.length === 1 && m.on[0] === '_id';
+    if (!onId) {
+      const same = (key: Doc) => {
+        const k = Object.keys(key);
+        return k.length === m.on.length && m.on.every((f) => k.includes(f));
+      };
+      if (!dst.indexes.some((ix) => ix.unique && !ix.partial && !ix.sparse && same(ix.key)))
+        fail(51183, 'Cannot find index to verify that join fields will be unique');
+    }
+    for (const d of docs) {
+      const filter: Doc = {};
+      let missing = false;
+      for (const f of m.on) {
+        const v = pathValues(d, f.split('.'))[0];
+        if (v === undefined || v === null || Array.isArray(v)) {
+          if (f === '_id' && v === undefined) {
+            missing = true;
+            continue;
+          }
+          fail(51132, `$merge write error: 'on' field '${f}' cannot be missing, null, undefined or an array`);
+        }
+        filter[f] = { $eq: v };
+      }
+      const found = missing ? [] : dst.select(filter, { limit: 1 });
+      if (!found.length) {
+        if (m.whenNotMatched === 'discard') continue;
+        if (m.whenNotMatched === 'fail')
+          fail(
+            13113,
+            '$merge could not find a matching document in the target collection for at least one document in the source collection',
+          );
+        const doc = withIdFirst(d);
+        this.checkDocument(dst, doc, null, null, bypass);
+        dst.insert(doc, null);
+        continue;
+      }
+      const rec = found[0];
+      if (m.whenMatched === 'keepExisting') continue;
+      if (m.whenMatched === 'fail') {
+        // As MongoDB: the insert that fails on the duplicate key (11000, keyPattern, keyValue).
+        dst.insert(withIdFirst(d), null);
+        continue;
+      }
+      let next: Doc;
+      if (Array.isArray(m.whenMatched)) {
+        const u = parseUpdate(m.whenMatched, []);
+        // `let` is evaluated against each source document; without it, $$new is that document.
+        const own = m.let ? (newAggregator([{ $replaceWith: m.let }]).run([d])[0] as Doc) : { new: d };
+        next = applyUpdate(rec.doc, rec.ann, u, { filter: null, insert: false, vars: { ...(vars ?? {}), ...own } }).doc;
+      } else if (m.whenMatched === 'replace') next = { _id: rec.doc._id, ...d };
+      else next = { ...rec.doc, ...d };
+      if (d._id !== undefined && canon(d._id) !== canon(rec.doc._id))
+        fail(
+          66,
+          `$merge failed to update the matching document, did you attempt to modify the _id or the shard key? :: caused by :: Performing an update on the path '_id' would modify the immutable field '_id'`,
+        );
+      next = withIdFirst(next);
+      this.checkDocument(dst, next, null, rec, bypass);
+      dst.replace(rec, next, null);
+    }
   }
 
   private fastCount(rest: Doc[]): ((n: number) => Doc) | null {

@@ -4,8 +4,8 @@
  * makes each single-document read-modify-write atomic.
  */
 import { BSON, UUID } from 'bson';
-import { Query } from 'mingo';
 import { fail, MongoWireError } from './errors';
+import { newQuery } from './query';
 import {
   AnnMap,
   bsonType,
@@ -76,7 +76,7 @@ export class Index {
   readonly segs: string[][];
   readonly unique: boolean;
   readonly sparse: boolean;
-  readonly partial: Query | null;
+  readonly partial: { test(doc: Doc): boolean } | null;
   /** Options as given (everything but key, name, v, ns). */
   readonly options: Doc;
   /** maps[k-1]: canonical key of the first k fields -> records. */
@@ -96,7 +96,7 @@ export class Index {
     this.options = options;
     this.unique = options.unique === true || options.unique === 1;
     this.sparse = options.sparse === true || options.sparse === 1;
-    this.partial = isPlainObject(options.partialFilterExpression) ? new Query(options.partialFilterExpression) : null;
+    this.partial = isPlainObject(options.partialFilterExpression) ? newQuery(options.partialFilterExpression) : null;
     this.maps = this.fields.map(() => new Map<string, Bucket>());
     this.owned = this.fields.map(() => true);
   }
@@ -249,6 +249,8 @@ export interface SelectOptions {
   sort?: Doc | null;
   skip?: number;
   limit?: number;
+  /** Command-level variables (`let`) for `$expr`. */
+  vars?: Doc | null;
 }
 
 export interface Matcher {
@@ -306,10 +308,12 @@ function testSimple(conds: SimpleCond[], doc: Doc): boolean {
  * conditions go through mingo. Compiled filters are cached by value (building a mingo Query copies
  * its whole operator table): the engine repeats the same filters (same task, lease, status).
  */
-export function compileFilter(filter: Doc | null | undefined): Matcher | null {
+export function compileFilter(filter: Doc | null | undefined, vars?: Doc | null): Matcher | null {
   if (!filter) return null;
-  const keys = Object.keys(filter);
+  const keys = Object.keys(filter).filter((k) => k !== '$comment');
   if (keys.length === 0) return null;
+  // With variables, the compiled form depends on them: not cached.
+  if (vars) return buildMatcher(filter, keys, vars);
   const key = filterKey(filter);
   if (key !== null) {
     const hit = compiledFilters.get(key);
@@ -327,7 +331,7 @@ const COMPILED_FILTERS_MAX = 2000;
 const FILTER_KEY_MAX_LENGTH = 4096;
 const compiledFilters = new Map<string, Matcher>();
 
-function buildMatcher(filter: Doc, keys: string[]): Matcher {
+function buildMatcher(filter: Doc, keys: string[], vars?: Doc | null): Matcher {
   const conds: SimpleCond[] = [];
   let rest: Doc | null = null;
   for (const k of keys) {
@@ -335,9 +339,9 @@ function buildMatcher(filter: Doc, keys: string[]): Matcher {
     if (c) conds.push(c);
     else (rest ??= {})[k] = filter[k];
   }
-  if (!conds.length) return new Query(filter);
+  if (!conds.length) return newQuery(filter, vars);
   if (rest) {
-    const q = new Query(rest);
+    const q = newQuery(rest, vars);
     return { test: (doc: Doc) => testSimple(conds, doc) && q.test(doc) };
   }
   return { simplePaths: keys, test: (doc: Doc) => testSimple(conds, doc) };
@@ -493,8 +497,9 @@ export class Collection {
 
   insert(doc: Doc, ann: AnnMap | null): Rec {
     const id = doc._id;
-    if (Array.isArray(id)) fail(2, "can't use an array for _id");
-    if (bsonType(id) === 'BSONRegExp' || id instanceof RegExp) fail(2, "can't use a regex for _id");
+    if (Array.isArray(id)) fail(53, "The '_id' value cannot be of type array");
+    if (bsonType(id) === 'BSONRegExp' || id instanceof RegExp) fail(53, "The '_id' value cannot be of type regex");
+    if (isPlainObject(id)) checkIdFields(id);
     const idKey = canon(id);
     if (this.docs.has(idKey)) throw this.dupError('_id_', { _id: 1 }, { _id: id });
     const entries = this.indexes.map((ix) => ix.entries(doc));
@@ -766,7 +771,7 @@ export class Collection {
     const plan = this.plan(filter);
     if (planOut) planOut.plan = plan;
     // Conditions the index lookup already guarantees are not re-checked per candidate.
-    const q = compileFilter(filter && plan.recs ? residualFilter(filter, plan) : filter);
+    const q = compileFilter(filter && plan.recs ? residualFilter(filter, plan) : filter, opts.vars);
     if (plan.recs) this.stats.indexLookups++;
     else this.stats.collectionScans++;
     const examinedBefore = this.stats.docsExamined;
@@ -853,12 +858,12 @@ export class Collection {
   }
 
   /** Number of matching documents, without materialising or ordering anything. */
-  countMatching(filter: Doc | null | undefined, skip = 0, limit = 0): number {
+  countMatching(filter: Doc | null | undefined, skip = 0, limit = 0, vars?: Doc | null): number {
     let n: number;
     if (!filter || Object.keys(filter).length === 0) n = this.docs.size;
     else {
       const plan = this.plan(filter);
-      const q = compileFilter(plan.recs ? residualFilter(filter, plan) : filter);
+      const q = compileFilter(plan.recs ? residualFilter(filter, plan) : filter, vars);
       if (plan.recs) this.stats.indexLookups++;
       else this.stats.collectionScans++;
       if (!q && plan.recs) n = plan.count;
@@ -872,6 +877,15 @@ export class Collection {
     }
     n = Math.max(0, n - (skip > 0 ? skip : 0));
     return limit > 0 ? Math.min(n, limit) : n;
+  }
+}
+
+/** MongoDB refuses `$`-prefixed field names anywhere inside an `_id` (InvalidIdField). */
+function checkIdFields(o: Doc): void {
+  for (const k of Object.keys(o)) {
+    if (k.startsWith('$')) fail(53, `_id fields may not contain '$'-prefixed fields: ${k} is not valid for storage.`);
+    const v = o[k];
+    if (isPlainObject(v)) checkIdFields(v);
   }
 }
 

@@ -1,3 +1,5 @@
+import { REFUSED_EXPRESSIONS, REFUSED_QUERY_OPERATORS } from './operators';
+
 /** Server-side error carrying a MongoDB error code; turned into `{ok:0, errmsg, code, codeName}`. */
 export const CODE_NAMES: Record<number, string> = {
   1: 'InternalError',
@@ -18,6 +20,12 @@ export const CODE_NAMES: Record<number, string> = {
   76: 'NoReplicationEnabled',
   85: 'IndexOptionsConflict',
   86: 'IndexKeySpecsConflict',
+  53: 'InvalidIdField',
+  115: 'CommandNotSupported',
+  121: 'DocumentValidationFailure',
+  168: 'InvalidPipelineOperator',
+  197: 'InvalidIndexSpecificationOption',
+  238: 'NotImplemented',
   11000: 'DuplicateKey',
   40324: 'Location40324',
   31254: 'Location31254',
@@ -47,9 +55,27 @@ export function toWireError(err: unknown): MongoWireError {
   if (err instanceof MongoWireError) return err;
   const message = err instanceof Error ? err.message : String(err);
   if (/would create a conflict/i.test(message)) return new MongoWireError(40, message);
-  if (/unknown (query |top level )?operator/i.test(message)) return new MongoWireError(2, message);
+  const queryOp = /unknown (query |top level )?operator:? (\$\w+)/i.exec(message);
+  if (queryOp) {
+    if (REFUSED_QUERY_OPERATORS.has(queryOp[2]))
+      return new MongoWireError(238, `not supported by the embedded server: query operator ${queryOp[2]}`);
+    return new MongoWireError(2, `unknown ${queryOp[1] === 'top level ' ? 'top level ' : ''}operator: ${queryOp[2]}`);
+  }
+  const script = /^(\$where|\$function|\$accumulator)(?: operator)? requires 'scriptEnabled'/.exec(message);
+  if (script)
+    return new MongoWireError(238, `not supported by the embedded server: ${script[1]} (server-side JavaScript)`);
   const stage = /(?:unregistered|unknown) pipeline operator:? '?(\$\w+)/i.exec(message);
   if (stage) return new MongoWireError(40324, `Unrecognized pipeline stage name: '${stage[1]}'`);
+  const expr =
+    /(?:accumulator|expression operator) '(\$\w+)' is not registered|'(\$\w+)' is not a valid window operator/.exec(
+      message,
+    );
+  if (expr) {
+    const name = expr[1] ?? expr[2];
+    if (REFUSED_EXPRESSIONS.has(name))
+      return new MongoWireError(238, `not supported by the embedded server: expression operator ${name}`);
+    return new MongoWireError(168, `Unrecognized expression '${name}'`);
+  }
   if (err instanceof Error && err.constructor && err.constructor.name === 'MingoError') {
     return new MongoWireError(2, message);
   }

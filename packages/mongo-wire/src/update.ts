@@ -4,7 +4,9 @@
  * Never mutates the stored document: works on a deep clone and returns the new one.
  */
 import { ObjectId } from 'bson';
-import { Aggregator, ProcessingMode, Query, update as mingoUpdate } from 'mingo';
+import { ProcessingMode, Query, update as mingoUpdate } from 'mingo';
+import { newAggregator, newQuery } from './query';
+import { checkPipeline, UPDATE_PIPELINE_STAGES } from './surface';
 import { positionalConditions } from './engine';
 import { fail } from './errors';
 import {
@@ -37,6 +39,8 @@ export interface UpdateContext {
   arrayFilters?: Doc[];
   /** True when the update builds a new document for an upsert. */
   insert: boolean;
+  /** Variables of a pipeline update: the command's `let` and the statement's constants `c`. */
+  vars?: Doc | null;
 }
 
 export interface UpdateResult {
@@ -79,7 +83,14 @@ function typeName(v: unknown): string {
 }
 
 export function parseUpdate(u: unknown, anns: RawAnn[]): ParsedUpdate {
-  if (Array.isArray(u)) return { kind: 'pipeline', pipeline: u as Doc[], anns };
+  if (Array.isArray(u)) {
+    checkPipeline(u);
+    for (const stage of u as Doc[]) {
+      const name = Object.keys(stage)[0];
+      if (!UPDATE_PIPELINE_STAGES.has(name)) fail(72, `${name} is not allowed to be used within an update`);
+    }
+    return { kind: 'pipeline', pipeline: u as Doc[], anns };
+  }
   if (!isPlainObject(u)) fail(9, 'Update argument must be either an object or an array');
   const keys = Object.keys(u);
   if (keys.length === 0 || !keys[0].startsWith('$')) {
@@ -214,7 +225,7 @@ class PathResolver {
       for (const k of Object.keys(af)) if (k.split('.')[0] === id) merged[k] = af[k];
     }
     if (!Object.keys(merged).length) fail(2, `No array filter found for identifier '${id}' in path '${field}'`);
-    q = new Query(merged);
+    q = newQuery(merged);
     this.afQueries.set(id, q);
     return q;
   }
@@ -387,9 +398,12 @@ export function applyUpdate(oldDoc: Doc, oldAnn: AnnMap | null, u: ParsedUpdate,
   if (u.kind === 'replace') return applyReplacement(oldDoc, u, ctx);
   if (u.kind === 'pipeline') {
     const input = cloneDoc(oldDoc);
-    const out = new Aggregator(u.pipeline ?? [], { processingMode: ProcessingMode.CLONE_INPUT }).run([input])[0] as
-      Doc | undefined;
+    let out = newAggregator(u.pipeline ?? [], { processingMode: ProcessingMode.CLONE_INPUT, variables: ctx.vars }).run([
+      input,
+    ])[0] as Doc | undefined;
     if (!out) fail(2, 'Update pipeline produced no document');
+    // A $replaceRoot / $replaceWith / $project that leaves `_id` out keeps the original (as MongoDB).
+    if (oldDoc._id !== undefined && out._id === undefined) out = { _id: oldDoc._id, ...out };
     if (oldDoc._id !== undefined) {
       if (out._id === undefined || canon(out._id) !== canon(oldDoc._id)) {
         fail(

@@ -34,6 +34,10 @@ export interface CoreOptions {
   /** `logger.logToDB` (core's default is true: every log line also goes to a capped collection). */
   logToDb?: boolean;
   startTimeoutMs?: number;
+  /** Extra Node arguments for core's processes (the cluster worker inherits them), e.g. a profiling preload. */
+  nodeArgs?: string[];
+  /** Extra environment variables (e.g. CPU_PROFILE_DIR for bench/cpu-profile.cjs). */
+  env?: Record<string, string>;
 }
 
 /** Entries that show core itself broke: its worker died, or an exception or rejection went unhandled. */
@@ -142,9 +146,11 @@ export class OpenhimCore {
       auditing_servers_tcp_port: String(ports.auditTcp),
       auditing_auditEvents_host: host,
       auditing_auditEvents_port: String(ports.auditTls),
+      ...options.env,
     };
     // --unhandled-rejections=warn: a race inside core 4 otherwise kills its worker on Node >= 15.
-    const child = spawn(process.execPath, ['--unhandled-rejections=warn', '--require', PRELOAD, CORE_SERVER], {
+    const args = ['--unhandled-rejections=warn', '--require', PRELOAD, ...(options.nodeArgs ?? []), CORE_SERVER];
+    const child = spawn(process.execPath, args, {
       cwd: workDir,
       env,
       detached: true,

@@ -19,10 +19,11 @@ import {
   User,
   UserSchema,
 } from './schemas';
+import { OpenhimIndexes } from './openhim-indexes';
 
 /**
- * The connection and every model. OpenHIM's collections get no indexes from us (OpenHIM core owns
- * them); only `tasks` and our `taskitems` are indexed here.
+ * The connection and every model. Our `taskitems` and `tasks` are indexed by their schemas; on
+ * OpenHIM's other collections we create only the indexes our queries need (openhim-indexes.ts).
  */
 @Module({})
 export class DatabaseModule {
@@ -42,7 +43,8 @@ export class DatabaseModule {
       module: DatabaseModule,
       global: true,
       imports: [MongooseModule.forRoot(config.MONGODB_URI, { serverSelectionTimeoutMS: 10000 }), models],
-      exports: [models],
+      providers: [OpenhimIndexes],
+      exports: [models, OpenhimIndexes],
     };
   }
 }

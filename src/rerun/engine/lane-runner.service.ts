@@ -47,13 +47,7 @@ export class LaneRunner {
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
   ) {
-    this.starts = new StartBatcher(
-      tasks,
-      items,
-      transactions,
-      config.WORKER_LEASE_MS,
-      startBoundMs(config.WORKER_LEASE_MS),
-    );
+    this.starts = new StartBatcher(tasks, items, transactions, startBoundMs(config.WORKER_LEASE_MS));
   }
 
   async run(taskKey: string): Promise<JobResult> {
@@ -132,7 +126,7 @@ export class LaneRunner {
       if (this.lifecycle.stopping || Date.now() >= sliceEnd || !slot.valid()) return AGAIN;
       const started = interval
         ? await this.gateRateLimited(slot, task, interval)
-        : await this.starts.next(slot, task.totalTransactions);
+        : await this.starts.next(slot, task.totalTransactions, task.startAt);
       if (started === null) {
         const closed = await this.whyClosed(slot, interval);
         if (closed === 'retry') continue;
@@ -164,6 +158,7 @@ export class LaneRunner {
       slot.leaseId,
       task.totalTransactions,
       new Date(sentAt + this.config.WORKER_LEASE_MS),
+      task.startAt,
       { now: new Date(sentAt), next: new Date(sentAt + interval) },
     );
     if (seq === null) return null;

@@ -4,7 +4,9 @@ import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 
 /**
  * One of a task's `batchSize` slots, held by a lane through a lease in the task document.
- * The lease is renewed by every gate and by a timer (every lease/3) while a rerun is in flight.
+ * The lease is renewed by a timer (every lease/3) while the lane holds the slot (the start gates
+ * leave it alone: a lease write per gate cost the embedded server more than the rest of the gate;
+ * only the rate-limited gate renews it).
  * Locally the slot counts as valid only while at least a third of the lease is left, so a lane that
  * was frozen (or cut off from MongoDB) never starts a send on a lease another worker may have taken.
  */

@@ -78,7 +78,7 @@ describe('StartBatcher', () => {
       transactions: [],
       leases: slots.map((slot) => ({ id: slot.leaseId, owner: 'spec', until: new Date(Date.now() + 1000) })),
     });
-    return { taskId, tids, slots, batcher: new StartBatcher(tasks, items, transactions, LEASE_MS, BOUND_MS) };
+    return { taskId, tids, slots, batcher: new StartBatcher(tasks, items, transactions, BOUND_MS) };
   }
 
   const itemAt = (taskId: Types.ObjectId, seq: number) => itemModel.collection.findOne({ taskId, seq });
@@ -88,7 +88,7 @@ describe('StartBatcher', () => {
     const { taskId, tids, slots, batcher } = await taskWithLanes(20, 5);
     const before = Date.now();
 
-    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 20)));
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 20, undefined)));
 
     expect(started.map((s) => s?.seq).sort((a, b) => a! - b!)).toEqual([0, 1, 2, 3, 4]);
     for (const [lane, s] of started.entries()) {
@@ -99,9 +99,10 @@ describe('StartBatcher', () => {
     }
     const task = await taskDoc(taskId);
     expect(task).toMatchObject({ nextSeq: 5, status: 'Processing' });
-    // Every lease renewed by the batched gate.
+    // The gate leaves the leases to the slots' timers (a lease write per gate cost the embedded server
+    // more than the rest of the gate): the leases are as they were.
     for (const lease of task!.leases as Array<{ until: Date }>) {
-      expect(lease.until.getTime()).toBeGreaterThanOrEqual(before + LEASE_MS);
+      expect(lease.until.getTime()).toBeLessThanOrEqual(before + 1000);
     }
     // The transaction read with the claims is the item's own.
     const original = await transactions.findOriginal(started[2]!.item!.tid);
@@ -112,7 +113,7 @@ describe('StartBatcher', () => {
     const { taskId, slots, batcher } = await taskWithLanes(20, 4);
     await tasks.release(taskId, slots[1].leaseId);
 
-    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 20)));
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 20, undefined)));
 
     expect(started[1]).toBeNull();
     expect(slots[1].dirty).toBe(false);
@@ -128,7 +129,7 @@ describe('StartBatcher', () => {
   it('hands out the last items one each and never moves the cursor past the end', async () => {
     const { taskId, slots, batcher } = await taskWithLanes(10, 5, 8);
 
-    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 10)));
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 10, undefined)));
 
     expect(
       started
@@ -144,7 +145,7 @@ describe('StartBatcher', () => {
     const { taskId, slots, batcher } = await taskWithLanes(10, 3);
     await itemModel.collection.updateOne({ taskId, seq: 1 }, { $set: { tstatus: 'Completed', rerunID: 'earlier' } });
 
-    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 10)));
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 10, undefined)));
 
     const skipped = started.findIndex((s) => s?.seq === 1);
     expect(started[skipped]!.item).toBeNull();
@@ -162,7 +163,7 @@ describe('StartBatcher', () => {
     const { taskId, slots, batcher } = await taskWithLanes(10, 3);
     await taskModel.collection.updateOne({ _id: taskId }, { $set: { status: 'Paused' } });
 
-    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 10)));
+    const started = await Promise.all(slots.map((slot) => batcher.next(slot, 10, undefined)));
 
     expect(started).toEqual([null, null, null]);
     expect(await itemModel.collection.countDocuments({ taskId, tstatus: 'Queued' })).toBe(10);
@@ -210,35 +211,23 @@ describe('StartBatcher', () => {
 
     it('a gate: its lanes get an error within the bound and the next lanes are gated at once', async () => {
       const { taskId, slots } = await taskWithLanes(10, 3);
-      const batcher = new StartBatcher(
-        answersFirstCallNever(tasks, 'gateMany', false),
-        items,
-        transactions,
-        LEASE_MS,
-        BOUND_MS,
-      );
+      const batcher = new StartBatcher(answersFirstCallNever(tasks, 'gateMany', false), items, transactions, BOUND_MS);
 
-      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10, undefined))));
 
       expect(lost).toEqual(slots.map(() => ({ error: expect.any(BoundExceededError) })));
       for (const slot of slots) expect(slot.dirty).toBe(false); // nothing was claimed for them
-      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10, undefined))));
       expect(seqsOf(next)).toEqual([0, 1, 2]);
       expect((await taskDoc(taskId))!.nextSeq).toBe(3);
     });
 
     it('a gate that moved the cursor: the next lanes go on after it, its items stay Queued below the cursor', async () => {
       const { taskId, slots } = await taskWithLanes(10, 3);
-      const batcher = new StartBatcher(
-        answersFirstCallNever(tasks, 'gateMany', true),
-        items,
-        transactions,
-        LEASE_MS,
-        BOUND_MS,
-      );
+      const batcher = new StartBatcher(answersFirstCallNever(tasks, 'gateMany', true), items, transactions, BOUND_MS);
 
-      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
-      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10, undefined))));
+      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10, undefined))));
 
       expect(lost).toEqual(slots.map(() => ({ error: expect.any(BoundExceededError) })));
       expect(seqsOf(next)).toEqual([3, 4, 5]);
@@ -249,15 +238,9 @@ describe('StartBatcher', () => {
 
     it('a claim: its slots stay dirty (they expire, the items are reconciled) and the next lanes claim theirs', async () => {
       const { taskId, slots } = await taskWithLanes(10, 3);
-      const batcher = new StartBatcher(
-        tasks,
-        answersFirstCallNever(items, 'claimMany', true),
-        transactions,
-        LEASE_MS,
-        BOUND_MS,
-      );
+      const batcher = new StartBatcher(tasks, answersFirstCallNever(items, 'claimMany', true), transactions, BOUND_MS);
 
-      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10, undefined))));
 
       expect(lost).toEqual(slots.map(() => ({ error: expect.any(BoundExceededError) })));
       for (const slot of slots) expect(slot.dirty).toBe(true);
@@ -265,23 +248,17 @@ describe('StartBatcher', () => {
       expect(claimed.map((item) => item!.tstatus)).toEqual(['Processing', 'Processing', 'Processing']);
       expect(claimed.map((item) => item!.leaseId).sort()).toEqual(slots.map((slot) => slot.leaseId).sort());
 
-      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10, undefined))));
       expect(seqsOf(next)).toEqual([3, 4, 5]);
       for (const o of next) expect(o).toMatchObject({ value: { item: { tstatus: 'Processing' } } });
     });
 
     it('a read of the items ahead: the claims after it read them again', async () => {
       const { taskId, slots } = await taskWithLanes(10, 3);
-      const batcher = new StartBatcher(
-        tasks,
-        answersFirstCallNever(items, 'bySeq', false),
-        transactions,
-        LEASE_MS,
-        BOUND_MS,
-      );
+      const batcher = new StartBatcher(tasks, answersFirstCallNever(items, 'bySeq', false), transactions, BOUND_MS);
 
-      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
-      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10))));
+      const lost = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10, undefined))));
+      const next = await Promise.all(slots.map((slot) => outcome(batcher.next(slot, 10, undefined))));
 
       expect(lost).toEqual(slots.map(() => ({ error: expect.any(BoundExceededError) })));
       expect(seqsOf(next)).toEqual([3, 4, 5]);

@@ -21,8 +21,13 @@ interface Waiter {
 interface TaskStarts {
   taskId: Types.ObjectId;
   total: number;
+  /** The task's `startAt` (written at creation, never changed). */
+  startAt: Date | undefined;
   waiting: Waiter[];
-  gating: boolean;
+  /** Gates on the wire, at most MAX_GATES. */
+  gating: number;
+  /** A gate is about to take the waiting lanes (next turn of the event loop). */
+  scheduled: boolean;
   /** Items at and after the cursor, read in windows (`_id` and `tid` never change). */
   ahead: Map<number, EngineItem>;
   aheadEnd: number;
@@ -34,15 +39,22 @@ interface TaskStarts {
 const READ_AHEAD = 128;
 /** A task no lane of this worker asked about for this long is forgotten. */
 const IDLE_MS = 30000;
+/**
+ * Gates of one task on the wire at once. With one, a lane whose rerun is answered while a gate is
+ * on the wire waits for that gate's answer before its own is sent: measured through OpenHIM core at
+ * batchSize 10, a quarter of the time between an answer and the lane's next send. With two, it goes
+ * at once; lanes answered meanwhile still join one batch.
+ */
+const MAX_GATES = 2;
 
 /**
  * Gates and claims for the lanes of one task in this worker that want their next item at the same
  * time: one update of the task document and one bulk claim instead of one of each per lane, with
  * the items and their transactions read ahead in windows instead of once per item (per-item round
  * trips to MongoDB were what bounded a worker's throughput and CPU). Each lane still holds its own
- * lease and gets its own seq; the update checks every lease and moves the cursor by the number of
- * lanes, so the single gate's invariants hold (at most one rerun per slot, seqs handed out in order,
- * claimed before sent). When the batched update does not apply (a lease lost, the task paused, fewer
+ * lease (renewed by its slot's timer, not by the gate) and gets its own seq; the update checks every
+ * lease and moves the cursor by the number of lanes, so the single gate's invariants hold (at most
+ * one rerun per slot, seqs handed out in order, claimed before sent). When the batched update does not apply (a lease lost, the task paused, fewer
  * items left than lanes) each lane is gated on its own, which tells it why.
  *
  * The gate and the claim of a batch each settle within `boundMs` (a third of the lease): a lane is
@@ -60,19 +72,23 @@ export class StartBatcher {
     private readonly taskRepo: RerunTasksRepository,
     private readonly items: RerunItemsRepository,
     private readonly transactions: RerunTransactionsRepository,
-    private readonly leaseMs: number,
     private readonly boundMs: number,
   ) {}
 
-  /** The next item for the slot's lane: null when the gate is closed for it. */
-  next(slot: Slot, total: number): Promise<Started | null> {
+  /**
+   * The next item for the slot's lane: null when the gate is closed for it. `startAt`: the task's,
+   * as the lane read it.
+   */
+  next(slot: Slot, total: number, startAt: Date | undefined): Promise<Started | null> {
     let task = this.tasks.get(slot.taskKey);
     if (!task) {
       task = {
         taskId: slot.taskId,
         total,
+        startAt,
         waiting: [],
-        gating: false,
+        gating: 0,
+        scheduled: false,
         ahead: new Map(),
         aheadEnd: 0,
         usedAt: Date.now(),
@@ -83,40 +99,43 @@ export class StartBatcher {
     const state = task;
     state.usedAt = Date.now();
     const started = new Promise<Started | null>((resolve, reject) => state.waiting.push({ slot, resolve, reject }));
-    // Lanes answered in the same turn of the event loop join one batch.
-    if (!state.gating) {
-      state.gating = true;
-      setImmediate(() => void this.gate(state));
-    }
+    this.gateSoon(state);
     return started;
+  }
+
+  /** Lanes answered in the same turn of the event loop (or while MAX_GATES are on the wire) join one batch. */
+  private gateSoon(task: TaskStarts): void {
+    if (task.scheduled || task.gating >= MAX_GATES || !task.waiting.length) return;
+    task.scheduled = true;
+    setImmediate(() => {
+      task.scheduled = false;
+      void this.gate(task);
+    });
   }
 
   private async gate(task: TaskStarts): Promise<void> {
     const batch = task.waiting.splice(0);
-    const sentAt = Date.now();
+    if (!batch.length) return;
+    task.gating++;
     let seqs: Array<number | null>;
     try {
       seqs = await bounded(this.boundMs, `the gate of task ${task.taskId.toHexString()}`, ({ signal }) =>
-        this.gateBatch(task, batch, sentAt, signal),
+        this.gateBatch(task, batch, signal),
       );
     } catch (error) {
-      this.gateNext(task);
+      task.gating--;
+      this.gateSoon(task);
       for (const waiter of batch) waiter.reject(error);
       return;
     }
     // The next batch may gate while this one claims.
-    this.gateNext(task);
-    await this.claim(task, batch, seqs, sentAt);
+    task.gating--;
+    this.gateSoon(task);
+    await this.claim(task, batch, seqs);
   }
 
   /** `signal`: aborted once the lanes gave up on this gate (no further write is started for them). */
-  private async gateBatch(
-    task: TaskStarts,
-    batch: Waiter[],
-    sentAt: number,
-    signal: AbortSignal,
-  ): Promise<Array<number | null>> {
-    const until = new Date(sentAt + this.leaseMs);
+  private async gateBatch(task: TaskStarts, batch: Waiter[], signal: AbortSignal): Promise<Array<number | null>> {
     const taskId = task.taskId;
     const first =
       batch.length > 1
@@ -124,28 +143,24 @@ export class StartBatcher {
             taskId,
             batch.map((waiter) => waiter.slot.leaseId),
             task.total,
-            until,
+            task.startAt,
           )
         : null;
     signal.throwIfAborted();
     return first === null
-      ? Promise.all(batch.map((waiter) => this.taskRepo.gate(taskId, waiter.slot.leaseId, task.total, until)))
+      ? Promise.all(
+          batch.map((waiter) => this.taskRepo.gate(taskId, waiter.slot.leaseId, task.total, null, task.startAt)),
+        )
       : batch.map((_, index) => first + index);
   }
 
-  private gateNext(task: TaskStarts): void {
-    if (task.waiting.length) setImmediate(() => void this.gate(task));
-    else task.gating = false;
-  }
-
-  private async claim(task: TaskStarts, batch: Waiter[], seqs: Array<number | null>, sentAt: number): Promise<void> {
+  private async claim(task: TaskStarts, batch: Waiter[], seqs: Array<number | null>): Promise<void> {
     const taken = batch.flatMap((waiter, index) => {
       const seq = seqs[index];
       if (seq === null) {
         waiter.resolve(null);
         return [];
       }
-      waiter.slot.renewed(sentAt);
       // Until the claim is known: a claim written without its answer leaves the slot to expire, so
       // the next holder reconciles the item.
       waiter.slot.dirty = true;
@@ -206,7 +221,8 @@ export class StartBatcher {
   private async readAhead(task: TaskStarts, seqs: number[]): Promise<Map<number, EngineItem>> {
     const lowest = Math.min(...seqs);
     const highest = Math.max(...seqs);
-    for (const seq of task.ahead.keys()) if (seq < lowest) task.ahead.delete(seq); // passed: another worker took them
+    // Passed: another worker took them (with a margin: a batch gated earlier may still be claiming its own).
+    for (const seq of task.ahead.keys()) if (seq < lowest - READ_AHEAD) task.ahead.delete(seq);
     const missing = () => seqs.filter((seq) => !task.ahead.has(seq));
     if (missing().length && task.reading) await task.reading.catch(() => undefined);
     if (missing().length) await this.readWindow(task, Math.min(...missing()));
@@ -247,7 +263,8 @@ export class StartBatcher {
 
   private forgetIdle(): void {
     const before = Date.now() - IDLE_MS;
-    for (const [key, task] of this.tasks) if (task.usedAt < before && !task.gating) this.tasks.delete(key);
+    for (const [key, task] of this.tasks)
+      if (task.usedAt < before && !task.gating && !task.scheduled) this.tasks.delete(key);
     if (!this.tasks.size) {
       clearInterval(this.idleSweep);
       this.idleSweep = undefined;

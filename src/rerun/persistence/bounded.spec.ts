@@ -89,7 +89,7 @@ describe('engine operations against a server that stops answering', () => {
         (error: Error) => (control = error.name),
       );
     const startedAt = Date.now();
-    await expect(tasks.gate(taskId, 'lane', 10, new Date())).rejects.toThrow(
+    await expect(tasks.gate(taskId, 'lane', 10, new Date(), undefined)).rejects.toThrow(
       new BoundExceededError(`tasks.gate: no answer within ${LEASE_MS} ms`),
     );
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(LEASE_MS - 50);

@@ -2,18 +2,10 @@ import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
 import { BulkRerunService } from '../../src/tasks/bulk-rerun.service';
-import {
-  CHANNELS,
-  insertTransactions,
-  laneJobs,
-  seedUsersAndChannels,
-  tokenSigner,
-  transactionDoc,
-  TransactionOptions,
-  UserName,
-  USERS,
-} from '../support/fixtures';
-import { TestEnvironment } from '../support/test-environment';
+import { CHANNELS, laneJobs, transactionDoc, TransactionOptions, UserName, USERS } from '../support/fixtures';
+import { insertTransactions } from '../support/database-fixtures';
+import { startApiSuite } from '../support/api-suite';
+import type { TestEnvironment } from '../support/test-environment';
 
 const STARTED = { success: true, message: 'Tasks created for bulk rerun of transactions' };
 const COMPLETED_WITH_ERRORS = 'Completed with error(s)';
@@ -45,13 +37,7 @@ describe('POST /bulkrerun', () => {
   let others: Record<string, string>;
 
   beforeAll(async () => {
-    env = await TestEnvironment.start();
-    ({ app, baseUrl } = await env.startApi(
-      { BULK_RERUN_TASK_SIZE: '3', AUTH_FAILURE_LIMIT: '0' },
-      { withWorker: false },
-    ));
-    await seedUsersAndChannels(env.db);
-    as = await tokenSigner(env.db);
+    ({ env, app, baseUrl, as } = await startApiSuite({ BULK_RERUN_TASK_SIZE: '3' }));
     // Two share a timestamp: ties are broken by id, so the order is stable.
     const failedDocs = [6, 5, 4, 3, 2, 2, 0].map((minute) => transactionDoc({ timestamp: at(minute) }));
     failed = (await insertTransactions(env.db, failedDocs)).reverse();

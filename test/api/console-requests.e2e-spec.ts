@@ -4,19 +4,11 @@ import request from 'supertest';
 import { BulkRerunService } from '../../src/tasks/bulk-rerun.service';
 import { ITEM_BATCH_SIZE, ItemRecord, TasksRepository } from '../../src/tasks/repositories/tasks.repository';
 import { TaskCreator } from '../../src/tasks/task-creator.service';
-import {
-  CHANNELS,
-  insertTransactions,
-  laneJobs,
-  legacyTaskDoc,
-  seedUsersAndChannels,
-  tokenSigner,
-  transactionDoc,
-  UserName,
-  USERS,
-} from '../support/fixtures';
+import { CHANNELS, laneJobs, legacyTaskDoc, transactionDoc, UserName, USERS } from '../support/fixtures';
+import { insertTransactions } from '../support/database-fixtures';
 import { ROOT_EMAIL } from '../support/openhim-auth';
-import { TestEnvironment } from '../support/test-environment';
+import { startApiSuite } from '../support/api-suite';
+import type { TestEnvironment } from '../support/test-environment';
 
 /**
  * The requests OpenHIM 8.5's console sends to the tasks API, copied literally: the query strings as
@@ -113,13 +105,7 @@ describe("OpenHIM 8.5 console's requests", () => {
   }
 
   beforeAll(async () => {
-    env = await TestEnvironment.start();
-    ({ app, baseUrl } = await env.startApi(
-      { AUTH_FAILURE_LIMIT: '0', BULK_RERUN_TASK_SIZE: '2' },
-      { withWorker: false },
-    ));
-    await seedUsersAndChannels(env.db);
-    as = await tokenSigner(env.db);
+    ({ env, app, baseUrl, as } = await startApiSuite({ BULK_RERUN_TASK_SIZE: '2' }));
     repository = app.get(TasksRepository);
 
     await storeTask('processing', { status: 'Processing', created: at('08:00:00'), batchSize: 2 }, [

@@ -2,16 +2,10 @@ import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
 import { BulkRerunService } from '../../src/tasks/bulk-rerun.service';
-import {
-  insertTransactions,
-  legacyTaskDoc,
-  seedUsersAndChannels,
-  tokenSigner,
-  transactionDoc,
-  UserName,
-  USERS,
-} from '../support/fixtures';
-import { TestEnvironment } from '../support/test-environment';
+import { insertTransactions } from '../support/database-fixtures';
+import { legacyTaskDoc, transactionDoc, UserName, USERS } from '../support/fixtures';
+import { startApiSuite } from '../support/api-suite';
+import type { TestEnvironment } from '../support/test-environment';
 
 const createdId = (text: string) => /created task with id ([0-9a-f]{24})$/.exec(text)![1];
 
@@ -28,10 +22,7 @@ describe('operator features (API)', () => {
   let as: (user: UserName) => Record<string, string>;
 
   beforeAll(async () => {
-    env = await TestEnvironment.start();
-    ({ app, baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0', AUTO_PAUSE_AFTER_FAILURES: '7' }));
-    await seedUsersAndChannels(env.db);
-    as = await tokenSigner(env.db);
+    ({ env, app, baseUrl, as } = await startApiSuite({ AUTO_PAUSE_AFTER_FAILURES: '7' }));
   });
   afterAll(() => env?.stop());
 

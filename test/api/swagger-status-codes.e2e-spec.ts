@@ -4,17 +4,12 @@ import type { Histogram } from 'prom-client';
 import request from 'supertest';
 import { MetricsRegistry } from '../../src/common/metrics/metrics.registry';
 import { TasksRepository } from '../../src/tasks/repositories/tasks.repository';
-import {
-  eventually,
-  insertTransactions,
-  seedUsersAndChannels,
-  tokenSigner,
-  transactionDoc,
-  USERS,
-} from '../support/fixtures';
+import { insertTransactions } from '../support/database-fixtures';
+import { seedUsersAndChannels, tokenSigner, transactionDoc, USERS } from '../support/fixtures';
 import { ROOT_EMAIL, ROOT_PASSWORD } from '../support/openhim-auth';
 import { basicAuthorization } from '../support/openhim-clients';
 import { TestEnvironment } from '../support/test-environment';
+import { waitFor } from '../support/wait';
 
 /**
  * The OpenAPI document must declare, per route, exactly the status codes the service answers. Every
@@ -146,12 +141,16 @@ describe('OpenAPI status codes match what the routes answer', () => {
 
   /** After an outage: both APIs ready again (Bull and mongoose reconnect on their own schedules). */
   const bothReady = () =>
-    eventually(async () => {
-      const statuses = await Promise.all(
-        [api, locked].map(async ({ baseUrl }) => (await request(baseUrl).get('/health')).status),
-      );
-      return statuses.every((status) => status === 200) ? true : undefined;
-    });
+    waitFor(
+      'both APIs to answer /health with 200',
+      async () => {
+        const statuses = await Promise.all(
+          [api, locked].map(async ({ baseUrl }) => (await request(baseUrl).get('/health')).status),
+        );
+        return statuses.every((status) => status === 200) ? true : undefined;
+      },
+      { until: 'defined', failFast: true },
+    );
 
   it('answers what a client gets right or wrong', async () => {
     const { baseUrl } = api;

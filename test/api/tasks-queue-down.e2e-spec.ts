@@ -1,17 +1,11 @@
 import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
-import {
-  eventually,
-  insertTransactions,
-  laneJobs,
-  rerunQueue,
-  seedUsersAndChannels,
-  tokenSigner,
-  transactionDoc,
-  UserName,
-} from '../support/fixtures';
-import { TestEnvironment } from '../support/test-environment';
+import { insertTransactions } from '../support/database-fixtures';
+import { laneJobs, rerunQueue, transactionDoc, UserName } from '../support/fixtures';
+import { startApiSuite } from '../support/api-suite';
+import type { TestEnvironment } from '../support/test-environment';
+import { waitFor } from '../support/wait';
 
 const CREATED = /^User (\S+) created task with id ([0-9a-f]{24})$/;
 const UNAVAILABLE = 'The rerun queue (Redis) is unavailable, so nothing was changed. Try again when it is back.';
@@ -27,13 +21,7 @@ describe('Tasks API while Redis is down', () => {
   let as: (user: UserName) => Record<string, string>;
 
   beforeAll(async () => {
-    env = await TestEnvironment.start();
-    ({ app, baseUrl } = await env.startApi(
-      { QUEUE_TIMEOUT_MS: '1000', AUTH_FAILURE_LIMIT: '0' },
-      { withWorker: false },
-    ));
-    await seedUsersAndChannels(env.db);
-    as = await tokenSigner(env.db);
+    ({ env, app, baseUrl, as } = await startApiSuite({ QUEUE_TIMEOUT_MS: '1000' }));
   });
   afterAll(() => env?.stop());
 
@@ -91,7 +79,14 @@ describe('Tasks API while Redis is down', () => {
       await env.redis.start();
     }
     // Bull's client reconnects on its own schedule (up to 2 s between attempts).
-    await eventually(async () => (rerunQueue(app).client.status === 'ready' ? true : undefined));
+    await waitFor(
+      'the rerun queue to reconnect to Redis',
+      async () => (rerunQueue(app).client.status === 'ready' ? true : undefined),
+      {
+        until: 'defined',
+        failFast: true,
+      },
+    );
 
     expect((await put(paused, 'Queued').expect(200)).text).toBe('The Task was successfully updated');
     expect(await laneJobs(app, paused)).toEqual([`lane:${paused}:0`]);

@@ -2,15 +2,10 @@ import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
 import { TaskCreator } from '../../src/tasks/task-creator.service';
-import {
-  insertTransactions,
-  laneJobs,
-  seedUsersAndChannels,
-  tokenSigner,
-  transactionDoc,
-  UserName,
-} from '../support/fixtures';
-import { TestEnvironment } from '../support/test-environment';
+import { insertTransactions } from '../support/database-fixtures';
+import { laneJobs, transactionDoc, UserName } from '../support/fixtures';
+import { startApiSuite } from '../support/api-suite';
+import type { TestEnvironment } from '../support/test-environment';
 
 const SIZE = 100_000;
 /**
@@ -27,10 +22,7 @@ describe('Tasks API at 100k transactions', () => {
   let id: string;
 
   beforeAll(async () => {
-    env = await TestEnvironment.start();
-    ({ app, baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0' }, { withWorker: false }));
-    await seedUsersAndChannels(env.db);
-    as = await tokenSigner(env.db);
+    ({ env, app, baseUrl, as } = await startApiSuite());
     const started = Date.now();
     tids = await insertTransactions(
       env.db,

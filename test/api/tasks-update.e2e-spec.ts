@@ -1,8 +1,9 @@
 import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
-import { laneJobs, legacyTaskDoc, seedUsersAndChannels, tokenSigner, UserName, USERS } from '../support/fixtures';
-import { TestEnvironment } from '../support/test-environment';
+import { laneJobs, legacyTaskDoc, UserName, USERS } from '../support/fixtures';
+import { startApiSuite } from '../support/api-suite';
+import type { TestEnvironment } from '../support/test-environment';
 
 const CREATED = /^User (\S+) created task with id ([0-9a-f]{24})$/;
 const UPDATED = 'The Task was successfully updated';
@@ -22,10 +23,7 @@ describe('Tasks API: pause, resume, cancel, delete', () => {
   let as: (user: UserName) => Record<string, string>;
 
   beforeAll(async () => {
-    env = await TestEnvironment.start();
-    ({ app, baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0' }, { withWorker: false }));
-    await seedUsersAndChannels(env.db);
-    as = await tokenSigner(env.db);
+    ({ env, app, baseUrl, as } = await startApiSuite());
   });
   afterAll(() => env?.stop());
 

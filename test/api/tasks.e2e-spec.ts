@@ -2,18 +2,11 @@ import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
 import { TaskCreator } from '../../src/tasks/task-creator.service';
-import {
-  tokenSigner,
-  insertTransactions,
-  laneJobs,
-  legacyTaskDoc,
-  seedUsersAndChannels,
-  transactionDoc,
-  UserName,
-  USERS,
-} from '../support/fixtures';
+import { laneJobs, legacyTaskDoc, transactionDoc, UserName, USERS } from '../support/fixtures';
+import { insertTransactions } from '../support/database-fixtures';
 import { ROOT_EMAIL } from '../support/openhim-auth';
-import { TestEnvironment } from '../support/test-environment';
+import { startApiSuite } from '../support/api-suite';
+import type { TestEnvironment } from '../support/test-environment';
 
 const CREATED = /^User (\S+) created task with id ([0-9a-f]{24})$/;
 const SEED_SAMPLE = {
@@ -52,10 +45,7 @@ describe('Tasks API: create, list, read', () => {
   let as: (user: UserName) => Record<string, string>;
 
   beforeAll(async () => {
-    env = await TestEnvironment.start();
-    ({ app, baseUrl } = await env.startApi({ AUTH_FAILURE_LIMIT: '0' }, { withWorker: false }));
-    await seedUsersAndChannels(env.db);
-    as = await tokenSigner(env.db);
+    ({ env, app, baseUrl, as } = await startApiSuite());
   });
   afterAll(() => env?.stop());
 

@@ -1,5 +1,6 @@
 import request from 'supertest';
-import { insertTransactions, OpenhimCoreStub, waitForTaskStatus } from '../support/openhim-core-stub';
+import { insertTransactions, waitForTaskStatus } from '../support/database-fixtures';
+import { OpenhimCoreStub } from '../support/openhim-core-stub';
 import { ROOT_EMAIL, ROOT_PASSWORD } from '../support/openhim-auth';
 import { TestEnvironment } from '../support/test-environment';
 

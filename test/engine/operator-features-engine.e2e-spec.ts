@@ -2,7 +2,8 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
 import { ROOT_EMAIL, ROOT_PASSWORD } from '../support/openhim-auth';
-import { insertTransactions, OpenhimCoreStub, readTask, waitForTaskStatus } from '../support/openhim-core-stub';
+import { insertTransactions, readTask, waitForTaskStatus } from '../support/database-fixtures';
+import { OpenhimCoreStub } from '../support/openhim-core-stub';
 import { TestEnvironment } from '../support/test-environment';
 
 const ROOT_BASIC = `Basic ${Buffer.from(`${ROOT_EMAIL}:${ROOT_PASSWORD}`).toString('base64')}`;

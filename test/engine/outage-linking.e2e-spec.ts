@@ -1,17 +1,9 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import { RerunScheduler } from '../../src/rerun/rerun-scheduler.service';
-import {
-  insertTask,
-  insertTransactions,
-  OpenhimCoreStub,
-  readItems,
-  readTask,
-  type StubBehaviour,
-  type StubRequest,
-  waitFor,
-  waitForTaskStatus,
-} from '../support/openhim-core-stub';
+import { insertTask, insertTransactions, readItems, readTask, waitForTaskStatus } from '../support/database-fixtures';
+import { OpenhimCoreStub, type StubBehaviour, type StubRequest } from '../support/openhim-core-stub';
+import { waitFor } from '../support/wait';
 import { TestEnvironment } from '../support/test-environment';
 
 /** How long a rerun answered without X-OpenHIM-TransactionID waits for its child to appear. */

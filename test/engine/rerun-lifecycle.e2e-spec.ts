@@ -11,12 +11,12 @@ import {
   insertCoreTask,
   insertTask,
   insertTransactions,
-  OpenhimCoreStub,
   readItems,
   readTask,
-  waitFor,
   waitForTaskStatus,
-} from '../support/openhim-core-stub';
+} from '../support/database-fixtures';
+import { OpenhimCoreStub } from '../support/openhim-core-stub';
+import { waitFor } from '../support/wait';
 import { TestEnvironment } from '../support/test-environment';
 
 const ENGINE = {

@@ -1,12 +1,6 @@
-import {
-  insertTask,
-  insertTransactions,
-  OpenhimCoreStub,
-  readItems,
-  readTask,
-  waitFor,
-  waitForTaskStatus,
-} from '../support/openhim-core-stub';
+import { insertTask, insertTransactions, readItems, readTask, waitForTaskStatus } from '../support/database-fixtures';
+import { OpenhimCoreStub } from '../support/openhim-core-stub';
+import { waitFor } from '../support/wait';
 import { TestEnvironment } from '../support/test-environment';
 import { ensureBuilt, openScheduler, WorkerProcess } from '../support/worker-process';
 

@@ -5,13 +5,12 @@ import {
   insertChannel,
   insertTask,
   insertTransactions,
-  OpenhimCoreStub,
   readItems,
-  type StubBehaviour,
   readTask,
-  waitFor,
   waitForTaskStatus,
-} from '../support/openhim-core-stub';
+} from '../support/database-fixtures';
+import { OpenhimCoreStub, type StubBehaviour } from '../support/openhim-core-stub';
+import { waitFor } from '../support/wait';
 import { TcpStub } from '../support/tcp-stub';
 import { TestEnvironment } from '../support/test-environment';
 

@@ -2,13 +2,8 @@ import http from 'node:http';
 import { ObjectId } from 'mongodb';
 import { RerunScheduler } from '../../src/rerun/rerun-scheduler.service';
 import { buildHttpRerun } from '../../src/rerun/sending/rerun-request';
-import {
-  insertTask,
-  insertTransactions,
-  OpenhimCoreStub,
-  readItems,
-  waitForTaskStatus,
-} from '../support/openhim-core-stub';
+import { insertTask, insertTransactions, readItems, waitForTaskStatus } from '../support/database-fixtures';
+import { OpenhimCoreStub } from '../support/openhim-core-stub';
 import { TestEnvironment } from '../support/test-environment';
 
 const ITEMS = 2000;

@@ -1,5 +1,6 @@
 import { ObjectId } from 'mongodb';
-import { insertTransactions, type StubBehaviour } from '../support/openhim-core-stub';
+import { insertTransactions } from '../support/database-fixtures';
+import { type StubBehaviour } from '../support/openhim-core-stub';
 import { waitFor } from '../support/wait';
 import { FaultBench, type Probe, seededRandom } from './fault-bench';
 

@@ -9,6 +9,7 @@ import request from 'supertest';
 import { RERUN_QUEUE } from '../../src/rerun/rerun.constants';
 import { headersFor, insertUser, ROOT_EMAIL, ROOT_PASSWORD } from '../support/openhim-auth';
 import { TestEnvironment } from '../support/test-environment';
+import { waitFor } from '../support/wait';
 
 // A real headless Chromium against the running service: what an operator sees in Swagger UI and
 // in the queue dashboard. Screenshots go to build/screenshots/.
@@ -137,7 +138,7 @@ describeInBrowser('in a real browser (headless Chromium)', () => {
         throw new Error('OpenHIM core unreachable');
       });
       await queue.add('lane', { taskId: 'failing' }, { jobId, removeOnFail: false });
-      await waitUntil(async () => (await queue.getJob(jobId))?.failedReason !== undefined);
+      await waitUntil('the job to fail', async () => (await queue.getJob(jobId))?.failedReason !== undefined);
     } finally {
       await consumer.close();
     }
@@ -151,7 +152,10 @@ describeInBrowser('in a real browser (headless Chromium)', () => {
       await page.getByRole('button', { name: 'Retry all' }).click();
       const confirm = page.getByRole('button', { name: /^(Confirm|Retry|Yes)/ }).last();
       if (await confirm.isVisible({ timeout: 2000 }).catch(() => false)) await confirm.click();
-      await waitUntil(async () => (await (await queue.getJob(jobId))!.getState()) === 'waiting');
+      await waitUntil(
+        'the job to wait again',
+        async () => (await (await queue.getJob(jobId))!.getState()) === 'waiting',
+      );
     });
     await (await queue.getJob(jobId))!.remove();
   });
@@ -191,10 +195,7 @@ describeInBrowser('in a real browser (headless Chromium)', () => {
   });
 });
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 15000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+/** Polls `check` until it is true (15 s at most); an error it throws fails the test at once. */
+function waitUntil(what: string, check: () => Promise<boolean>): Promise<boolean> {
+  return waitFor(what, check, { timeoutMs: 15000, failFast: true });
 }

@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { TestEnvironment } from '../support/test-environment';
+import { waitFor } from '../support/wait';
 
 describe('GET /health', () => {
   let env: TestEnvironment;
@@ -61,12 +62,10 @@ describe('GET /health', () => {
   });
 });
 
-async function waitForStatus(baseUrl: string, status: number) {
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    const response = await request(baseUrl).get('/health');
-    if (response.status === status) return;
-    if (Date.now() > deadline) throw new Error(`health stayed ${response.status}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+function waitForStatus(baseUrl: string, status: number) {
+  return waitFor(`/health to answer ${status}`, async () => (await request(baseUrl).get('/health')).status === status, {
+    timeoutMs: 15000,
+    intervalMs: 200,
+    failFast: true,
+  });
 }

@@ -82,18 +82,6 @@ export function transactionDoc(options: TransactionOptions = {}) {
   };
 }
 
-/** Inserts transactions and, for those with autoRetry, their OpenHIM `autoretries` entries. */
-export async function insertTransactions(db: Db, docs: ReturnType<typeof transactionDoc>[]): Promise<string[]> {
-  for (let start = 0; start < docs.length; start += 5000) {
-    await db.collection('transactions').insertMany(docs.slice(start, start + 5000), { ordered: false });
-  }
-  const retries = docs
-    .filter((doc) => doc.autoRetry)
-    .map((doc) => ({ transactionID: doc._id, channelID: doc.channelID, requestTimestamp: doc.request.timestamp }));
-  if (retries.length) await db.collection('autoretries').insertMany(retries);
-  return docs.map((doc) => doc._id.toHexString());
-}
-
 export async function seedUsersAndChannels(db: Db): Promise<void> {
   for (const name of ['admin', 'rerunner', 'viewer'] as const)
     await insertUser(db, { ...USERS[name], groups: [...USERS[name].groups] });
@@ -161,15 +149,4 @@ export async function laneJobs(app: INestApplication, taskId: string): Promise<s
     .filter((job) => job?.data?.taskId === taskId)
     .map((job) => String(job.id))
     .sort();
-}
-
-/** Polls `check` until it returns a value other than undefined (background work in tests). */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }

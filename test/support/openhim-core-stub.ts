@@ -2,15 +2,13 @@ import { once } from 'node:events';
 import http, { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Db, ObjectId } from 'mongodb';
-import { waitFor } from './wait';
-
-export { waitFor };
 
 /**
- * A stand-in for OpenHIM core's rerun endpoint (rerun.httpPort) and for the database as core leaves
- * it: a real HTTP server that records every request and, like core, stores the child transaction
- * (`parentID` = the original) when the request arrives, pushes its id into the original's
- * `childIDs`, and answers with `X-OpenHIM-TransactionID`.
+ * A stand-in for OpenHIM core's rerun endpoint (rerun.httpPort): a real HTTP server that records
+ * every request and, like core, stores the child transaction (`parentID` = the original) when the
+ * request arrives, pushes its id into the original's `childIDs`, and answers with
+ * `X-OpenHIM-TransactionID`. What the database holds before (transactions, tasks) is made by
+ * ./database-fixtures.ts.
  */
 
 export interface StubRequest {
@@ -320,135 +318,6 @@ function escapeKeys(headers: IncomingHttpHeaders): Record<string, unknown> {
   );
 }
 
-// ---- the database as OpenHIM core leaves it, and tasks as the tasks API stores them ------------
-
-export interface TransactionFixture {
-  method?: string;
-  path?: string;
-  querystring?: string;
-  headers?: Record<string, unknown>;
-  body?: string;
-  clientID?: ObjectId;
-  channelID?: ObjectId;
-  canRerun?: boolean;
-}
-
-/** Inserts OpenHIM transactions; returns their ids (as tids) in order. */
-export async function insertTransactions(
-  db: Db,
-  count: number,
-  fixture: (index: number) => TransactionFixture = () => ({}),
-): Promise<string[]> {
-  const docs = Array.from({ length: count }, (_, index) => {
-    const spec = fixture(index);
-    return {
-      _id: new ObjectId(),
-      ...(spec.clientID ? { clientID: spec.clientID } : {}),
-      ...(spec.channelID ? { channelID: spec.channelID } : {}),
-      ...(spec.canRerun !== undefined ? { canRerun: spec.canRerun } : {}),
-      status: 'Failed',
-      childIDs: [],
-      request: {
-        method: spec.method ?? 'GET',
-        path: spec.path ?? `/patient/${index}`,
-        querystring: spec.querystring ?? '',
-        headers: spec.headers ?? { accept: 'application/json' },
-        ...(spec.body !== undefined ? { body: spec.body } : {}),
-        timestamp: new Date(Date.now() - 60000),
-      },
-    };
-  });
-  if (docs.length) await db.collection('transactions').insertMany(docs);
-  return docs.map((doc) => doc._id.toHexString());
-}
-
-export async function insertChannel(db: Db, channel: Record<string, unknown>): Promise<ObjectId> {
-  const _id = new ObjectId();
-  await db
-    .collection('channels')
-    .insertOne({ _id, name: `channel-${_id.toHexString()}`, status: 'enabled', ...channel });
-  return _id;
-}
-
-export interface TaskFixture {
-  batchSize?: number;
-  status?: 'Queued' | 'Paused';
-  ratePerSecond?: number;
-  collection?: string;
-}
-
-/** A task exactly as the tasks API stores it (docs/design.md): items in `taskitems`. */
-export async function insertTask(db: Db, tids: string[], options: TaskFixture = {}): Promise<string> {
-  const taskId = new ObjectId();
-  if (tids.length) {
-    await db.collection('taskitems').insertMany(tids.map((tid, seq) => ({ taskId, seq, tid, tstatus: 'Queued' })));
-  }
-  await db.collection(options.collection ?? 'tasks').insertOne({
-    _id: taskId,
-    status: options.status ?? 'Queued',
-    transactions: [],
-    created: new Date(),
-    user: 'root@openhim.org',
-    remainingTransactions: tids.length,
-    totalTransactions: tids.length,
-    batchSize: options.batchSize ?? 1,
-    itemsStore: 'items',
-    nextSeq: 0,
-    leases: [],
-    asyncPending: 0,
-    ...(options.ratePerSecond ? { ratePerSecond: options.ratePerSecond } : {}),
-    __v: 0,
-  });
-  return taskId.toHexString();
-}
-
-/** A task as OpenHIM core creates it: items embedded in `transactions[]`. */
-export async function insertCoreTask(
-  db: Db,
-  items: Array<{ tid: string; tstatus?: string; rerunID?: string; rerunStatus?: string }>,
-  options: { batchSize?: number; status?: string } = {},
-): Promise<string> {
-  const taskId = new ObjectId();
-  await db.collection('tasks').insertOne({
-    _id: taskId,
-    status: options.status ?? 'Queued',
-    transactions: items.map((item) => ({ _id: new ObjectId(), tstatus: 'Queued', ...item })),
-    created: new Date(),
-    user: 'root@openhim.org',
-    remainingTransactions: items.filter((item) => (item.tstatus ?? 'Queued') === 'Queued').length,
-    totalTransactions: items.length,
-    batchSize: options.batchSize ?? 1,
-    __v: 0,
-  });
-  return taskId.toHexString();
-}
-
-export async function readTask(db: Db, taskId: string, collection = 'tasks'): Promise<Record<string, any> | null> {
-  return db.collection(collection).findOne({ _id: new ObjectId(taskId) });
-}
-
-export async function readItems(db: Db, taskId: string): Promise<Array<Record<string, any>>> {
-  return db
-    .collection('taskitems')
-    .find({ taskId: new ObjectId(taskId) })
-    .sort({ seq: 1 })
-    .toArray();
-}
-
-/** Waits until the task reaches `status`; returns the task document. */
-export function waitForTaskStatus(
-  db: Db,
-  taskId: string,
-  status: string,
-  collection = 'tasks',
-  timeoutMs = 30000,
-): Promise<Record<string, any>> {
-  return waitFor(
-    `task ${taskId} to be ${status}`,
-    async () => {
-      const task = await readTask(db, taskId, collection);
-      return task?.status === status ? task : null;
-    },
-    timeoutMs,
-  );
-}
+// bench/rerun-service.bench.ts imports insertTransactions from here: kept until bench/ imports it
+// from ./database-fixtures.
+export { insertTransactions } from './database-fixtures';

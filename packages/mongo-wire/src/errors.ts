@@ -76,6 +76,8 @@ export function toWireError(err: unknown): MongoWireError {
       return new MongoWireError(238, `not supported by the embedded server: expression operator ${name}`);
     return new MongoWireError(168, `Unrecognized expression '${name}'`);
   }
+  // MongoDB: Location17276 "Use of undefined variable: x" (aggregation expressions, $expr, let).
+  if (/^Use of undefined variable: /.test(message)) return new MongoWireError(17276, message);
   if (err instanceof Error && err.constructor && err.constructor.name === 'MingoError') {
     return new MongoWireError(2, message);
   }

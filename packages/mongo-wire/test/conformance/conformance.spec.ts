@@ -139,6 +139,22 @@ describe('mongo-wire conformance (driver → server over TCP)', () => {
       await expect(c.find({ $expr: { $eq: ['$_id', '$$nope'] } }).toArray()).rejects.toThrow();
       expect((await refused(c.find({}, { let: { Bad: 1 } }).toArray())).code).toBe(16867);
     });
+
+    it("an undefined variable is MongoDB's error 17276 (find, aggregate, update statement, findAndModify)", async () => {
+      const c = await coll();
+      const expr = { $expr: { $eq: ['$_id', '$$id'] } };
+      for (const e of [
+        await refused(c.find(expr).toArray()),
+        await refused(c.aggregate([{ $addFields: { x: '$$x' } }]).toArray()),
+        await refused(c.updateOne(expr, { $set: { x: 1 } })),
+        await refused(c.bulkWrite([{ replaceOne: { filter: expr, replacement: { x: 3 } } }])),
+        await refused(c.findOneAndUpdate(expr, { $set: { x: 1 } })),
+      ]) {
+        expect(e.code).toBe(17276);
+        expect(e.message).toBe('Use of undefined variable: ' + (e.message.endsWith('x') ? 'x' : 'id'));
+      }
+      expect(await contents(c)).toEqual([{ _id: 1 }, { _id: 2 }]);
+    });
   });
 
   describe('unknown fields are refused (40415), never ignored', () => {

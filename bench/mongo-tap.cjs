@@ -1,6 +1,6 @@
 /**
  * Preload for the standalone MongoDB-compatible server in `npm run bench:openhim-core`:
- *   NODE_OPTIONS="--require $PWD/bench/mongo-tap.cjs" node dist/mongo-wire/cli.js --port 0
+ *   NODE_OPTIONS="--require $PWD/bench/mongo-tap.cjs" node packages/mongo-wire/dist/cli.js --port 0
  * Accounts for every command the server runs, per client application (the driver's `appName`,
  * else "driver <version>"; core 4.0.5's drivers send no `appName`), command and collection: how
  * many, the server's time running them (each command runs synchronously to completion: `ns` is

@@ -9,11 +9,13 @@
  * Prints one table from one run, with the two ratios. Not part of npm test.
  *
  * Every process runs on its own, as in a deployment: the MongoDB-compatible server
- * (dist/mongo-wire/cli.js, with bench/mongo-tap.cjs accounting for every command), redis-server,
- * core (cluster master + worker), our API and worker; the upstream and the replay client run in
- * this process. Ours and the replay run ABBA (replay, ours, ours, replay, BENCH_ROUNDS pairs) on
- * one core, so that the growth of `transactions` (core stores one child per rerun) and any drift
- * of the machine weigh on both alike; each figure is the mean of its runs.
+ * (packages/mongo-wire, with bench/mongo-tap.cjs accounting for every command), redis-server,
+ * core (cluster master + worker, with bench/core-tap.cjs counting the connections its ports accept),
+ * our API and worker; the upstream and the replay client run in this process. Ours and the replay
+ * run ABBA (replay, ours, ours, replay, BENCH_ROUNDS rounds) on one core, so that the growth of
+ * `transactions` (core stores one child per rerun) and any drift of the machine weigh on both
+ * alike; each figure is the mean of its runs, and each round's ratio (its two adjacent runs) is
+ * printed too: on a shared machine a run can differ from the next by 20% or more.
  *
  * Settings (environment): BENCH_TRANSACTIONS (600), BENCH_CONCURRENCY ("10,50"), BENCH_CORE_POLL_MS
  * ("2000"; "" skips core's runner), BENCH_ROUNDS (2), BENCH_UPSTREAM_LATENCY_MS (0),
@@ -458,9 +460,9 @@ function printReport(rows: Row[], startLoad: number[]): void {
       `after ${endLoad.map((l) => l.toFixed(2)).join(' ')}; ours and replay: mean of ${ROUNDS} runs each (ABBA)`,
   );
   print(
-    '| concurrency (batchSize) | core runner | this service | direct replay | service ÷ replay (≥ 0.9) | service ÷ core runner (≥ 3) |',
+    '| concurrency (batchSize) | core runner | this service | direct replay | service ÷ replay (≥ 0.9) | each round (adjacent runs) | service ÷ core runner (≥ 3) |',
   );
-  print('|---|---|---|---|---|---|');
+  print('|---|---|---|---|---|---|---|');
   for (const concurrency of CONCURRENCIES) {
     const of = (runner: Row['runner']) =>
       rows.filter((row) => row.concurrency === concurrency && row.runner === runner);
@@ -469,12 +471,14 @@ function printReport(rows: Row[], startLoad: number[]): void {
     const cores = of('core');
     const coreText = cores.map((row) => `${row.perSecond.toFixed(1)}/s (${row.label.replace(/.*\((.*)\)/, '$1')})`);
     const coreRatio = cores.map((row) => (ours / row.perSecond).toFixed(2));
+    // Each round's two runs follow each other: their ratio is the least exposed to the machine's drift.
+    const rounds = of('ours').map((row, round) => (row.perSecond / of('replay')[round].perSecond).toFixed(2));
     print(
       `| ${concurrency} | ${coreText.join(', ') || '-'} | ${ours.toFixed(1)}/s (${of('ours')
         .map((row) => row.perSecond.toFixed(1))
         .join(', ')}) | ${replay.toFixed(1)}/s (${of('replay')
         .map((row) => row.perSecond.toFixed(1))
-        .join(', ')}) | ${(ours / replay).toFixed(2)} | ${coreRatio.join(', ') || '-'} |`,
+        .join(', ')}) | ${(ours / replay).toFixed(2)} | ${rounds.join(', ')} | ${coreRatio.join(', ') || '-'} |`,
     );
   }
 

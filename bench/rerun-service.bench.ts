@@ -15,7 +15,8 @@ import { MongoClient, ObjectId, type Db } from 'mongodb';
 import { findFreePort } from '../src/common/net/free-port';
 import { startPrivateRedis, type PrivateRedis } from '../src/bootstrap/private-redis';
 import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../test/support/openhim-auth';
-import { insertTransactions, OpenhimCoreStub, type StubRequest } from '../test/support/openhim-core-stub';
+import { insertTransactions } from '../test/support/database-fixtures';
+import { OpenhimCoreStub, type StubRequest } from '../test/support/openhim-core-stub';
 import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../test/support/processes';
 import { ensureBuilt } from '../test/support/worker-process';
 

@@ -49,6 +49,30 @@ export interface CommandContext {
 }
 
 type Reply = Doc | Uint8Array;
+
+/**
+ * Returned by Dispatcher.run instead of a reply when the `failCommand` fail point asks for the
+ * connection to be closed (the front end destroys the socket without answering).
+ */
+export const CLOSE_CONNECTION = new Uint8Array(0);
+
+export interface DispatcherOptions {
+  /**
+   * Register the test-only commands (`configureFailPoint`, as mongod's enableTestCommands does).
+   * Off by default: without it they are "no such command" (59), as on a production mongod.
+   */
+  enableTestCommands?: boolean;
+}
+
+/** The `failCommand` fail point (the only one implemented): see configureFailPoint. */
+interface FailCommand {
+  remaining: number;
+  commands: Set<string>;
+  errorCode?: number;
+  closeConnection: boolean;
+  errorLabels?: string[];
+}
+const FAIL_COMMAND_DATA = new Set(['failCommands', 'errorCode', 'closeConnection', 'errorLabels']);
 type Handler = (body: Doc, ctx: CommandContext, name: string) => Reply;
 
 interface CursorState {
@@ -239,8 +263,9 @@ export class Dispatcher {
   private readonly canonical = new Map<string, string>();
   /** Compiled collection validators, per collection, recompiled when the validator changes. */
   private readonly validators = new WeakMap<Collection, { key: string; check: (doc: Doc) => Doc | null }>();
+  private failCommand: FailCommand | null = null;
 
-  constructor() {
+  constructor(options: DispatcherOptions = {}) {
     const h = (names: string[], fn: Handler): void => {
       for (const n of names) {
         this.handlers.set(n.toLowerCase(), fn);
@@ -336,6 +361,7 @@ export class Dispatcher {
     h(['count'], (b, c) => this.count(b, c));
     h(['distinct'], (b, c) => this.distinct(b, c));
     h(['explain'], (b, c) => this.explain(b, c));
+    if (options.enableTestCommands) h(['configureFailPoint'], (b, c) => this.configureFailPoint(b, c));
   }
 
   /** Execute one command; always returns a serialized reply document. */
@@ -347,6 +373,16 @@ export class Dispatcher {
       const handler = this.handlers.get(lower);
       if (!handler) fail(59, `no such command: '${name}'`);
       const canonical = this.canonical.get(lower) ?? name;
+      const fp = this.failCommand;
+      if (fp && fp.commands.has(name) && this.failing()) {
+        if (fp.closeConnection) return CLOSE_CONNECTION;
+        if (fp.errorCode !== undefined)
+          fail(
+            fp.errorCode,
+            "Failing command via 'failCommand' failpoint",
+            fp.errorLabels ? { errorLabels: fp.errorLabels } : {},
+          );
+      }
       const fields = COMMAND_FIELDS[canonical];
       if (fields) checkFields(canonical, body, fields, true);
       if (!READ_ONLY_COMMANDS.has(lower)) this.writes++;
@@ -355,6 +391,62 @@ export class Dispatcher {
     } catch (e) {
       return BSON.serialize(errorReply(toWireError(e)), SERIALIZE_OPTIONS);
     }
+  }
+
+  /** Whether the failCommand fail point fires for this command (counts down `times`). */
+  private failing(): boolean {
+    const fp = this.failCommand;
+    if (!fp) return false;
+    if (fp.remaining !== Infinity && --fp.remaining <= 0) this.failCommand = null;
+    return true;
+  }
+
+  /**
+   * configureFailPoint (test command): only `failCommand`, modes `alwaysOn` / `off` / `{times: n}`,
+   * data `failCommands`, `errorCode`, `closeConnection`, `errorLabels`; anything else is refused.
+   */
+  private configureFailPoint(body: Doc, ctx: CommandContext): Doc {
+    if (ctx.db !== 'admin') fail(13, 'configureFailPoint may only be run against the admin database.');
+    const name = body.configureFailPoint;
+    if (name !== 'failCommand')
+      fail(115, `not supported by the embedded server: fail point '${showValue(name)}' (only failCommand)`);
+    for (const k of Object.keys(body))
+      if (!['configureFailPoint', 'mode', 'data', ...ENVELOPE].includes(k))
+        fail(40415, `BSON field 'configureFailPoint.${k}' is an unknown field.`);
+    const mode = body.mode;
+    let remaining: number;
+    if (mode === 'off') remaining = 0;
+    else if (mode === 'alwaysOn') remaining = Infinity;
+    else if (isPlainObject(mode) && Object.keys(mode).length === 1 && 'times' in mode) {
+      remaining = Number(mode.times);
+      if (!Number.isInteger(remaining) || remaining < 0) fail(2, "'times' option to 'mode' must be a non-negative int");
+    } else
+      fail(115, `not supported by the embedded server: fail point mode ${showValue(mode)} (alwaysOn, off, {times})`);
+    const data = (body.data ?? {}) as Doc;
+    if (!isPlainObject(data)) fail(14, "'data' must be an object");
+    for (const k of Object.keys(data))
+      if (!FAIL_COMMAND_DATA.has(k))
+        fail(
+          115,
+          `not supported by the embedded server: failCommand data '${k}' (${[...FAIL_COMMAND_DATA].join(', ')})`,
+        );
+    if (remaining > 0) {
+      if (!Array.isArray(data.failCommands) || data.failCommands.some((c) => typeof c !== 'string'))
+        fail(2, "failCommand requires 'failCommands', an array of command names");
+      if (data.errorCode === undefined && data.closeConnection !== true)
+        fail(115, 'not supported by the embedded server: failCommand without errorCode or closeConnection');
+    }
+    this.failCommand =
+      remaining > 0
+        ? {
+            remaining,
+            commands: new Set(data.failCommands as string[]),
+            errorCode: data.errorCode === undefined ? undefined : Number(data.errorCode),
+            closeConnection: data.closeConnection === true,
+            errorLabels: Array.isArray(data.errorLabels) ? (data.errorLabels as string[]) : undefined,
+          }
+        : null;
+    return { count: 0, ok: 1 };
   }
 
   /** Periodic housekeeping: TTL expiry and idle cursors. */

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { BSON } from 'bson';
-import { ConnectionInfo, Dispatcher } from './commands';
+import { CLOSE_CONNECTION, ConnectionInfo, Dispatcher } from './commands';
 import { errorReply, toWireError } from './errors';
 import { EngineStats, Storage } from './engine';
 import { captureSnapshot, loadSnapshot, SnapshotSummary, writeSnapshot } from './snapshot';
@@ -33,6 +33,11 @@ export interface MongoWireServerOptions {
   dbPath?: string;
   /** With dbPath: seconds between periodic saves when something changed (default 60, 0 = off). */
   syncDelaySeconds?: number;
+  /**
+   * Register the test-only command configureFailPoint (its `failCommand` fail point), as mongod's
+   * `--setParameter enableTestCommands=1` does. Off by default (then "no such command", 59).
+   */
+  enableTestCommands?: boolean;
 }
 
 const HOUSEKEEPING_MS = 5000;
@@ -42,7 +47,7 @@ export class MongoWireServer {
   private readonly host: string;
   private readonly requestedPort: number;
   private readonly log: (line: string) => void;
-  private readonly dispatcher = new Dispatcher();
+  private readonly dispatcher: Dispatcher;
   private readonly sockets = new Set<net.Socket>();
   private server: net.Server | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -60,6 +65,7 @@ export class MongoWireServer {
     this.host = options.host ?? '127.0.0.1';
     this.requestedPort = options.port ?? 0;
     this.log = options.log ?? (() => undefined);
+    this.dispatcher = new Dispatcher({ enableTestCommands: options.enableTestCommands === true });
     this.dbPath = options.dbPath ?? null;
     const delay = options.syncDelaySeconds ?? DEFAULT_SYNC_DELAY_SECONDS;
     if (!(delay >= 0)) throw new Error(`invalid syncDelaySeconds: ${delay}`);
@@ -291,10 +297,19 @@ export class MongoWireServer {
       if (header.opCode === OP_MSG) {
         const cmd = parseOpMsg(msg);
         const out = this.dispatcher.run(cmd.body, { db: cmd.db, anns: cmd.anns, conn });
+        if (out === CLOSE_CONNECTION) {
+          socket.destroy();
+          return;
+        }
         if (!cmd.moreToCome) reply = encodeOpMsg(header.requestId, out);
       } else if (header.opCode === OP_QUERY) {
         const cmd = parseOpQuery(msg);
-        reply = encodeOpReply(header.requestId, this.dispatcher.run(cmd.body, { db: cmd.db, anns: cmd.anns, conn }));
+        const out = this.dispatcher.run(cmd.body, { db: cmd.db, anns: cmd.anns, conn });
+        if (out === CLOSE_CONNECTION) {
+          socket.destroy();
+          return;
+        }
+        reply = encodeOpReply(header.requestId, out);
       } else {
         this.log(`connection ${conn.id}: unsupported opCode ${header.opCode}, closing`);
         socket.destroy();

@@ -975,3 +975,95 @@ describe('mongo-wire: commands through the mongodb driver', () => {
     });
   });
 });
+
+/** configureFailPoint: a test-only command, registered only with enableTestCommands (as on mongod). */
+describe('mongo-wire: configureFailPoint (failCommand)', () => {
+  const failError = async (p: Promise<unknown>): Promise<MongoServerError> => {
+    try {
+      await p;
+    } catch (e) {
+      return e as MongoServerError;
+    }
+    throw new Error('expected an error');
+  };
+
+  it('is "no such command" unless the server is started with enableTestCommands', async () => {
+    const server = new MongoWireServer();
+    await server.start();
+    const client = new MongoClient(server.uri());
+    try {
+      const e = await failError(
+        client.db('admin').command({ configureFailPoint: 'failCommand', mode: 'alwaysOn', data: {} }),
+      );
+      expect(e.code).toBe(59);
+    } finally {
+      await client.close();
+      await server.stop();
+    }
+  });
+
+  describe('with enableTestCommands', () => {
+    let server: MongoWireServer;
+    let client: MongoClient;
+    beforeAll(async () => {
+      server = new MongoWireServer({ enableTestCommands: true });
+      await server.start();
+      client = new MongoClient(server.uri(), { retryReads: false, retryWrites: false });
+      await client.connect();
+      await client
+        .db('fp')
+        .collection('c')
+        .insertOne({ _id: 1 } as Document);
+    });
+    afterAll(async () => {
+      await client.close();
+      await server.stop();
+    });
+    const admin = (): Db => client.db('admin');
+
+    it('fails the listed commands `times` times with errorCode, then lets them through', async () => {
+      await admin().command({
+        configureFailPoint: 'failCommand',
+        mode: { times: 2 },
+        data: { failCommands: ['count'], errorCode: 8, errorLabels: ['X'] },
+      });
+      const c = client.db('fp').collection('c');
+      expect(await c.findOne({})).toEqual({ _id: 1 }); // not listed
+      for (let i = 0; i < 2; i++) {
+        const e = await failError(c.estimatedDocumentCount());
+        expect(e.code).toBe(8);
+        expect(e.message).toBe("Failing command via 'failCommand' failpoint");
+        expect(e.hasErrorLabel('X')).toBe(true);
+      }
+      expect(await c.estimatedDocumentCount()).toBe(1);
+    });
+
+    it('closes the connection with closeConnection; alwaysOn until off', async () => {
+      await admin().command({
+        configureFailPoint: 'failCommand',
+        mode: 'alwaysOn',
+        data: { failCommands: ['find'], closeConnection: true },
+      });
+      const c = client.db('fp').collection('c');
+      for (let i = 0; i < 2; i++) expect((await failError(c.findOne({}))).name).toBe('MongoNetworkError');
+      await admin().command({ configureFailPoint: 'failCommand', mode: 'off' });
+      expect(await c.findOne({})).toEqual({ _id: 1 });
+    });
+
+    it('refuses other fail points, modes and data, and databases other than admin', async () => {
+      const codes = async (cmd: Document, dbName = 'admin'): Promise<number | undefined> =>
+        (await failError(client.db(dbName).command(cmd))).code as number | undefined;
+      expect(await codes({ configureFailPoint: 'failCommand', mode: 'off' }, 'fp')).toBe(13);
+      expect(await codes({ configureFailPoint: 'rsSyncApplyStop', mode: 'alwaysOn' })).toBe(115);
+      expect(await codes({ configureFailPoint: 'failCommand', mode: { skip: 1 }, data: {} })).toBe(115);
+      expect(
+        await codes({
+          configureFailPoint: 'failCommand',
+          mode: 'alwaysOn',
+          data: { failCommands: ['find'], blockConnection: true, blockTimeMS: 10 },
+        }),
+      ).toBe(115);
+      expect(await codes({ configureFailPoint: 'failCommand', mode: 'alwaysOn', data: {} })).toBe(2);
+    });
+  });
+});

@@ -70,7 +70,10 @@ export class Slot {
   }
 
   private async renew(): Promise<void> {
-    if (this.lost || this.validUntil - Date.now() > (this.leaseMs * 2) / 3) return;
+    // Every tick renews unless something else (the rate-limited gate, a check) renewed within the
+    // last sixth of the lease: a tick that skipped a renewal by a millisecond of timer drift would
+    // leave the slot invalid (under a third left) until the tick after, and its lane would give up.
+    if (this.lost || this.validUntil - Date.now() > (this.leaseMs * 5) / 6) return;
     const sentAt = Date.now();
     try {
       if (await this.tasks.renew(this.taskId, this.leaseId, new Date(sentAt + this.leaseMs))) this.renewed(sentAt);

@@ -1,6 +1,9 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { InjectConnection } from '@nestjs/mongoose';
 import type { Connection } from 'mongoose';
+
+/** How long a stop waits for index requests still on the wire. */
+const SHUTDOWN_WAIT_MS = 3000;
 
 export interface OpenhimIndex {
   collection: string;
@@ -37,7 +40,7 @@ export const OPENHIM_INDEXES: readonly OpenhimIndex[] = [
  * queries still work, only slower.
  */
 @Injectable()
-export class OpenhimIndexes implements OnApplicationBootstrap {
+export class OpenhimIndexes implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(OpenhimIndexes.name);
   /** Settles once every index exists or failed (tests wait for it). */
   ready: Promise<void> = Promise.resolve();
@@ -46,6 +49,16 @@ export class OpenhimIndexes implements OnApplicationBootstrap {
 
   onApplicationBootstrap(): void {
     this.ready = Promise.all(OPENHIM_INDEXES.map((index) => this.ensure(index))).then(() => undefined);
+  }
+
+  /**
+   * A stop right after the start waits a little for the requests (the connection closes after this):
+   * a build the server already runs goes on without us.
+   */
+  async onModuleDestroy(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.ready, new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   private async ensure(index: OpenhimIndex): Promise<void> {

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { createConnection, createServer, Server } from 'node:net';
 import mongoose from 'mongoose';
@@ -44,33 +43,6 @@ async function occupyPort(): Promise<{ port: number; server: Server }> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '0.0.0.0', resolve));
   return { port: (server.address() as { port: number }).port, server };
-}
-
-/** `node <entry>` in a process group of its own, like a command started from a terminal. */
-function runInOwnGroup(entry: string, env: Record<string, string>): RunningProcess {
-  const child = spawn(process.execPath, [entry], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TZ: 'UTC', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let text = '';
-  child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (text += chunk.toString()));
-  const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
-  );
-  return {
-    child,
-    output: () => text,
-    exited,
-    kill: (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, signal);
-    },
-    waitForOutput: (pattern, timeoutMs = 30000) =>
-      waitFor(`${pattern}`, () => text.match(pattern), timeoutMs).catch((error: Error) => {
-        throw new Error(`${error.message}; output so far:\n${text}`);
-      }),
-  };
 }
 
 const privateRedisPort = (output: string) =>
@@ -188,7 +160,12 @@ describe('npm run mongo-server (standalone embedded MongoDB-compatible server)',
 describe('Ctrl-C (SIGINT to the whole process group, as a terminal sends it)', () => {
   it('closes the application first and stops the private Redis last: no connection errors, nothing left running', async () => {
     const port = await findFreePort();
-    const service = runInOwnGroup(distEntry('main.js'), { API_PORT: String(port), LOG_LEVEL: 'info' });
+    const service = runNode(
+      distEntry('main.js'),
+      [],
+      { API_PORT: String(port), LOG_LEVEL: 'info' },
+      { ownGroup: true },
+    );
     try {
       await service.waitForOutput(/listening at https:\/\/localhost/);
       const redisPort = privateRedisPort(service.output());

@@ -27,11 +27,20 @@ export interface RunningProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** Runs `node <entry>` with only the given environment on top of PATH/HOME. */
-export function runNode(entry: string, args: string[] = [], env: Record<string, string> = {}): RunningProcess {
+/**
+ * Runs `node <entry>` with only the given environment on top of PATH/HOME. With `ownGroup`, in a
+ * process group of its own, like a command started from a terminal: signals go to the whole group.
+ */
+export function runNode(
+  entry: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+  { ownGroup = false }: { ownGroup?: boolean } = {},
+): RunningProcess {
   const child = spawn(process.execPath, [entry, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TZ: 'UTC', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: ownGroup,
   });
   let text = '';
   const listeners = new Set<() => void>();
@@ -49,7 +58,9 @@ export function runNode(entry: string, args: string[] = [], env: Record<string, 
     output: () => text,
     exited,
     kill: (signal = 'SIGTERM') => {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      if (ownGroup) process.kill(-child.pid!, signal);
+      else child.kill(signal);
     },
     waitForOutput(pattern, timeoutMs = 15000) {
       return new Promise((resolve, reject) => {

@@ -16,6 +16,7 @@ import {
   checkIndexSpec,
   checkPipeline,
   COMMAND_FIELDS,
+  GENERIC_ARGUMENTS,
   DELETE_STATEMENT_FIELDS,
   notSupported,
   REFUSED_COMMANDS,
@@ -88,25 +89,6 @@ const SERVER_VERSION = '7.0.0';
 const BATCH_BYTES = MAX_BSON_SIZE - 64 * 1024;
 const CURSOR_IDLE_MS = 10 * 60 * 1000;
 const SERIALIZE_OPTIONS = { checkKeys: false, ignoreUndefined: false } as const;
-
-/** Keys of a command body that are generic envelope fields, not options. */
-const ENVELOPE = new Set([
-  '$db',
-  'lsid',
-  'txnNumber',
-  'autocommit',
-  'startTransaction',
-  'writeConcern',
-  'readConcern',
-  '$readPreference',
-  '$clusterTime',
-  'comment',
-  'maxTimeMS',
-  'apiVersion',
-  'apiStrict',
-  'apiDeprecationErrors',
-  '$client',
-]);
 
 /** Stages that never mutate their input documents in mingo. */
 const NON_MUTATING_STAGES = new Set([
@@ -411,7 +393,7 @@ export class Dispatcher {
     if (name !== 'failCommand')
       fail(115, `not supported by the embedded server: fail point '${showValue(name)}' (only failCommand)`);
     for (const k of Object.keys(body))
-      if (!['configureFailPoint', 'mode', 'data', ...ENVELOPE].includes(k))
+      if (!['configureFailPoint', 'mode', 'data', ...GENERIC_ARGUMENTS].includes(k))
         fail(40415, `BSON field 'configureFailPoint.${k}' is an unknown field.`);
     const mode = body.mode;
     let remaining: number;
@@ -545,7 +527,7 @@ export class Dispatcher {
   private options(body: Doc): Doc {
     const out: Doc = {};
     const keys = Object.keys(body);
-    for (let i = 1; i < keys.length; i++) if (!ENVELOPE.has(keys[i])) out[keys[i]] = body[keys[i]];
+    for (let i = 1; i < keys.length; i++) if (!GENERIC_ARGUMENTS.has(keys[i])) out[keys[i]] = body[keys[i]];
     return out;
   }
 

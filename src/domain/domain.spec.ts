@@ -1,5 +1,5 @@
 import { knownRerunOutcome, rerunOutcomeOf } from './rerun-outcome';
-import { isRunnable, RUNNABLE_STATUSES, TASK_STATUSES, UNFINISHED_STATUSES } from './task-status';
+import { isRunnable, RUNNABLE_STATUSES, STARTING_STATUSES, TASK_STATUSES, UNFINISHED_STATUSES } from './task-status';
 import { isFinalTransactionStatus } from './transaction-status';
 
 describe('src/domain', () => {
@@ -7,6 +7,7 @@ describe('src/domain', () => {
     expect(RUNNABLE_STATUSES).toEqual(['Queued', 'Processing', 'Pending Async']);
     expect(UNFINISHED_STATUSES).toEqual(['Queued', 'Processing', 'Pending Async', 'Paused']);
     expect(TASK_STATUSES.filter(isRunnable)).toEqual(['Queued', 'Processing', 'Pending Async']);
+    expect(STARTING_STATUSES).toEqual(['Queued', 'Processing']);
   });
 
   it('knows the final transaction statuses', () => {
@@ -15,6 +16,10 @@ describe('src/domain', () => {
   });
 
   it('maps what is recorded on an item to a bounded outcome', () => {
+    expect(rerunOutcomeOf({ tstatus: 'Completed', rerunStatus: 'Successful' })).toBe('successful');
+    expect(rerunOutcomeOf({ tstatus: 'Completed', rerunStatus: 'Failed' })).toBe('failed');
+    expect(rerunOutcomeOf({ tstatus: 'Completed', rerunStatus: 'Pending Async' })).toBe('pending_async');
+    expect(rerunOutcomeOf({ tstatus: 'Completed', rerunStatus: 'Weird' })).toBe('other');
     expect(rerunOutcomeOf({ tstatus: 'Completed', rerunStatus: 'Completed with error(s)' })).toBe(
       'completed_with_errors',
     );

@@ -15,6 +15,9 @@ export type ItemStatus = (typeof ITEM_STATUSES)[number];
  */
 export const RUNNABLE_STATUSES: readonly TaskStatus[] = ['Queued', 'Processing', 'Pending Async'];
 
+/** Runnable statuses in which the task still starts reruns (not only waiting for 202 answers). */
+export const STARTING_STATUSES: readonly TaskStatus[] = ['Queued', 'Processing'];
+
 /** The runnable statuses and `Paused`: a task not finished, which the sweeper looks after. */
 export const UNFINISHED_STATUSES: readonly TaskStatus[] = [...RUNNABLE_STATUSES, 'Paused'];
 

@@ -8,7 +8,7 @@ import { ClusterMetrics } from './metrics/cluster-metrics';
 import { HttpMetrics } from './metrics/http-metrics';
 import { MetricsController } from './metrics/metrics.controller';
 import { MetricsRegistry } from '../common/metrics/metrics.registry';
-import { RerunMetrics } from './metrics/rerun-metrics';
+import { RerunMetrics } from '../rerun/metrics/rerun-metrics';
 import { TaskCountsRepository } from './metrics/task-counts.repository';
 
 /**

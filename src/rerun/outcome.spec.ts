@@ -1,15 +1,10 @@
-import { cannotRerunError, isFinalTransactionStatus, notFoundError, statusFromHttp } from './outcome';
+import { cannotRerunError, notFoundError, statusFromHttp } from './outcome';
 
 describe('outcomes', () => {
   it('maps HTTP statuses as OpenHIM core finalises a transaction', () => {
     expect([200, 201, 204, 299].map(statusFromHttp)).toEqual(['Successful', 'Successful', 'Successful', 'Successful']);
     expect([500, 502, 503, 599].map(statusFromHttp)).toEqual(['Failed', 'Failed', 'Failed', 'Failed']);
     expect([100, 301, 400, 404, 409, 600, undefined].map(statusFromHttp)).toEqual(Array(7).fill('Completed'));
-  });
-
-  it('knows which transaction statuses are final', () => {
-    expect(['Successful', 'Completed', 'Completed with error(s)', 'Failed'].every(isFinalTransactionStatus)).toBe(true);
-    expect(['Processing', 'Pending Async', undefined].some(isFinalTransactionStatus)).toBe(false);
   });
 
   it("uses OpenHIM's error texts", () => {

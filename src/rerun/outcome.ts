@@ -1,10 +1,3 @@
-/** OpenHIM transaction statuses after which nothing changes any more. */
-const FINAL_TRANSACTION_STATUSES = new Set(['Successful', 'Completed', 'Completed with error(s)', 'Failed']);
-
-export function isFinalTransactionStatus(status: string | undefined): status is string {
-  return status !== undefined && FINAL_TRANSACTION_STATUSES.has(status);
-}
-
 /**
  * The status OpenHIM core gives a transaction from its primary route's HTTP status (its
  * `setFinalStatus`): 2xx Successful, 5xx Failed, anything else Completed. Used when the child

@@ -11,7 +11,7 @@ import { RerunQueueModule } from './rerun-queue.module';
 import { RerunSender } from './sending/rerun-sender.service';
 import { RerunProcessor } from './worker/rerun.processor';
 import { Sweeper } from './worker/sweeper.service';
-import { WorkerLifecycle } from './worker/worker-lifecycle';
+import { WorkerLifecycle } from './engine/worker-lifecycle';
 
 /** The rerun engine: processors, sweeper, sender and the repositories they use (worker role only). */
 @Module({

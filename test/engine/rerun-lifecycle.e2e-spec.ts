@@ -6,7 +6,7 @@ import { RerunItemsRepository } from '../../src/rerun/persistence/rerun-items.re
 import { RerunTasksRepository } from '../../src/rerun/persistence/rerun-tasks.repository';
 import { laneJobId, RERUN_QUEUE } from '../../src/rerun/rerun.constants';
 import { RerunScheduler } from '../../src/rerun/rerun-scheduler.service';
-import { WorkerLifecycle } from '../../src/rerun/worker/worker-lifecycle';
+import { WorkerLifecycle } from '../../src/rerun/engine/worker-lifecycle';
 import {
   insertCoreTask,
   insertTask,

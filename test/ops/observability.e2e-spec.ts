@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
-import { RerunMetrics } from '../../src/observability/metrics/rerun-metrics';
+import { RerunMetrics } from '../../src/rerun/metrics/rerun-metrics';
 import { headersFor, insertUser, ROOT_EMAIL, ROOT_PASSWORD } from '../support/openhim-auth';
 import { TestEnvironment } from '../support/test-environment';
 

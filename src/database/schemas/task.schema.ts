@@ -3,9 +3,6 @@ import { HydratedDocument, Types } from 'mongoose';
 import { ItemStatus, TASK_STATUSES, TaskStatus } from '../../domain/task-status';
 import type { HistoryEntry } from '../task-history';
 
-// Until src/rerun imports it from src/domain/task-status.ts.
-export type { TaskStatus };
-
 /** One entry of OpenHIM's embedded `transactions[]` (the shape clients see). */
 @Schema({ _id: true, strict: false })
 export class TaskTransaction {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { isFinalTransactionStatus } from '../outcome';
+import { isFinalTransactionStatus } from '../../domain/transaction-status';
 import { ProgressWriter } from '../persistence/progress-writer.service';
 import { RerunItemsRepository } from '../persistence/rerun-items.repository';
 import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';

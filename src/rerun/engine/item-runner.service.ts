@@ -1,14 +1,16 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
-import { RerunMetrics, RerunOutcome } from '../../observability/metrics/rerun-metrics';
-import { cannotRerunError, isFinalTransactionStatus, notFoundError, statusFromHttp } from '../outcome';
+import { RerunMetrics } from '../metrics/rerun-metrics';
+import { rerunOutcomeOf, RerunOutcome } from '../../domain/rerun-outcome';
+import { isFinalTransactionStatus } from '../../domain/transaction-status';
+import { cannotRerunError, notFoundError, statusFromHttp } from '../outcome';
 import { EngineItem } from '../persistence/engine-task';
 import { ItemOutcome, ProgressWriter } from '../persistence/progress-writer.service';
 import { ChildTransaction, RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { buildHttpRerun } from '../sending/rerun-request';
 import { RerunSender, SendResult } from '../sending/rerun-sender.service';
-import { WorkerLifecycle } from '../worker/worker-lifecycle';
+import { WorkerLifecycle } from './worker-lifecycle';
 import { RerunItemsRepository } from '../persistence/rerun-items.repository';
 import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { Slot } from './slot';
@@ -324,8 +326,8 @@ function sendOutcome(result: SendResult, tcp: boolean, child?: ChildTransaction 
       if (tcp) return 'completed';
       if (result.status === 202) return 'pending_async';
       if (!result.rerunId && isFinalTransactionStatus(child?.status))
-        return RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: child.status });
-      return RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: statusFromHttp(result.status) });
+        return rerunOutcomeOf({ tstatus: 'Completed', rerunStatus: child.status });
+      return rerunOutcomeOf({ tstatus: 'Completed', rerunStatus: statusFromHttp(result.status) });
   }
 }
 

@@ -4,12 +4,13 @@ import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { JobResult } from '../rerun.constants';
 import { startBoundMs } from '../persistence/bounded';
-import { EngineItem, EngineTask, RUNNABLE, untilStart } from '../persistence/engine-task';
+import { isRunnable } from '../../domain/task-status';
+import { EngineItem, EngineTask, untilStart } from '../persistence/engine-task';
 import { RerunItemsRepository } from '../persistence/rerun-items.repository';
 import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { RerunScheduler } from '../rerun-scheduler.service';
-import { WorkerLifecycle } from '../worker/worker-lifecycle';
+import { WorkerLifecycle } from './worker-lifecycle';
 import { ItemRunner } from './item-runner.service';
 import { Slot } from './slot';
 import { StartBatcher, Started } from './start-batcher';
@@ -54,14 +55,14 @@ export class LaneRunner {
     if (!Types.ObjectId.isValid(taskKey)) return DONE;
     const taskId = new Types.ObjectId(taskKey);
     let task = await this.tasks.load(taskId);
-    if (!task || !RUNNABLE.includes(task.status)) return DONE;
+    if (!task || !isRunnable(task.status)) return DONE;
     // Scheduled for later: the lane job comes back then, holding no slot meanwhile.
     const notYet = untilStart(task);
     if (notYet > 0) return { again: true, delayMs: Math.min(notYet, MAX_START_WAIT_MS) };
     if (task.itemsStore !== 'items') {
       if (!(await this.adopter.adopt(task))) return DONE;
       task = await this.tasks.load(taskId);
-      if (!task || !RUNNABLE.includes(task.status)) return DONE;
+      if (!task || !isRunnable(task.status)) return DONE;
     }
 
     const acquired = await this.acquire(task);
@@ -93,7 +94,7 @@ export class LaneRunner {
     let sawExpired = false;
     let current: EngineTask | null = task;
     for (let attempt = 0; attempt < 5 && current; attempt++) {
-      if (!RUNNABLE.includes(current.status) || current.itemsStore !== 'items') return null;
+      if (!isRunnable(current.status) || current.itemsStore !== 'items') return null;
       const now = Date.now();
       const expired = current.leases.filter((lease) => new Date(lease.until).getTime() < now).map((lease) => lease.id);
       if (expired.length) {
@@ -174,7 +175,7 @@ export class LaneRunner {
   /** Why the gate did not open: stop, finish, wait (ms, rate limit) or try again. */
   private async whyClosed(slot: Slot, interval: number): Promise<LoopEnd | 'retry' | number> {
     const task = await this.tasks.load(slot.taskId);
-    if (!task || !RUNNABLE.includes(task.status)) return DONE;
+    if (!task || !isRunnable(task.status)) return DONE;
     if (!task.leases.some((lease) => lease.id === slot.leaseId)) {
       slot.markLost();
       return DONE;
@@ -257,12 +258,7 @@ export class LaneRunner {
   async finish(taskId: Types.ObjectId): Promise<void> {
     for (let round = 0; round < 10; round++) {
       const task = await this.tasks.load(taskId);
-      if (
-        !task ||
-        !RUNNABLE.includes(task.status) ||
-        task.itemsStore !== 'items' ||
-        task.nextSeq < task.totalTransactions
-      )
+      if (!task || !isRunnable(task.status) || task.itemsStore !== 'items' || task.nextSeq < task.totalTransactions)
         return;
       const now = Date.now();
       if (task.leases.some((lease) => new Date(lease.until).getTime() >= now)) return; // a live lane finishes it

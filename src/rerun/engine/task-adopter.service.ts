@@ -5,7 +5,7 @@ import { EngineTask } from '../persistence/engine-task';
 import { RerunItemsRepository } from '../persistence/rerun-items.repository';
 import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { RerunScheduler } from '../rerun-scheduler.service';
-import { WorkerLifecycle } from '../worker/worker-lifecycle';
+import { WorkerLifecycle } from './worker-lifecycle';
 
 const CHUNK = 1000;
 const KEPT_STATUSES = new Set(['Completed', 'Failed']);

@@ -1,8 +1,5 @@
 import type { Types } from 'mongoose';
-import type { TaskStatus } from '../../database/schemas';
-
-/** Statuses in which a task's slots may be held and its items started. */
-export const RUNNABLE: TaskStatus[] = ['Queued', 'Processing', 'Pending Async'];
+import type { TaskStatus } from '../../domain/task-status';
 
 export interface Lease {
   id: string;

@@ -2,11 +2,11 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { AnyBulkWriteOperation, Document } from 'mongodb';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { isFinalTransactionStatus } from '../outcome';
+import { isFinalTransactionStatus } from '../../domain/transaction-status';
 import { RerunItemsRepository } from './rerun-items.repository';
 import { RerunTasksRepository } from './rerun-tasks.repository';
 import { RerunTransactionsRepository } from './rerun-transactions.repository';
-import { RerunMetrics } from '../../observability/metrics/rerun-metrics';
+import { RerunMetrics } from '../metrics/rerun-metrics';
 import type { StreakChange } from './rerun-tasks.repository';
 
 /** What an item becomes. */

@@ -3,9 +3,10 @@ import { InjectModel } from '@nestjs/mongoose';
 import type { Collection, Document, UpdateFilter } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { Task, TaskStatus } from '../../database/schemas';
+import { Task } from '../../database/schemas';
+import { RUNNABLE_STATUSES, STARTING_STATUSES, TaskStatus } from '../../domain/task-status';
 import { bounded, Bounded, operationBoundMs } from './bounded';
-import { EmbeddedItem, EngineTask, Lease, RUNNABLE } from './engine-task';
+import { EmbeddedItem, EngineTask, Lease } from './engine-task';
 import { historyEntry, pushHistory } from '../../database/task-history';
 import { nativeCollection } from './native-collection';
 
@@ -81,7 +82,7 @@ export class RerunTasksRepository {
       this.tasks.updateOne(
         {
           _id: taskId,
-          status: { $in: RUNNABLE },
+          status: { $in: RUNNABLE_STATUSES },
           itemsStore: 'items',
           [`leases.${batchSize - 1}`]: { $exists: false },
         },
@@ -142,7 +143,7 @@ export class RerunTasksRepository {
       this.tasks.findOneAndUpdate(
         {
           _id: taskId,
-          status: { $in: RUNNABLE },
+          status: { $in: RUNNABLE_STATUSES },
           'leases.id': leaseId,
           nextSeq: { $lt: total },
           ...notBefore(startAt, rate?.now ?? new Date()),
@@ -178,7 +179,7 @@ export class RerunTasksRepository {
       this.tasks.findOneAndUpdate(
         {
           _id: taskId,
-          status: { $in: RUNNABLE },
+          status: { $in: RUNNABLE_STATUSES },
           'leases.id': { $all: leaseIds },
           nextSeq: { $lte: total - leaseIds.length },
           ...notBefore(startAt, new Date()),
@@ -197,7 +198,7 @@ export class RerunTasksRepository {
   async check(taskId: Types.ObjectId, leaseId: string, until: Date): Promise<boolean> {
     const { matchedCount } = await this.op('check', (o) =>
       this.tasks.updateOne(
-        { _id: taskId, status: { $in: RUNNABLE }, 'leases.id': leaseId },
+        { _id: taskId, status: { $in: RUNNABLE_STATUSES }, 'leases.id': leaseId },
         { $set: { status: 'Processing', 'leases.$.until': until } },
         o,
       ),
@@ -209,7 +210,7 @@ export class RerunTasksRepository {
   async finish(taskId: Types.ObjectId, total: number, waiting: boolean): Promise<boolean> {
     const filter = {
       _id: taskId,
-      status: { $in: waiting ? ['Queued', 'Processing'] : RUNNABLE },
+      status: { $in: waiting ? STARTING_STATUSES : RUNNABLE_STATUSES },
       nextSeq: { $gte: total },
       leases: { $size: 0 },
     };
@@ -284,7 +285,7 @@ export class RerunTasksRepository {
   async autoPause(taskId: Types.ObjectId, threshold: number, reason: string): Promise<boolean> {
     const { modifiedCount } = await this.op('autoPause', (o) =>
       this.tasks.updateOne(
-        { _id: taskId, status: { $in: RUNNABLE }, failureStreak: { $gte: threshold } },
+        { _id: taskId, status: { $in: RUNNABLE_STATUSES }, failureStreak: { $gte: threshold } },
         arrayUpdate({ $set: { status: 'Paused' }, $push: pushHistory(historyEntry('auto-paused', { reason })) }),
         o,
       ),

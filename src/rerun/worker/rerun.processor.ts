@@ -8,7 +8,7 @@ import { LaneRunner } from '../engine/lane-runner.service';
 import { ProgressWriter } from '../persistence/progress-writer.service';
 import { AsyncPollJobData, JobResult, LaneJobData, RERUN_QUEUE, RerunJob } from '../rerun.constants';
 import { RerunScheduler } from '../rerun-scheduler.service';
-import { WorkerLifecycle } from './worker-lifecycle';
+import { WorkerLifecycle } from '../engine/worker-lifecycle';
 import { withLogContext } from '../../common/logging/log-context';
 
 type RerunJobData = LaneJobData | AsyncPollJobData;

@@ -2,10 +2,11 @@ import { InjectQueue } from '@nestjs/bull';
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { AppConfig } from '../../config/app-config';
+import { UNFINISHED_STATUSES } from '../../domain/task-status';
 import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { RERUN_QUEUE } from '../rerun.constants';
 import { RerunScheduler } from '../rerun-scheduler.service';
-import { WorkerLifecycle } from './worker-lifecycle';
+import { WorkerLifecycle } from '../engine/worker-lifecycle';
 
 /** The sweeper's adds remove husks first (see RerunScheduler). */
 const REPAIR = { repair: true } as const;
@@ -62,7 +63,7 @@ export class Sweeper implements OnModuleInit, OnModuleDestroy {
 
   private async sweep(): Promise<void> {
     const now = Date.now();
-    for (const task of await this.tasks.findActive(['Queued', 'Processing', 'Pending Async', 'Paused'])) {
+    for (const task of await this.tasks.findActive(UNFINISHED_STATUSES)) {
       const key = task._id.toHexString();
       if ((task.asyncPending ?? 0) > 0 || task.status === 'Pending Async') {
         await this.scheduler.pollAsync(key, this.config.RERUN_ASYNC_POLL_MS, REPAIR);

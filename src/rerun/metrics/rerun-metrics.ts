@@ -1,10 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { METRIC_PREFIX, MetricsRegistry } from '../../common/metrics/metrics.registry';
-import { knownRerunOutcome, RERUN_OUTCOMES, RerunOutcome, rerunOutcomeOf } from '../../domain/rerun-outcome';
-
-// Kept for src/rerun's imports until they take it from src/domain/rerun-outcome.ts.
-export type { RerunOutcome };
+import { knownRerunOutcome, RERUN_OUTCOMES, RerunOutcome } from '../../domain/rerun-outcome';
 
 /** A rerun being timed: `end` once with its outcome (later calls are ignored). */
 export interface RerunTimer {
@@ -61,11 +58,6 @@ export class RerunMetrics {
 
   recordAutoPause(): void {
     this.autoPauses.inc();
-  }
-
-  /** The outcome label of an item from what is recorded on it (src/domain's `rerunOutcomeOf`). */
-  static outcomeOf(item: { tstatus?: string; rerunStatus?: string }): RerunOutcome {
-    return rerunOutcomeOf(item);
   }
 
   /** Counts a finished rerun and observes how long it took. */

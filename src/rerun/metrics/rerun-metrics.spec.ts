@@ -15,17 +15,6 @@ describe('RerunMetrics', () => {
       .find((entry) => Object.entries(labels).every(([key, v]) => String(entry.labels[key]) === v))?.value;
   };
 
-  it('maps what is recorded on an item to a bounded outcome label', () => {
-    expect(RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: 'Successful' })).toBe('successful');
-    expect(RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: 'Failed' })).toBe('failed');
-    expect(RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: 'Completed with error(s)' })).toBe(
-      'completed_with_errors',
-    );
-    expect(RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: 'Pending Async' })).toBe('pending_async');
-    expect(RerunMetrics.outcomeOf({ tstatus: 'Failed' })).toBe('not_rerunnable');
-    expect(RerunMetrics.outcomeOf({ tstatus: 'Completed', rerunStatus: 'Weird' })).toBe('other');
-  });
-
   it('times a rerun: in flight while running, then counted and observed once', async () => {
     let clock = 0n;
     const timer = metrics.start(() => clock);

@@ -1,7 +1,7 @@
-import { OpenhimCore } from '../openhim-core/core-process';
-import { authHeaders, differingParts, Observed, runSide, seedStatic } from '../openhim-core/differential';
-import { CASES } from '../openhim-core/differential-cases';
-import { DIFFERENCES } from '../openhim-core/differences';
+import { OpenhimCore } from './openhim-core/core-process';
+import { authHeaders, differingParts, Observed, runSide, seedStatic } from './openhim-core/differential';
+import { CASES } from './openhim-core/differential-cases';
+import { DIFFERENCES } from './openhim-core/differences';
 import { TestEnvironment } from '../support/test-environment';
 
 /**

@@ -5,7 +5,7 @@ import { Db, MongoClient, ObjectId } from 'mongodb';
 import { startPrivateRedis, type PrivateRedis } from '../../src/bootstrap/private-redis';
 import { findFreePort } from '../../src/common/net/free-port';
 import { guardDriverWrites } from '../../src/rerun/persistence/driver-write-guard';
-import { request, type HttpResult } from '../openhim-core/http';
+import { request, type HttpResult } from '../support/http';
 import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../support/openhim-auth';
 import { OpenhimCoreStub } from '../support/openhim-core-stub';
 import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../support/processes';

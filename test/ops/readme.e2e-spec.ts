@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AppConfig } from '../../src/config/app-config';
-import { differencesMarkdown } from '../openhim-core/differences';
+import { differencesMarkdown } from '../compat/openhim-core/differences';
 
 // The README is what users read: keep its settings table and differences table true.
 const readme = readFileSync(join(__dirname, '..', '..', 'README.md'), 'utf8');

@@ -317,7 +317,3 @@ function escapeKeys(headers: IncomingHttpHeaders): Record<string, unknown> {
     Object.entries(headers).map(([name, value]) => [name.replace(/\./g, '\uFF0E').replace(/\$/g, '\uFF04'), value]),
   );
 }
-
-// bench/rerun-service.bench.ts imports insertTransactions from here: kept until bench/ imports it
-// from ./database-fixtures.
-export { insertTransactions } from './database-fixtures';

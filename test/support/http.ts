@@ -1,6 +1,6 @@
 import http, { IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
-import { tokenHeaders } from '../support/openhim-auth';
+import { tokenHeaders } from './openhim-auth';
 
 export interface HttpResult {
   status: number;

@@ -4,7 +4,7 @@ import { createServer, Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const ROOT = join(__dirname, '..', '..');
+const ROOT = join(__dirname, '..', '..', '..');
 export const CORE_SERVER = join(ROOT, 'node_modules', 'openhim-core', 'lib', 'server.js');
 const PRELOAD = join(__dirname, 'offline-root-cas.cjs');
 export const CORE_VERSION = (

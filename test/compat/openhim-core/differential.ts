@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Db, ObjectId } from 'mongodb';
-import { passwordRecord, ROOT_EMAIL, ROOT_PASSWORD, sha512 } from '../support/openhim-auth';
-import { HttpResult, request } from './http';
+import { passwordRecord, ROOT_EMAIL, ROOT_PASSWORD, sha512 } from '../../support/openhim-auth';
+import { HttpResult, request } from '../../support/http';
 
 /**
  * The shared database state every differential case starts from: users, channels, transactions

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Db } from 'mongodb';
 import { ObjectId } from 'mongodb';
-import { ROOT_EMAIL, ROOT_PASSWORD } from '../support/openhim-auth';
-import { waitFor } from '../support/wait';
+import { ROOT_EMAIL, ROOT_PASSWORD } from '../../support/openhim-auth';
+import { waitFor } from '../../support/wait';
 import type { OpenhimCore } from './core-process';
-import { apiCall, request } from './http';
+import { apiCall, request } from '../../support/http';
 
 export const ROOT = { email: ROOT_EMAIL, password: ROOT_PASSWORD };
 

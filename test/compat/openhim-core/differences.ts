@@ -1,6 +1,6 @@
 /**
  * Every way our tasks API answers differently from OpenHIM core 4.0.5 for the same request against
- * the same database, with the reason. test/differential.e2e-spec.ts sends each case of
+ * the same database, with the reason. test/compat/differential.e2e-spec.ts sends each case of
  * differential-cases.ts to both and pins this table: a case that differs must be listed here
  * (with both status codes as observed), a case listed here must differ, and nothing else may.
  * The README's "Differences from OpenHIM" table is rendered from it (`differencesMarkdown()`).
@@ -172,7 +172,8 @@ export const DIFFERENCES: Difference[] = [
       'Items cost O(1) each here, so large tasks are cheap; rerunning in the order the transactions happened keeps ' +
       'their effects in order downstream.',
     cases: {},
-    pinnedBy: 'test/bulkrerun.e2e-spec.ts: splits the matching transactions into tasks, oldest first, and queues them',
+    pinnedBy:
+      'test/api/bulkrerun.e2e-spec.ts: splits the matching transactions into tasks, oldest first, and queues them',
   },
   {
     id: 'strict-bulk-filters',
@@ -188,7 +189,7 @@ export const DIFFERENCES: Difference[] = [
     reason:
       'Raw operators from a request body are a query-injection hole; a typo should not silently rerun everything.',
     cases: {},
-    pinnedBy: 'test/bulkrerun.e2e-spec.ts: 400 for ...; nothing created',
+    pinnedBy: 'test/api/bulkrerun.e2e-spec.ts: 400 for ...; nothing created',
   },
   {
     id: 'task-storage',
@@ -199,7 +200,7 @@ export const DIFFERENCES: Difference[] = [
       "core's API shows `transactions: []` for these tasks (status and counters are right); read them through this API",
     reason: "Each write stays O(1) and large tasks stay far from MongoDB's 16 MiB document limit.",
     cases: {},
-    pinnedBy: "test/openhim-core.e2e-spec.ts: runs a task created through core's own API",
+    pinnedBy: "test/compat/openhim-core.e2e-spec.ts: runs a task created through core's own API",
   },
   {
     id: 'rerun-retries',
@@ -213,7 +214,7 @@ export const DIFFERENCES: Difference[] = [
       'once core stored a child (looked up after `RERUN_RETRY_SETTLE_MS`); `RERUN_RETRY_WINDOW_MS=0` gives 4.0.5 behaviour',
     reason: 'Tasks are created after outages: one refused connection should not fail a rerun that never happened.',
     cases: {},
-    pinnedBy: 'test/rerun-sending.e2e-spec.ts: a rerun that never reached core is sent again',
+    pinnedBy: 'test/engine/rerun-sending.e2e-spec.ts: a rerun that never reached core is sent again',
   },
   {
     id: 'additive-task-fields',
@@ -224,7 +225,7 @@ export const DIFFERENCES: Difference[] = [
       'list shows all but `history`); clients that do not know them ignore them',
     reason: 'The operator features (README): an audit trail, auto-pause, scheduled starts, reruns of failures.',
     cases: {},
-    pinnedBy: 'test/operator-features.e2e-spec.ts; the differential effects compare the fields both share',
+    pinnedBy: 'test/api/operator-features.e2e-spec.ts; the differential effects compare the fields both share',
   },
   {
     id: 'session-cookie-origins',
@@ -240,7 +241,8 @@ export const DIFFERENCES: Difference[] = [
       'origins only; reads and token/Basic requests as before (sessions need `OPENHIM_SESSION_KEY`)',
     reason: "Otherwise any website an operator visits can create, pause or cancel reruns with the operator's session.",
     cases: {},
-    pinnedBy: 'test/openhim8-sessions.e2e-spec.ts: changes with a session cookie come only from the console origins',
+    pinnedBy:
+      'test/api/openhim8-sessions.e2e-spec.ts: changes with a session cookie come only from the console origins',
   },
   {
     id: 'unknown-email-limit',
@@ -251,7 +253,7 @@ export const DIFFERENCES: Difference[] = [
       'users are never limited (the documented clients ask before every request)',
     reason: 'Guessing emails finds the accounts to attack; asking again for a known one is what clients do.',
     cases: {},
-    pinnedBy: 'test/auth-abuse.e2e-spec.ts: GET /authenticate: known users are never limited',
+    pinnedBy: 'test/api/auth-abuse.e2e-spec.ts: GET /authenticate: known users are never limited',
   },
 ];
 

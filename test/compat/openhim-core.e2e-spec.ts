@@ -1,13 +1,13 @@
 import type { INestApplicationContext } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
-import { createWorkerApplication } from '../src/bootstrap/applications';
+import { createWorkerApplication } from '../../src/bootstrap/applications';
 import { createClientAndChannel, originalBody, ROOT, routeRequests } from './openhim-core/core-fixtures';
 import { CORE_VERSION, OpenhimCore } from './openhim-core/core-process';
-import { apiCall } from './openhim-core/http';
 import { Upstream } from './openhim-core/upstream';
-import { waitFor } from './support/wait';
-import { TestEnvironment } from './support/test-environment';
-import { ensureBuilt, WorkerProcess } from './support/worker-process';
+import { apiCall } from '../support/http';
+import { waitFor } from '../support/wait';
+import { TestEnvironment } from '../support/test-environment';
+import { ensureBuilt, WorkerProcess } from '../support/worker-process';
 
 /**
  * Short leases and sweeps so that a killed worker's work is picked up within seconds; core's

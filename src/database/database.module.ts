@@ -19,14 +19,39 @@ import {
   User,
   UserSchema,
 } from './schemas';
+import { guardDriverWrites } from './driver/driver-write-guard';
 import { OpenhimIndexes } from './openhim-indexes';
+import { AutoRetriesRepository } from './repositories/auto-retries.repository';
+import { ChannelsRepository } from './repositories/channels.repository';
+import { TaskItemsRepository } from './repositories/task-items.repository';
+import { TasksRepository } from './repositories/tasks.repository';
+import { TransactionsRepository } from './repositories/transactions.repository';
+
+/** One repository per collection of the service's, shared by the API and the engine. */
+const REPOSITORIES = [
+  TasksRepository,
+  TaskItemsRepository,
+  TransactionsRepository,
+  ChannelsRepository,
+  AutoRetriesRepository,
+];
 
 /**
- * The connection and every model. Our `taskitems` and `tasks` are indexed by their schemas; on
- * OpenHIM's other collections we create only the indexes our queries need (openhim-indexes.ts).
+ * The connection, every model and the repositories of the tasks API and the engine (global). Our
+ * `taskitems` and `tasks` are indexed by their schemas; on OpenHIM's other collections we create
+ * only the indexes our queries need (openhim-indexes.ts).
  */
 @Module({})
 export class DatabaseModule {
+  /**
+   * The MongoDB driver's write guard (a driver defect leaves operations, and its own heartbeat,
+   * pending forever after a server closed connections: driver/driver-write-guard.ts), installed for
+   * the whole process in every role.
+   */
+  constructor() {
+    guardDriverWrites();
+  }
+
   static forRoot(config: AppConfig): DynamicModule {
     if (!config.MONGODB_URI) throw new Error('MONGODB_URI is not set');
     const models = MongooseModule.forFeature([
@@ -43,8 +68,8 @@ export class DatabaseModule {
       module: DatabaseModule,
       global: true,
       imports: [MongooseModule.forRoot(config.MONGODB_URI, { serverSelectionTimeoutMS: 10000 }), models],
-      providers: [OpenhimIndexes],
-      exports: [models, OpenhimIndexes],
+      providers: [OpenhimIndexes, ...REPOSITORIES],
+      exports: [models, OpenhimIndexes, ...REPOSITORIES],
     };
   }
 }

@@ -9,7 +9,6 @@ import { HttpMetrics } from './metrics/http-metrics';
 import { MetricsController } from './metrics/metrics.controller';
 import { MetricsRegistry } from '../common/metrics/metrics.registry';
 import { RerunMetrics } from '../rerun/metrics/rerun-metrics';
-import { TaskCountsRepository } from './metrics/task-counts.repository';
 
 /**
  * Logs and metrics for either role. Global, so the engine can inject `RerunMetrics` anywhere.
@@ -32,7 +31,6 @@ export class ObservabilityModule {
         { provide: MetricsRegistry, useFactory: () => MetricsRegistry.create() },
         RerunMetrics,
         HttpMetrics,
-        TaskCountsRepository,
         ClusterMetrics,
       ],
       exports: [MetricsRegistry, RerunMetrics, HttpMetrics],

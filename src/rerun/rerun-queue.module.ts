@@ -1,7 +1,6 @@
 import { BullModule } from '@nestjs/bull';
 import { Module } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
-import { guardDriverWrites } from './persistence/driver-write-guard';
 import { RERUN_QUEUE } from './rerun.constants';
 import { RerunScheduler } from './rerun-scheduler.service';
 
@@ -29,14 +28,4 @@ import { RerunScheduler } from './rerun-scheduler.service';
   providers: [RerunScheduler],
   exports: [RerunScheduler, BullModule],
 })
-export class RerunQueueModule {
-  /**
-   * Every role imports this module, so the MongoDB driver's write guard (a driver defect that leaves
-   * operations, and its own heartbeat, pending forever after a server closed connections:
-   * persistence/driver-write-guard.ts) is installed here for the whole process, the API's
-   * operations included.
-   */
-  constructor() {
-    guardDriverWrites();
-  }
-}
+export class RerunQueueModule {}

@@ -4,23 +4,17 @@ import { ItemRunner } from './engine/item-runner.service';
 import { LaneRunner } from './engine/lane-runner.service';
 import { TaskAdopter } from './engine/task-adopter.service';
 import { ProgressWriter } from './persistence/progress-writer.service';
-import { RerunItemsRepository } from './persistence/rerun-items.repository';
-import { RerunTasksRepository } from './persistence/rerun-tasks.repository';
-import { RerunTransactionsRepository } from './persistence/rerun-transactions.repository';
 import { RerunQueueModule } from './rerun-queue.module';
 import { RerunSender } from './sending/rerun-sender.service';
 import { RerunProcessor } from './worker/rerun.processor';
 import { Sweeper } from './worker/sweeper.service';
 import { WorkerLifecycle } from './engine/worker-lifecycle';
 
-/** The rerun engine: processors, sweeper, sender and the repositories they use (worker role only). */
+/** The rerun engine: processors, sweeper, sender (worker role only; the repositories are DatabaseModule's). */
 @Module({
   imports: [RerunQueueModule],
   providers: [
     WorkerLifecycle,
-    RerunTasksRepository,
-    RerunItemsRepository,
-    RerunTransactionsRepository,
     ProgressWriter,
     RerunSender,
     ItemRunner,

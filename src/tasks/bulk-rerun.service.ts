@@ -11,10 +11,10 @@ import { BulkRerunDto } from './dto/bulk-rerun.dto';
 import { resolveRerunOptions } from './dto/rerun-options.dto';
 import { badRequest, forbidden } from './errors';
 import { isInvalidRegexError, toTransactionQuery } from './filters/transaction-filters';
-import { ChannelsRepository } from './repositories/channels.repository';
-import { TransactionsRepository } from './repositories/transactions.repository';
 import { TaskCreator } from './task-creator.service';
 import { queueUnavailable } from './queue-unavailable';
+import { ChannelsRepository } from '../database/repositories/channels.repository';
+import { TransactionsRepository } from '../database/repositories/transactions.repository';
 
 export const BULK_RERUN_STARTED = { success: true, message: 'Tasks created for bulk rerun of transactions' } as const;
 

@@ -1,13 +1,14 @@
 import { Logger } from '@nestjs/common';
 import { Types } from 'mongoose';
 import type { RerunPermissions } from '../auth/rerun-permissions';
-import type { AutoRetriesRepository } from './repositories/auto-retries.repository';
-import type { ChannelsRepository } from './repositories/channels.repository';
-import type { TasksRepository } from './repositories/tasks.repository';
-import type { TransactionsRepository } from './repositories/transactions.repository';
 import type { RerunScheduler } from '../rerun/rerun-scheduler.service';
 import { loadConfig } from '../config/app-config';
 import { TaskCreator, TaskSpec } from './task-creator.service';
+import type { AutoRetriesRepository } from '../database/repositories/auto-retries.repository';
+import type { ChannelsRepository } from '../database/repositories/channels.repository';
+import type { TaskItemsRepository } from '../database/repositories/task-items.repository';
+import type { TasksRepository } from '../database/repositories/tasks.repository';
+import type { TransactionsRepository } from '../database/repositories/transactions.repository';
 
 /**
  * OpenHIM's side effects of creating tasks (their transactions leave auto-retry) are written in
@@ -37,13 +38,14 @@ describe('TaskCreator side effects under a burst of tasks', () => {
   };
   const tasks = {
     newId: () => new Types.ObjectId(),
-    insertItems: async () => undefined,
     insertTask: async () => undefined,
-    deleteTaskAndItems: async () => true,
+    delete: async () => true,
   };
+  const items = { insertItems: async () => undefined, deleteForTask: async () => undefined };
   const queue = { schedule: async () => undefined };
   const creator = new TaskCreator(
     tasks as unknown as TasksRepository,
+    items as unknown as TaskItemsRepository,
     transactions as unknown as TransactionsRepository,
     {} as ChannelsRepository,
     autoRetries as unknown as AutoRetriesRepository,

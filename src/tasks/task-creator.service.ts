@@ -3,14 +3,15 @@ import { badRequest, forbidden } from './errors';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { INSUFFICIENT_RERUN_PERMISSIONS, RerunAclChannel, RerunPermissions } from '../auth/rerun-permissions';
-import { AutoRetriesRepository } from './repositories/auto-retries.repository';
-import { ChannelAccess, ChannelsRepository } from './repositories/channels.repository';
 import { historyEntry } from '../database/task-history';
-import { TasksRepository } from './repositories/tasks.repository';
-import { TransactionsRepository } from './repositories/transactions.repository';
 import { AppConfig } from '../config/app-config';
 import { RerunScheduler } from '../rerun/rerun-scheduler.service';
 import { queueUnavailable } from './queue-unavailable';
+import { AutoRetriesRepository } from '../database/repositories/auto-retries.repository';
+import { ChannelAccess, ChannelsRepository } from '../database/repositories/channels.repository';
+import { TaskItemsRepository } from '../database/repositories/task-items.repository';
+import { TasksRepository } from '../database/repositories/tasks.repository';
+import { TransactionsRepository } from '../database/repositories/transactions.repository';
 
 export const DISABLED_CHANNELS = 'Cannot queue task as there are transactions with disabled or deleted channels';
 
@@ -51,6 +52,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
 
   constructor(
     private readonly tasks: TasksRepository,
+    private readonly items: TaskItemsRepository,
     private readonly transactions: TransactionsRepository,
     private readonly channels: ChannelsRepository,
     private readonly autoRetries: AutoRetriesRepository,
@@ -121,7 +123,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
     try {
       const [checked, written] = await Promise.allSettled([
         check ? check() : Promise.resolve(),
-        this.tasks.insertItems(taskId, spec.tids),
+        this.items.insertItems(taskId, spec.tids),
       ]);
       // A refusal (403/400) says more than a write error it may have caused.
       if (checked.status === 'rejected') throw checked.reason;
@@ -150,16 +152,24 @@ export class TaskCreator implements BeforeApplicationShutdown {
         `Task ${id}: ${spec.tids.length} items written in ${itemsWritten - started} ms, task stored and queued in ${Date.now() - itemsWritten} ms`,
       );
     } catch (error) {
-      await this.tasks
-        .deleteTaskAndItems(taskId)
-        .catch((cleanup: Error) =>
-          this.logger.error(`Could not remove the half-created task ${id}: ${cleanup.message}`),
-        );
+      await this.remove(taskId).catch((cleanup: Error) =>
+        this.logger.error(`Could not remove the half-created task ${id}: ${cleanup.message}`),
+      );
       throw error;
     }
     this.waiting.push({ taskId: id, tids: spec.tids, since: Date.now() });
     this.startFlushing();
     return id;
+  }
+
+  /**
+   * Removes a task and its items (the items even when the task document is already gone); whether
+   * the task was there. The task document goes first: running lanes notice it is gone and stop.
+   */
+  async remove(taskId: Types.ObjectId): Promise<boolean> {
+    const removed = await this.tasks.delete(taskId);
+    await this.items.deleteForTask(taskId);
+    return removed;
   }
 
   /** Resolves when the side effects of every task created so far are done (tests, shutdown). */

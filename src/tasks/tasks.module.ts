@@ -2,10 +2,6 @@ import { Module } from '@nestjs/common';
 import { RerunQueueModule } from '../rerun/rerun-queue.module';
 import { BulkRerunController } from './bulk-rerun.controller';
 import { BulkRerunService } from './bulk-rerun.service';
-import { AutoRetriesRepository } from './repositories/auto-retries.repository';
-import { ChannelsRepository } from './repositories/channels.repository';
-import { TasksRepository } from './repositories/tasks.repository';
-import { TransactionsRepository } from './repositories/transactions.repository';
 import { TaskCreator } from './task-creator.service';
 import { TasksController } from './tasks.controller';
 import { TasksService } from './tasks.service';
@@ -14,14 +10,6 @@ import { TasksService } from './tasks.service';
 @Module({
   imports: [RerunQueueModule],
   controllers: [TasksController, BulkRerunController],
-  providers: [
-    TasksRepository,
-    TransactionsRepository,
-    ChannelsRepository,
-    AutoRetriesRepository,
-    TaskCreator,
-    TasksService,
-    BulkRerunService,
-  ],
+  providers: [TaskCreator, TasksService, BulkRerunService],
 })
 export class TasksModule {}

@@ -2,11 +2,12 @@ import { HttpException } from '@nestjs/common';
 import { Types } from 'mongoose';
 import { TaskStatus } from '../domain/task-status';
 import { serviceUnavailable } from './errors';
-import type { TaskRecord, TasksRepository } from './repositories/tasks.repository';
 import type { TaskCreator } from './task-creator.service';
 import type { RerunScheduler } from '../rerun/rerun-scheduler.service';
 import { TasksService } from './tasks.service';
 import { loadConfig } from '../config/app-config';
+import type { TaskItemsRepository } from '../database/repositories/task-items.repository';
+import type { TaskRecord, TasksRepository } from '../database/repositories/tasks.repository';
 
 /**
  * The status change under concurrency: the engine may move the status between our read and our
@@ -14,8 +15,8 @@ import { loadConfig } from '../config/app-config';
  */
 describe('TasksService.update against a concurrently changing status', () => {
   const id = new Types.ObjectId();
-  let statuses: string[];
-  let current: string;
+  let statuses: TaskStatus[];
+  let current: TaskStatus;
   const calls: string[] = [];
 
   const repository = {
@@ -26,7 +27,7 @@ describe('TasksService.update against a concurrently changing status', () => {
     }),
     setStatusIf: jest.fn(async (_: Types.ObjectId, from: readonly TaskStatus[], to: TaskStatus, _change?: unknown) => {
       calls.push(`${from.join('|')} -> ${to}`);
-      if (!from.includes(current as TaskStatus)) return false;
+      if (!from.includes(current)) return false;
       current = to;
       return true;
     }),
@@ -37,6 +38,7 @@ describe('TasksService.update against a concurrently changing status', () => {
   const config = loadConfig({});
   const service = new TasksService(
     repository as unknown as TasksRepository,
+    {} as TaskItemsRepository,
     {} as TaskCreator,
     queue as unknown as RerunScheduler,
     config,

@@ -18,14 +18,6 @@ import { CreateTaskDto } from './dto/create-task.dto';
 import { resolveRerunOptions } from './dto/rerun-options.dto';
 import { UpdateTaskDto } from './dto/update-task.dto';
 import { jsonArray, JsonFragments, jsonObjectWithArray } from './json-stream';
-import {
-  ItemRecord,
-  PUBLIC_ITEM_FIELDS,
-  PUBLIC_TASK_DETAIL_FIELDS,
-  PUBLIC_TASK_FIELDS,
-  TaskRecord,
-  TasksRepository,
-} from './repositories/tasks.repository';
 import { distinctTids, TaskCreator } from './task-creator.service';
 import { queueUnavailable } from './queue-unavailable';
 import { RerunScheduler } from '../rerun/rerun-scheduler.service';
@@ -33,6 +25,13 @@ import { decideStatusChange } from '../domain/status-changes';
 import { isRunnable, TaskStatus } from '../domain/task-status';
 import { RerunFailedDto } from './dto/rerun-failed.dto';
 import { HEX_ID } from './validation/checks';
+import { ItemRecord, PUBLIC_ITEM_FIELDS, TaskItemsRepository } from '../database/repositories/task-items.repository';
+import {
+  PUBLIC_TASK_DETAIL_FIELDS,
+  PUBLIC_TASK_FIELDS,
+  TaskRecord,
+  TasksRepository,
+} from '../database/repositories/tasks.repository';
 
 export const PAGING_PARAMS = ['filters', 'filterPage', 'filterLimit'] as const;
 export const TASK_UPDATED = 'The Task was successfully updated';
@@ -48,6 +47,7 @@ export class TasksService {
 
   constructor(
     private readonly tasks: TasksRepository,
+    private readonly items: TaskItemsRepository,
     private readonly creator: TaskCreator,
     private readonly scheduler: RerunScheduler,
     private readonly config: AppConfig,
@@ -101,10 +101,10 @@ export class TasksService {
       totalFilteredTransactions =
         isUnfiltered(filter) && typeof task.totalTransactions === 'number'
           ? task.totalTransactions
-          : await this.tasks.countItems(id, itemFilter);
+          : await this.items.countItems(id, itemFilter);
       // Never ask for more than exist: the page ends where the matching items end.
       const limit = Math.max(0, Math.min(paging.limit, totalFilteredTransactions - paging.skip));
-      transactions = this.tasks.itemBatches(id, itemFilter, { skip: paging.skip, limit });
+      transactions = this.items.itemBatches(id, itemFilter, { skip: paging.skip, limit });
     } else {
       // Created by OpenHIM core: the items are embedded in the task document (one document, < 16 MiB).
       const matching = (await this.tasks.embeddedItems(id)).filter((item) => itemMatches(item, filter));
@@ -181,7 +181,7 @@ export class TasksService {
     }
     const failed =
       source.itemsStore === 'items'
-        ? await this.tasks.failedTids(id)
+        ? await this.items.failedTids(id)
         : (await this.tasks.embeddedItems(id)).filter(endedFailed).map((item) => String(item.tid));
     const tids = distinctTids(failed.filter((tid) => HEX_ID.test(tid)));
     if (!tids.length) throw badRequest(`Task ${hexId} has no failed transactions to rerun`);
@@ -206,8 +206,7 @@ export class TasksService {
     const task = await this.tasks.findById(id);
     if (!task) throw notFound(taskNotFound(hexId));
     await this.unschedule(hexId, task.batchSize ?? 1);
-    // The task document goes first: running lanes notice it is gone and stop.
-    if (!(await this.tasks.deleteTaskAndItems(id))) throw notFound(taskNotFound(hexId));
+    if (!(await this.creator.remove(id))) throw notFound(taskNotFound(hexId));
     this.logger.log(`Task ${hexId} deleted`);
   }
 

@@ -2,13 +2,15 @@ import type { INestApplication } from '@nestjs/common';
 import { ObjectId } from 'mongodb';
 import request from 'supertest';
 import { BulkRerunService } from '../../src/tasks/bulk-rerun.service';
-import { ITEM_BATCH_SIZE, ItemRecord, TasksRepository } from '../../src/tasks/repositories/tasks.repository';
 import { TaskCreator } from '../../src/tasks/task-creator.service';
 import { CHANNELS, laneJobs, legacyTaskDoc, transactionDoc, UserName, USERS } from '../support/fixtures';
 import { insertTransactions } from '../support/database-fixtures';
 import { ROOT_EMAIL } from '../support/openhim-auth';
 import { startApiSuite } from '../support/api-suite';
 import type { TestEnvironment } from '../support/test-environment';
+import { ITEM_BATCH_SIZE } from '../../src/database/repositories/cursors';
+import { ItemRecord, TaskItemsRepository } from '../../src/database/repositories/task-items.repository';
+import { TasksRepository } from '../../src/database/repositories/tasks.repository';
 
 /**
  * The requests OpenHIM 8.5's console sends to the tasks API, copied literally: the query strings as
@@ -68,11 +70,12 @@ describe("OpenHIM 8.5 console's requests", () => {
   let baseUrl: string;
   let as: (user: UserName) => Record<string, string>;
   let repository: TasksRepository;
+  let itemsRepository: TaskItemsRepository;
   /** Task ids by name, and the tids of each task's items. */
   const ids: Record<string, string> = {};
   const tidsOf: Record<string, string[]> = {};
 
-  /** A task in the store format the service writes (TasksRepository.insertTask / insertItems), items in a state. */
+  /** A task in the store format the service writes (TasksRepository.insertTask, TaskItemsRepository.insertItems), items in a state. */
   async function storeTask(
     name: string,
     task: {
@@ -85,7 +88,7 @@ describe("OpenHIM 8.5 console's requests", () => {
   ) {
     const id = new ObjectId();
     const tids = items.map(() => new ObjectId().toHexString());
-    await repository.insertItems(id, tids);
+    await itemsRepository.insertItems(id, tids);
     await repository.insertTask({
       _id: id,
       status: task.status,
@@ -107,6 +110,7 @@ describe("OpenHIM 8.5 console's requests", () => {
   beforeAll(async () => {
     ({ env, app, baseUrl, as } = await startApiSuite({ BULK_RERUN_TASK_SIZE: '2' }));
     repository = app.get(TasksRepository);
+    itemsRepository = app.get(TaskItemsRepository);
 
     await storeTask('processing', { status: 'Processing', created: at('08:00:00'), batchSize: 2 }, [
       { tstatus: 'Completed', rerunStatus: 'Successful', rerunID: '65f0c0ffee0000000000b001' },
@@ -397,7 +401,7 @@ describe("OpenHIM 8.5 console's requests", () => {
     let tids: string[];
 
     beforeAll(async () => {
-      // Written with the driver in the store format (TasksRepository.insertTask / insertItems), not POSTed.
+      // Written with the driver in the store format (TasksRepository.insertTask, TaskItemsRepository.insertItems), not POSTed.
       id = new ObjectId();
       tids = Array.from({ length: SIZE }, () => new ObjectId().toHexString());
       const items = env.db.collection('taskitems');
@@ -428,9 +432,9 @@ describe("OpenHIM 8.5 console's requests", () => {
 
     it('GET /tasks/:id?filterPage=0&filterLimit=100000 on a 100 000-item task: every item, in order, streamed', async () => {
       // What the repository hands out: driver batches, never one array of the page.
-      const original = repository.itemBatches.bind(repository);
+      const original = itemsRepository.itemBatches.bind(itemsRepository);
       const batches: number[] = [];
-      const itemBatches = jest.spyOn(repository, 'itemBatches').mockImplementation((...args) =>
+      const itemBatches = jest.spyOn(itemsRepository, 'itemBatches').mockImplementation((...args) =>
         (async function* () {
           for await (const batch of original(...args)) {
             batches.push(batch.length);

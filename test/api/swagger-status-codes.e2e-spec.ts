@@ -3,13 +3,13 @@ import { ObjectId } from 'mongodb';
 import type { Histogram } from 'prom-client';
 import request from 'supertest';
 import { MetricsRegistry } from '../../src/common/metrics/metrics.registry';
-import { TasksRepository } from '../../src/tasks/repositories/tasks.repository';
 import { insertTransactions } from '../support/database-fixtures';
 import { seedUsersAndChannels, tokenSigner, transactionDoc, USERS } from '../support/fixtures';
 import { ROOT_EMAIL, ROOT_PASSWORD } from '../support/openhim-auth';
 import { basicAuthorization } from '../support/openhim-clients';
 import { TestEnvironment } from '../support/test-environment';
 import { waitFor } from '../support/wait';
+import { TasksRepository } from '../../src/database/repositories/tasks.repository';
 
 /**
  * The OpenAPI document must declare, per route, exactly the status codes the service answers. Every

@@ -2,8 +2,6 @@ import { getQueueToken } from '@nestjs/bull';
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { ObjectId } from 'mongodb';
-import { RerunItemsRepository } from '../../src/rerun/persistence/rerun-items.repository';
-import { RerunTasksRepository } from '../../src/rerun/persistence/rerun-tasks.repository';
 import { laneJobId, RERUN_QUEUE } from '../../src/rerun/rerun.constants';
 import { RerunScheduler } from '../../src/rerun/rerun-scheduler.service';
 import { WorkerLifecycle } from '../../src/rerun/engine/worker-lifecycle';
@@ -18,6 +16,8 @@ import {
 import { OpenhimCoreStub } from '../support/openhim-core-stub';
 import { waitFor } from '../support/wait';
 import { TestEnvironment } from '../support/test-environment';
+import { TaskItemsRepository } from '../../src/database/repositories/task-items.repository';
+import { TasksRepository } from '../../src/database/repositories/tasks.repository';
 
 const ENGINE = {
   RERUN_TIMEOUT_MS: '5000',
@@ -354,7 +354,7 @@ describe('Rerun engine: task lifecycle', () => {
   /**
    * The first call of any of `methods` of the worker's `repository` for `taskId` does its write but
    * its answer never comes, as the driver loses one issued on a connection the server has just
-   * closed (src/rerun/persistence/bounded.ts). Returns whether that happened and a restore.
+   * closed (src/database/driver/bounded.ts). Returns whether that happened and a restore.
    */
   function loseFirstAnswer<T extends object>(repository: T, methods: Array<keyof T>, taskId: string) {
     const state = { lost: false };
@@ -375,7 +375,7 @@ describe('Rerun engine: task lifecycle', () => {
   it('is not held by a gate whose answer never comes: the items it took are run when the task finishes, once each', async () => {
     const tids = await insertTransactions(env.db, 30);
     const taskId = await insertTask(env.db, tids, { batchSize: 3 });
-    const { state, restore } = loseFirstAnswer(worker.get(RerunTasksRepository), ['gate', 'gateMany'], taskId);
+    const { state, restore } = loseFirstAnswer(worker.get(TasksRepository), ['gate', 'gateMany'], taskId);
     try {
       await scheduler.schedule(taskId, 3);
       const task = await waitForTaskStatus(env.db, taskId, 'Completed', 'tasks', 40000);
@@ -392,7 +392,7 @@ describe('Rerun engine: task lifecycle', () => {
   it('is not held by a claim whose answer never comes: its items are reconciled and sent once each', async () => {
     const tids = await insertTransactions(env.db, 30);
     const taskId = await insertTask(env.db, tids, { batchSize: 3 });
-    const { state, restore } = loseFirstAnswer(worker.get(RerunItemsRepository), ['claim', 'claimMany'], taskId);
+    const { state, restore } = loseFirstAnswer(worker.get(TaskItemsRepository), ['claim', 'claimMany'], taskId);
     try {
       await scheduler.schedule(taskId, 3);
       const task = await waitForTaskStatus(env.db, taskId, 'Completed', 'tasks', 40000);

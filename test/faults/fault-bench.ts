@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { Db, MongoClient, ObjectId } from 'mongodb';
 import { startPrivateRedis, type PrivateRedis } from '../../src/bootstrap/private-redis';
 import { findFreePort } from '../../src/common/net/free-port';
-import { guardDriverWrites } from '../../src/rerun/persistence/driver-write-guard';
 import { request, type HttpResult } from '../support/http';
 import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../support/openhim-auth';
 import { OpenhimCoreStub } from '../support/openhim-core-stub';
 import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../support/processes';
 import { waitFor } from '../support/wait';
+import { guardDriverWrites } from '../../src/database/driver/driver-write-guard';
 
 /** Engine settings that make a dead worker's work move on within seconds. */
 export const FAULT_ENGINE = {
@@ -74,7 +74,7 @@ export class FaultBench {
 
   static async start(workers = 2): Promise<FaultBench> {
     // The test's own client survives the server's stop like the service's (a driver defect otherwise
-    // leaves an operation, or its heartbeat, pending forever: src/rerun/persistence/driver-write-guard.ts).
+    // leaves an operation, or its heartbeat, pending forever: src/database/driver/driver-write-guard.ts).
     guardDriverWrites();
     const bench = new FaultBench();
     bench.mongoPort = await findFreePort();

@@ -1,5 +1,5 @@
 import { Prop, Schema, SchemaFactory } from '@nestjs/mongoose';
-import { HydratedDocument } from 'mongoose';
+import { HydratedDocument, Types } from 'mongoose';
 
 export const CHANNEL_STATUSES = ['enabled', 'disabled', 'deleted'] as const;
 export const CHANNEL_TYPES = ['http', 'polling', 'tcp', 'tls'] as const;
@@ -17,5 +17,7 @@ export class Channel {
   @Prop() tcpPort?: number;
   @Prop({ type: [String] }) txRerunAcl?: string[];
 }
+/** A channel as stored. */
+export type StoredChannel = Channel & { _id: Types.ObjectId };
 export type ChannelDocument = HydratedDocument<Channel>;
 export const ChannelSchema = SchemaFactory.createForClass(Channel);

@@ -60,7 +60,15 @@ export class Task {
   @Prop({ type: [TaskLeaseSchema], default: undefined }) leases?: TaskLease[];
   /** Items answered 202 and waiting for their child transaction to finish. */
   @Prop({ default: 0 }) asyncPending?: number;
+  /** With `ratePerSecond`: no rerun of the task starts before this (the engine's pacing). */
+  @Prop() rateNextAt?: Date;
+  /** When the first rerun was sent (its history entry `started` is written once). */
+  @Prop() startedAt?: Date;
+  /** The worker adopting a task created by OpenHIM core, until when (one at a time). */
+  @Prop({ type: Object }) adoptLock?: { owner: string; until: Date };
 }
+/** A task document as stored: the one declaration of its shape (repositories pick their views of it). */
+export type StoredTask = Task & { _id: Types.ObjectId; __v?: number };
 export type TaskDocument = HydratedDocument<Task>;
 export const TaskSchema = SchemaFactory.createForClass(Task);
 
@@ -82,6 +90,8 @@ export class TaskItem {
   /** When OpenHIM answered 202: the item waits for its child transaction from then on. */
   @Prop() asyncSince?: Date;
 }
+/** An item as stored. */
+export type StoredTaskItem = TaskItem & { _id: Types.ObjectId };
 export type TaskItemDocument = HydratedDocument<TaskItem>;
 export const TaskItemSchema = SchemaFactory.createForClass(TaskItem);
 TaskItemSchema.index({ taskId: 1, seq: 1 }, { unique: true });

@@ -37,5 +37,7 @@ export class Transaction {
   @Prop() autoRetry?: boolean;
   @Prop() autoRetryAttempt?: number;
 }
+/** A transaction as stored. */
+export type StoredTransaction = Transaction & { _id: Types.ObjectId };
 export type TransactionDocument = HydratedDocument<Transaction>;
 export const TransactionSchema = SchemaFactory.createForClass(Transaction);

@@ -7,7 +7,7 @@ import { TASK_STATUSES } from '../../domain/task-status';
 import { RERUN_QUEUE } from '../../rerun/rerun.constants';
 import { withDeadline } from '../../common/deadline';
 import { METRIC_PREFIX, MetricsRegistry } from '../../common/metrics/metrics.registry';
-import { TaskCountsRepository } from './task-counts.repository';
+import { TasksRepository } from '../../database/repositories/tasks.repository';
 
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'paused'] as const;
 const SOURCE_TIMEOUT_MS = 2000;
@@ -53,7 +53,7 @@ export class ClusterMetrics {
   constructor(
     registry: MetricsRegistry,
     config: AppConfig,
-    repository: TaskCountsRepository,
+    repository: TasksRepository,
     @InjectQueue(RERUN_QUEUE) queue: Queue,
   ) {
     const registers = [registry];

@@ -3,10 +3,10 @@ import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { isFinalTransactionStatus } from '../../domain/transaction-status';
 import { ProgressWriter } from '../persistence/progress-writer.service';
-import { RerunItemsRepository } from '../persistence/rerun-items.repository';
-import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { JobResult } from '../rerun.constants';
 import { LaneRunner } from './lane-runner.service';
+import { TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 const CHUNK = 1000;
 
@@ -20,8 +20,8 @@ const CHUNK = 1000;
 export class AsyncPoller {
   constructor(
     private readonly config: AppConfig,
-    private readonly items: RerunItemsRepository,
-    private readonly transactions: RerunTransactionsRepository,
+    private readonly items: TaskItemsRepository,
+    private readonly transactions: TransactionsRepository,
     private readonly writer: ProgressWriter,
     private readonly lanes: LaneRunner,
   ) {}

@@ -4,16 +4,16 @@ import { RerunMetrics } from '../metrics/rerun-metrics';
 import { rerunOutcomeOf, RerunOutcome } from '../../domain/rerun-outcome';
 import { isFinalTransactionStatus } from '../../domain/transaction-status';
 import { cannotRerunError, notFoundError, statusFromHttp } from '../outcome';
-import { EngineItem } from '../persistence/engine-task';
 import { ItemOutcome, ProgressWriter } from '../persistence/progress-writer.service';
-import { ChildTransaction, RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { buildHttpRerun } from '../sending/rerun-request';
 import { RerunSender, SendResult } from '../sending/rerun-sender.service';
 import { WorkerLifecycle } from './worker-lifecycle';
-import { RerunItemsRepository } from '../persistence/rerun-items.repository';
-import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { Slot } from './slot';
+import { EngineItem, TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { ChannelsRepository } from '../../database/repositories/channels.repository';
+import { ChildTransaction, TransactionsRepository } from '../../database/repositories/transactions.repository';
+import { TasksRepository } from '../../database/repositories/tasks.repository';
 
 /** The longest wait between two sends of a rerun that did not reach OpenHIM core. */
 const MAX_RETRY_DELAY_MS = 30000;
@@ -31,9 +31,10 @@ export class ItemRunner {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly transactions: RerunTransactionsRepository,
-    private readonly tasks: RerunTasksRepository,
-    private readonly items: RerunItemsRepository,
+    private readonly transactions: TransactionsRepository,
+    private readonly channels: ChannelsRepository,
+    private readonly tasks: TasksRepository,
+    private readonly items: TaskItemsRepository,
     private readonly sender: RerunSender,
     private readonly writer: ProgressWriter,
     private readonly scheduler: RerunScheduler,
@@ -48,7 +49,7 @@ export class ItemRunner {
     if (!transaction) return this.notRerunnable(slot, item, notFoundError(tid));
     if (transaction.canRerun === false) return this.notRerunnable(slot, item, cannotRerunError(tid));
 
-    const channel = await this.transactions.channel(transaction.channelID);
+    const channel = await this.channels.rerunChannel(transaction.channelID);
     const tcp = channel?.type === 'tcp' || channel?.type === 'tls';
     if (tcp && (!channel.tcpHost || !channel.tcpPort)) {
       return this.notRerunnable(

@@ -3,18 +3,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { JobResult } from '../rerun.constants';
-import { startBoundMs } from '../persistence/bounded';
 import { isRunnable } from '../../domain/task-status';
-import { EngineItem, EngineTask, untilStart } from '../persistence/engine-task';
-import { RerunItemsRepository } from '../persistence/rerun-items.repository';
-import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
-import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from './worker-lifecycle';
 import { ItemRunner } from './item-runner.service';
 import { Slot } from './slot';
 import { StartBatcher, Started } from './start-batcher';
 import { TaskAdopter } from './task-adopter.service';
+import { startBoundMs } from '../../database/driver/bounded';
+import { EngineItem, TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { EngineTask, TasksRepository } from '../../database/repositories/tasks.repository';
+import { TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 const DONE: JobResult = { again: false };
 const AGAIN: JobResult = { again: true };
@@ -33,6 +32,11 @@ type LoopEnd = JobResult | 'exhausted';
  * flight; items start in `seq` order through the gate; an item is sent only after it is durably
  * claimed, so an item found Processing under a dead lease is reconciled, never blindly resent.
  */
+/** How long until the task may start (0: now), from its `startAt`. */
+export function untilStart(task: Pick<EngineTask, 'startAt'>, now = Date.now()): number {
+  return task.startAt ? Math.max(0, new Date(task.startAt).getTime() - now) : 0;
+}
+
 @Injectable()
 export class LaneRunner {
   private readonly logger = new Logger(LaneRunner.name);
@@ -40,9 +44,9 @@ export class LaneRunner {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly tasks: RerunTasksRepository,
-    private readonly items: RerunItemsRepository,
-    private readonly transactions: RerunTransactionsRepository,
+    private readonly tasks: TasksRepository,
+    private readonly items: TaskItemsRepository,
+    private readonly transactions: TransactionsRepository,
     private readonly itemRunner: ItemRunner,
     private readonly adopter: TaskAdopter,
     private readonly scheduler: RerunScheduler,

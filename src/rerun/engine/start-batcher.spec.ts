@@ -1,22 +1,13 @@
 import mongoose, { Connection, Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { MongoWireServer } from '@openhim-rerun/mongo-wire';
-import {
-  Channel,
-  ChannelSchema,
-  Task,
-  TaskItem,
-  TaskItemSchema,
-  TaskSchema,
-  Transaction,
-  TransactionSchema,
-} from '../../database/schemas';
-import { BoundExceededError } from '../persistence/bounded';
-import { RerunItemsRepository } from '../persistence/rerun-items.repository';
-import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
-import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
+import { Task, TaskItem, TaskItemSchema, TaskSchema, Transaction, TransactionSchema } from '../../database/schemas';
 import { Slot } from './slot';
 import { StartBatcher } from './start-batcher';
+import { BoundExceededError } from '../../database/driver/bounded';
+import { TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { TasksRepository } from '../../database/repositories/tasks.repository';
+import { TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 const LEASE_MS = 15000;
 /** How long the batcher waits for a gate or a claim here (a third of the lease in the engine). */
@@ -26,9 +17,9 @@ const BOUND_MS = 300;
 describe('StartBatcher', () => {
   let server: MongoWireServer;
   let conn: Connection;
-  let tasks: RerunTasksRepository;
-  let items: RerunItemsRepository;
-  let transactions: RerunTransactionsRepository;
+  let tasks: TasksRepository;
+  let items: TaskItemsRepository;
+  let transactions: TransactionsRepository;
   let taskModel: Model<Task>;
   let itemModel: Model<TaskItem>;
   let transactionModel: Model<Transaction>;
@@ -42,13 +33,9 @@ describe('StartBatcher', () => {
     transactionModel = conn.model(Transaction.name, TransactionSchema) as unknown as Model<Transaction>;
     await itemModel.syncIndexes();
     const config = Object.assign(new AppConfig(), { WORKER_LEASE_MS: LEASE_MS });
-    tasks = new RerunTasksRepository(taskModel, config);
-    items = new RerunItemsRepository(itemModel, config);
-    transactions = new RerunTransactionsRepository(
-      transactionModel,
-      conn.model(Channel.name, ChannelSchema) as unknown as Model<Channel>,
-      config,
-    );
+    tasks = new TasksRepository(taskModel, config);
+    items = new TaskItemsRepository(itemModel, config);
+    transactions = new TransactionsRepository(transactionModel, config);
   });
 
   afterAll(async () => {

@@ -1,10 +1,9 @@
 import { Types } from 'mongoose';
-import { bounded, within } from '../persistence/bounded';
-import { EngineItem } from '../persistence/engine-task';
-import { RerunItemsRepository } from '../persistence/rerun-items.repository';
-import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
-import { OriginalTransaction, RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { Slot } from './slot';
+import { bounded, within } from '../../database/driver/bounded';
+import { EngineItem, TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { TasksRepository } from '../../database/repositories/tasks.repository';
+import { OriginalTransaction, TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 /** What a lane gets from the gate: the seq it took and the item, null when the item was already final. */
 export interface Started {
@@ -32,11 +31,36 @@ interface TaskStarts {
   ahead: Map<number, EngineItem>;
   aheadEnd: number;
   reading?: Promise<void>;
+  /** Transactions of the items ahead, read in windows while this worker takes most seqs and bodies are small. */
+  originals: OriginalsWindow[];
+  /** Seen a body over SMALL_BODY, or most of a window taken by other workers: read per batch from then on. */
+  originalsPerBatch: boolean;
+  /** Originals read so far (any way): windows start only after a first read showed small bodies. */
+  originalsSeen: number;
   usedAt: number;
+}
+
+interface OriginalsWindow {
+  from: number;
+  to: number;
+  /** The seqs whose originals this window reads (those with an item known when it was read). */
+  seqs: Set<number>;
+  /** How many of them this worker claimed (the others went to other workers). */
+  taken: number;
+  read: Promise<Map<string, OriginalTransaction>>;
 }
 
 /** Items read ahead of the cursor per task (small documents: bounded memory per task in a worker). */
 const READ_AHEAD = 128;
+/**
+ * The transactions of the items ahead read in one query per this many seqs (instead of one query
+ * per batch of lanes, ~4 items in the bench: a quarter of a MongoDB command per rerun), while this
+ * worker takes most of them and their bodies are small; held until claimed, so at most a few
+ * windows of small documents per task.
+ */
+const ORIGINALS_WINDOW = 32;
+/** A request body longer than this (characters) stops windowed reads of the task's originals. */
+const SMALL_BODY = 64 * 1024;
 /** A task no lane of this worker asked about for this long is forgotten. */
 const IDLE_MS = 30000;
 /**
@@ -69,9 +93,9 @@ export class StartBatcher {
   private idleSweep?: NodeJS.Timeout;
 
   constructor(
-    private readonly taskRepo: RerunTasksRepository,
-    private readonly items: RerunItemsRepository,
-    private readonly transactions: RerunTransactionsRepository,
+    private readonly taskRepo: TasksRepository,
+    private readonly items: TaskItemsRepository,
+    private readonly transactions: TransactionsRepository,
     private readonly boundMs: number,
   ) {}
 
@@ -91,6 +115,9 @@ export class StartBatcher {
         scheduled: false,
         ahead: new Map(),
         aheadEnd: 0,
+        originals: [],
+        originalsPerBatch: false,
+        originalsSeen: 0,
         usedAt: Date.now(),
       };
       this.tasks.set(slot.taskKey, task);
@@ -202,11 +229,8 @@ export class StartBatcher {
     ).catch(() => new Map<number, EngineItem>());
     signal.throwIfAborted();
     // The originals are read while the claim is written (in one query, not one per item); only
-    // claimed items use them. Read after the window, not with it: with several workers, each
-    // reads the window, but each original is read by the worker that claimed it.
-    const originals = known.size
-      ? this.transactions.readOriginals([...known.values()].map((item) => item.tid))
-      : undefined;
+    // claimed items use them.
+    const originals = known.size ? this.originalsOf(task, known) : undefined;
     originals?.catch(() => undefined);
     const claimed = await this.items.claimMany(
       task.taskId,
@@ -236,6 +260,89 @@ export class StartBatcher {
       task.ahead.delete(seq);
     }
     return found;
+  }
+
+  /**
+   * The transactions of a batch's items. Read per batch (each original read by the worker that
+   * claims it) until a first read showed small bodies; then in windows of ORIGINALS_WINDOW seqs
+   * ahead of the cursor, from the items read ahead, as long as this worker claims most of each
+   * window (with several workers on a task, each would read every original) and no body is large
+   * (a window holds its documents until they are claimed).
+   */
+  private originalsOf(task: TaskStarts, known: Map<number, EngineItem>): Promise<Map<string, OriginalTransaction>> {
+    const seqs = [...known.keys()];
+    const lowest = Math.min(...seqs);
+    // Windows the cursor passed (with a margin: a batch gated earlier may still be claiming its own).
+    task.originals = task.originals.filter((window) => {
+      if (window.to > lowest - ORIGINALS_WINDOW) return true;
+      if (window.taken * 2 < window.seqs.size) task.originalsPerBatch = true;
+      return false;
+    });
+    if (task.originalsPerBatch || !task.originalsSeen) return this.readOriginals(task, [...known.values()]);
+    const reads: Array<Promise<Map<string, OriginalTransaction>>> = [];
+    const missing: EngineItem[] = [];
+    for (const [seq, item] of known) {
+      const window = task.originals.find((candidate) => candidate.seqs.has(seq));
+      if (window) {
+        window.taken++;
+        if (!reads.includes(window.read)) reads.push(window.read);
+      } else missing.push(item);
+    }
+    if (missing.length) reads.push(this.originalsWindow(task, missing).read);
+    // The next window, once half of the last one is behind the batch.
+    const last = task.originals[task.originals.length - 1];
+    if (last && Math.max(...seqs) >= last.to - ORIGINALS_WINDOW / 2) this.originalsWindow(task, []);
+    const tids = [...known.values()].map((item) => item.tid);
+    return Promise.all(reads).then((windows) => {
+      const found = new Map<string, OriginalTransaction>();
+      for (const tid of tids) {
+        for (const window of windows) {
+          const original = window.get(tid);
+          if (!original) continue;
+          found.set(tid, original);
+          window.delete(tid); // claimed once: not held any longer
+          break;
+        }
+      }
+      return found;
+    });
+  }
+
+  /** One read for `items` (claimed now) and the items read ahead that follow, up to ORIGINALS_WINDOW seqs. */
+  private originalsWindow(task: TaskStarts, items: EngineItem[]): OriginalsWindow {
+    const last = task.originals[task.originals.length - 1];
+    const from = items.length ? Math.min(...items.map((item) => item.seq)) : (last?.to ?? task.aheadEnd);
+    const to = Math.max(from + ORIGINALS_WINDOW, ...items.map((item) => item.seq + 1));
+    const inWindow = [...items];
+    for (let seq = from; seq < to; seq++) {
+      const ahead = task.ahead.get(seq);
+      if (ahead && !task.originals.some((window) => window.seqs.has(seq))) inWindow.push(ahead);
+    }
+    const window: OriginalsWindow = {
+      from,
+      to,
+      seqs: new Set(inWindow.map((item) => item.seq)),
+      taken: items.length,
+      read: inWindow.length ? this.readOriginals(task, inWindow) : Promise.resolve(new Map()),
+    };
+    window.read.catch(() => undefined);
+    // Kept ordered by `from` (a window for missing seqs may start below the last one).
+    task.originals.push(window);
+    task.originals.sort((a, b) => a.from - b.from);
+    return window;
+  }
+
+  /** Reads the items' originals, noting whether their bodies are small enough for windowed reads. */
+  private readOriginals(task: TaskStarts, items: EngineItem[]): Promise<Map<string, OriginalTransaction>> {
+    const read = this.transactions.readOriginals(items.map((item) => item.tid));
+    return read.then((found) => {
+      for (const original of found.values()) {
+        const body = original.request?.body;
+        if (typeof body === 'string' && body.length > SMALL_BODY) task.originalsPerBatch = true;
+      }
+      task.originalsSeen += found.size;
+      return found;
+    });
   }
 
   private readWindow(task: TaskStarts, from: number): Promise<void> {

@@ -1,11 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { EngineTask } from '../persistence/engine-task';
-import { RerunItemsRepository } from '../persistence/rerun-items.repository';
-import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from './worker-lifecycle';
+import { EngineTask, TasksRepository } from '../../database/repositories/tasks.repository';
+import { TaskItemsRepository } from '../../database/repositories/task-items.repository';
 
 const CHUNK = 1000;
 const KEPT_STATUSES = new Set(['Completed', 'Failed']);
@@ -22,8 +21,8 @@ export class TaskAdopter {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly tasks: RerunTasksRepository,
-    private readonly items: RerunItemsRepository,
+    private readonly tasks: TasksRepository,
+    private readonly items: TaskItemsRepository,
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
   ) {}

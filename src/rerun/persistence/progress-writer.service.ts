@@ -3,11 +3,10 @@ import type { AnyBulkWriteOperation, Document } from 'mongodb';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { isFinalTransactionStatus } from '../../domain/transaction-status';
-import { RerunItemsRepository } from './rerun-items.repository';
-import { RerunTasksRepository } from './rerun-tasks.repository';
-import { RerunTransactionsRepository } from './rerun-transactions.repository';
 import { RerunMetrics } from '../metrics/rerun-metrics';
-import type { StreakChange } from './rerun-tasks.repository';
+import { TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { type StreakChange, TasksRepository } from '../../database/repositories/tasks.repository';
+import { TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 /** What an item becomes. */
 export type OutcomeKind =
@@ -64,9 +63,9 @@ export class ProgressWriter implements OnApplicationShutdown {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly items: RerunItemsRepository,
-    private readonly tasks: RerunTasksRepository,
-    private readonly transactions: RerunTransactionsRepository,
+    private readonly items: TaskItemsRepository,
+    private readonly tasks: TasksRepository,
+    private readonly transactions: TransactionsRepository,
     private readonly metrics: RerunMetrics,
   ) {}
 

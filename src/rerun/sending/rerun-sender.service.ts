@@ -2,8 +2,8 @@ import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import http from 'node:http';
 import net from 'node:net';
 import { AppConfig } from '../../config/app-config';
-import { RerunTransactionsRepository } from '../persistence/rerun-transactions.repository';
 import { HttpRerunRequest } from './rerun-request';
+import { TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 export type SendResult =
   /** An HTTP answer (any status), or the end of a TCP exchange (status undefined). */
@@ -23,7 +23,7 @@ export class RerunSender implements OnApplicationShutdown {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly transactions: RerunTransactionsRepository,
+    private readonly transactions: TransactionsRepository,
   ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' });
   }

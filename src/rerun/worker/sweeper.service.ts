@@ -3,10 +3,10 @@ import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/commo
 import type { Queue } from 'bull';
 import { AppConfig } from '../../config/app-config';
 import { UNFINISHED_STATUSES } from '../../domain/task-status';
-import { RerunTasksRepository } from '../persistence/rerun-tasks.repository';
 import { RERUN_QUEUE } from '../rerun.constants';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from '../engine/worker-lifecycle';
+import { TasksRepository } from '../../database/repositories/tasks.repository';
 
 /** The sweeper's adds remove husks first (see RerunScheduler). */
 const REPAIR = { repair: true } as const;
@@ -27,7 +27,7 @@ export class Sweeper implements OnModuleInit, OnModuleDestroy {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly tasks: RerunTasksRepository,
+    private readonly tasks: TasksRepository,
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
     @InjectQueue(RERUN_QUEUE) private readonly queue: Queue,

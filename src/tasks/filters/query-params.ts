@@ -1,5 +1,6 @@
 import { badRequest } from '../errors';
 import { isPlainObject } from '../validation/checks';
+import type { Page } from '../../database/repositories/cursors';
 
 export type QueryParams = Record<string, unknown>;
 
@@ -24,10 +25,8 @@ export function single(query: QueryParams, name: string): string | undefined {
   return value;
 }
 
-export interface Paging {
-  skip: number;
-  limit: number;
-}
+/** A page of a listing, as the query string asks for it. */
+export type Paging = Page;
 
 export interface PagingRules {
   defaultLimit: number;

@@ -3,31 +3,118 @@ import { InjectModel } from '@nestjs/mongoose';
 import type { AnyBulkWriteOperation, Collection, Document } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { TaskItem } from '../../database/schemas';
-import { bounded, Bounded, operationBoundMs } from './bounded';
-import { EngineItem } from './engine-task';
-import { nativeCollection } from './native-collection';
+import { bounded, Bounded, operationBoundMs } from '../driver/bounded';
+import { collectionOf } from '../driver/collection';
+import { StoredTaskItem, TaskItem, TaskTransaction } from '../schemas';
+import { chunk, mapLimit } from './chunks';
+import { batchesOf, firstBatch, noBatches, Page, projection } from './cursors';
 
-const ITEM_FIELDS = { seq: 1, tid: 1, tstatus: 1, leaseId: 1, startedAt: 1, asyncSince: 1, rerunID: 1 } as const;
+export const PUBLIC_ITEM_FIELDS = ['_id', 'tid', 'tstatus', 'error', 'rerunID', 'rerunStatus'] as const;
+
+/** The API's view of an item: OpenHIM's shape of a task's transaction (an embedded item has it too). */
+export type ItemRecord = Partial<Pick<TaskTransaction, (typeof PUBLIC_ITEM_FIELDS)[number]>>;
+
+/** The engine's view of an item. */
+export type EngineItem = Pick<StoredTaskItem, '_id' | 'seq' | 'tid' | 'tstatus'> &
+  Pick<StoredTaskItem, 'leaseId' | 'startedAt' | 'asyncSince' | 'rerunID'>;
+
+const ENGINE_ITEM_FIELDS: Record<Exclude<keyof EngineItem, '_id'>, 1> = {
+  seq: 1,
+  tid: 1,
+  tstatus: 1,
+  leaseId: 1,
+  startedAt: 1,
+  asyncSince: 1,
+  rerunID: 1,
+};
+
+const ITEM_INSERT_CHUNK = 1000;
+const ITEM_INSERT_CONCURRENCY = 4;
 
 /**
- * The engine's operations on `taskitems`. Every query is an equality on `{taskId, seq}` or
- * `{taskId, tstatus}` (both indexed), so no operation scans a task's items. Every operation settles
- * within a lease (bounded.ts).
+ * Our `taskitems` collection (one document per rerun of a task created by this service, or adopted
+ * from OpenHIM core's embedded `transactions[]`), for the API and the engine alike. Every engine
+ * query is an equality on `{taskId, seq}` or `{taskId, tstatus}` (both indexed), so no operation
+ * scans a task's items; the engine's operations settle within a lease (driver/bounded.ts).
  */
 @Injectable()
-export class RerunItemsRepository {
-  private readonly items: Collection;
+export class TaskItemsRepository {
   private readonly boundMs: number;
+  private driverCollection?: Collection;
 
-  constructor(@InjectModel(TaskItem.name) model: Model<TaskItem>, config: AppConfig) {
-    this.items = nativeCollection(model);
+  constructor(
+    @InjectModel(TaskItem.name) private readonly model: Model<TaskItem>,
+    config: AppConfig,
+  ) {
     this.boundMs = operationBoundMs(config.WORKER_LEASE_MS);
+  }
+
+  private get items(): Collection {
+    return (this.driverCollection ??= collectionOf(this.model));
   }
 
   private op<T>(what: string, operation: (options: Bounded) => Promise<T>): Promise<T> {
     return bounded(this.boundMs, `taskitems.${what}`, operation);
   }
+
+  // ---- the API ------------------------------------------------------------------------------------
+
+  /** One `taskitems` document per tid, `seq` = position; ordered chunks, a few in flight. */
+  async insertItems(taskId: Types.ObjectId, tids: readonly string[]): Promise<void> {
+    const docs = tids.map((tid, seq) => ({ taskId, seq, tid, tstatus: 'Queued' }));
+    // The driver's bulk path costs a small task more CPU than the write itself.
+    if (docs.length === 1) {
+      await this.items.insertOne(docs[0]);
+      return;
+    }
+    const chunks = chunk(docs, ITEM_INSERT_CHUNK);
+    await mapLimit(chunks, ITEM_INSERT_CONCURRENCY, (slice) => this.items.insertMany(slice, { ordered: true }));
+  }
+
+  /**
+   * `limit` items of the task matching `query` after skipping `skip`, in task order, in batches of
+   * at most ITEM_BATCH_SIZE read from a driver cursor (lean: no mongoose documents, no array of the
+   * whole page). The caller knows how many match (it counted first), so `limit` is never beyond them.
+   */
+  itemBatches(taskId: Types.ObjectId, query: Record<string, unknown>, paging: Page): AsyncIterable<ItemRecord[]> {
+    if (paging.limit === 0) return noBatches();
+    // Unfiltered pages go straight to their `seq` range (no skipping through the index).
+    const unfiltered = Object.keys(query).length === 0;
+    const filter = unfiltered
+      ? { taskId, seq: { $gte: paging.skip, $lt: paging.skip + paging.limit } }
+      : { ...query, taskId };
+    return batchesOf(
+      this.items.find<ItemRecord>(filter, {
+        projection: projection(PUBLIC_ITEM_FIELDS),
+        sort: { seq: 1 },
+        ...(unfiltered ? {} : { skip: paging.skip }),
+        limit: paging.limit,
+        batchSize: firstBatch(paging.limit),
+      }),
+    );
+  }
+
+  async countItems(taskId: Types.ObjectId, query: Record<string, unknown>): Promise<number> {
+    return this.model.countDocuments({ ...query, taskId }).exec();
+  }
+
+  /** The tids of the items that ended failed (`rerunStatus: Failed` or an error), in task order. */
+  async failedTids(taskId: Types.ObjectId): Promise<string[]> {
+    const items = await this.items
+      .find<{ tid: string }>(
+        { taskId, $or: [{ rerunStatus: 'Failed' }, { error: { $exists: true, $nin: [null, ''] } }] },
+        { projection: { _id: 0, tid: 1 }, sort: { seq: 1 } },
+      )
+      .toArray();
+    return items.map((item) => item.tid);
+  }
+
+  /** Removes a task's items (also those of a task document already gone). */
+  async deleteForTask(taskId: Types.ObjectId): Promise<void> {
+    await this.op('deleteMany', (o) => this.items.deleteMany({ taskId }, o));
+  }
+
+  // ---- the engine ---------------------------------------------------------------------------------
 
   /** Marks a Queued item Processing under a lease, before anything is sent for it. */
   async claim(taskId: Types.ObjectId, seq: number, leaseId: string, now: Date): Promise<EngineItem | null> {
@@ -35,7 +122,7 @@ export class RerunItemsRepository {
       this.items.findOneAndUpdate(
         { taskId, seq, tstatus: 'Queued' },
         { $set: { tstatus: 'Processing', leaseId, startedAt: now } },
-        { projection: ITEM_FIELDS, returnDocument: 'after', ...o },
+        { projection: ENGINE_ITEM_FIELDS, returnDocument: 'after', ...o },
       ),
     )) as EngineItem | null;
   }
@@ -86,7 +173,7 @@ export class RerunItemsRepository {
   /** Items by seq (an equality `$in` on the `{taskId, seq}` index). */
   async bySeq(taskId: Types.ObjectId, seqs: number[]): Promise<EngineItem[]> {
     return (await this.op('bySeq', (o) =>
-      this.items.find({ taskId, seq: { $in: seqs } }, { projection: ITEM_FIELDS, ...o }).toArray(),
+      this.items.find({ taskId, seq: { $in: seqs } }, { projection: ENGINE_ITEM_FIELDS, ...o }).toArray(),
     )) as unknown as EngineItem[];
   }
 
@@ -118,7 +205,7 @@ export class RerunItemsRepository {
 
   async withStatus(taskId: Types.ObjectId, tstatus: 'Queued' | 'Processing', limit = 0): Promise<EngineItem[]> {
     return (await this.op('withStatus', (o) =>
-      this.items.find({ taskId, tstatus }, { projection: ITEM_FIELDS, sort: { seq: 1 }, limit, ...o }).toArray(),
+      this.items.find({ taskId, tstatus }, { projection: ENGINE_ITEM_FIELDS, sort: { seq: 1 }, limit, ...o }).toArray(),
     )) as unknown as EngineItem[];
   }
 
@@ -138,9 +225,5 @@ export class RerunItemsRepository {
       const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
       if (!list.length || list.some((e) => e.code !== 11000)) throw error;
     }
-  }
-
-  async deleteForTask(taskId: Types.ObjectId): Promise<void> {
-    await this.op('deleteMany', (o) => this.items.deleteMany({ taskId }, o));
   }
 }

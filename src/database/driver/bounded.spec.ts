@@ -1,11 +1,11 @@
 import * as net from 'node:net';
 import mongoose, { Connection, Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { Task, TaskSchema } from '../../database/schemas';
+import { Task, TaskSchema } from '../schemas';
 import { MongoWireServer } from '@openhim-rerun/mongo-wire';
 import { bounded, BoundExceededError, within } from './bounded';
-import { nativeCollection } from './native-collection';
-import { RerunTasksRepository } from './rerun-tasks.repository';
+import { TasksRepository } from '../repositories/tasks.repository';
+import { collectionOf } from './collection';
 
 const LEASE_MS = 1500;
 
@@ -58,7 +58,7 @@ describe('engine operations against a server that stops answering', () => {
   let proxy: Awaited<ReturnType<typeof freezableProxy>>;
   let conn: Connection;
   let model: Model<Task>;
-  let tasks: RerunTasksRepository;
+  let tasks: TasksRepository;
 
   beforeAll(async () => {
     server = new MongoWireServer();
@@ -66,7 +66,7 @@ describe('engine operations against a server that stops answering', () => {
     proxy = await freezableProxy(server.port);
     conn = await mongoose.createConnection(proxy.uri).asPromise();
     model = conn.model(Task.name, TaskSchema) as unknown as Model<Task>;
-    tasks = new RerunTasksRepository(model, Object.assign(new AppConfig(), { WORKER_LEASE_MS: LEASE_MS }));
+    tasks = new TasksRepository(model, Object.assign(new AppConfig(), { WORKER_LEASE_MS: LEASE_MS }));
   });
 
   afterAll(async () => {
@@ -82,7 +82,7 @@ describe('engine operations against a server that stops answering', () => {
     proxy.freeze();
 
     let control: string | undefined;
-    nativeCollection(model)
+    collectionOf(model)
       .findOne({ _id: taskId })
       .then(
         () => (control = 'answered'),

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
 import { Model, Types } from 'mongoose';
-import { AutoRetry } from '../../database/schemas';
+import { AutoRetry } from '../schemas';
 import { chunk, ID_QUERY_CHUNK, mapLimit } from './chunks';
 
 /** OpenHIM's `autoretries` queue: a task's transactions leave it. */

@@ -3,12 +3,64 @@ import { InjectModel } from '@nestjs/mongoose';
 import type { Collection, Document, UpdateFilter } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { Task } from '../../database/schemas';
-import { RUNNABLE_STATUSES, STARTING_STATUSES, TaskStatus } from '../../domain/task-status';
-import { bounded, Bounded, operationBoundMs } from './bounded';
-import { EmbeddedItem, EngineTask, Lease } from './engine-task';
-import { historyEntry, pushHistory } from '../../database/task-history';
-import { nativeCollection } from './native-collection';
+import { RUNNABLE_STATUSES, STARTING_STATUSES, TASK_STATUSES, TaskStatus } from '../../domain/task-status';
+import { bounded, Bounded, operationBoundMs } from '../driver/bounded';
+import { collectionOf } from '../driver/collection';
+import { StoredTask, Task, TaskLease, TaskTransaction } from '../schemas';
+import { HistoryEntry, historyEntry, pushHistory } from '../task-history';
+import { batchesOf, firstBatch, MAX_INT32, noBatches, Page, projection } from './cursors';
+
+/** The OpenHIM fields of a task that responses show (our engine's fields stay inside). */
+export const PUBLIC_TASK_FIELDS = [
+  '_id',
+  'status',
+  'created',
+  'completedDate',
+  'user',
+  'remainingTransactions',
+  'totalTransactions',
+  'batchSize',
+  'ratePerSecond',
+  'pauseAfterFailures',
+  'startAt',
+  'rerunOf',
+  '__v',
+] as const;
+/** What GET /tasks/:id shows beyond the list: the task's history. */
+export const PUBLIC_TASK_DETAIL_FIELDS = [...PUBLIC_TASK_FIELDS, 'history'] as const;
+
+/** The API's view of a task: its public fields (and `itemsStore`, to know where its items are). */
+export type TaskRecord = Pick<StoredTask, '_id' | 'status'> &
+  Partial<Pick<StoredTask, (typeof PUBLIC_TASK_DETAIL_FIELDS)[number] | 'itemsStore'>>;
+
+export type Lease = TaskLease;
+
+/** The engine's view of a task. */
+export type EngineTask = Pick<StoredTask, '_id' | 'status' | 'batchSize' | 'totalTransactions'> &
+  Required<Pick<StoredTask, 'nextSeq' | 'leases'>> &
+  Pick<
+    StoredTask,
+    'itemsStore' | 'ratePerSecond' | 'rateNextAt' | 'asyncPending' | 'startAt' | 'startedAt' | 'pauseAfterFailures'
+  >;
+
+/** An item embedded in `transactions[]` by OpenHIM core. */
+export type EmbeddedItem = Partial<TaskTransaction>;
+
+/** A task the API creates. */
+export interface NewTask {
+  _id: Types.ObjectId;
+  status: TaskStatus;
+  created: Date;
+  user: string;
+  total: number;
+  batchSize: number;
+  ratePerSecond?: number;
+  /** Absent: the engine applies AUTO_PAUSE_AFTER_FAILURES. */
+  pauseAfterFailures?: number;
+  startAt?: Date;
+  rerunOf?: string;
+  history?: HistoryEntry[];
+}
 
 /**
  * What a batch of outcomes does to a task's failed-in-a-row count: `reset` (a rerun succeeded):
@@ -19,7 +71,7 @@ export interface StreakChange {
   failures: number;
 }
 
-const ENGINE_FIELDS = {
+const ENGINE_FIELDS: Record<Exclude<keyof EngineTask, '_id'>, 1> = {
   status: 1,
   batchSize: 1,
   totalTransactions: 1,
@@ -32,7 +84,7 @@ const ENGINE_FIELDS = {
   startAt: 1,
   startedAt: 1,
   pauseAfterFailures: 1,
-} as const;
+};
 /**
  * Not before the task's `startAt`. `startAt` is written once, when the task is created, so a lane
  * that read the task knows it: the condition is needed only while `startAt` is still ahead, and is
@@ -44,34 +96,151 @@ const notBefore = (startAt: Date | undefined, now: Date) =>
   startAt !== undefined && new Date(startAt).getTime() > now.getTime() ? { startAt: { $not: { $gt: now } } } : {};
 
 /**
- * The engine's operations on task documents. Every write is one atomic single-document update whose
- * filter carries the condition (status, lease, cursor), so concurrent API calls and other workers
- * never interleave with it. Nothing here rewrites the embedded `transactions[]`. Every operation
- * settles within a lease (bounded.ts: the driver can otherwise leave one pending forever).
+ * OpenHIM's `tasks` collection (configurable: TASKS_COLLECTION), for the API and the engine alike.
+ *
+ * The engine's writes are each one atomic single-document update whose filter carries the condition
+ * (status, lease, cursor), so concurrent API calls and other workers never interleave with them; the
+ * API changes a status only from the statuses it read (`setStatusIf`). Nothing here rewrites a
+ * task's embedded `transactions[]` except adoption, which empties it. The engine's operations settle
+ * within a lease (driver/bounded.ts: the driver can otherwise leave one pending forever); the API's
+ * fail as the driver fails them (the exception filter answers 503).
  */
 @Injectable()
-export class RerunTasksRepository {
-  private readonly tasks: Collection;
+export class TasksRepository {
   private readonly boundMs: number;
+  private driverCollection?: Collection;
 
-  constructor(@InjectModel(Task.name) model: Model<Task>, config: AppConfig) {
-    this.tasks = nativeCollection(model);
+  constructor(
+    @InjectModel(Task.name) private readonly model: Model<Task>,
+    config: AppConfig,
+  ) {
     this.boundMs = operationBoundMs(config.WORKER_LEASE_MS);
+  }
+
+  private get collection(): Collection {
+    return (this.driverCollection ??= collectionOf(this.model));
   }
 
   private op<T>(what: string, operation: (options: Bounded) => Promise<T>): Promise<T> {
     return bounded(this.boundMs, `tasks.${what}`, operation);
   }
 
+  newId(): Types.ObjectId {
+    return new Types.ObjectId();
+  }
+
+  // ---- the API ------------------------------------------------------------------------------------
+
+  /** The task document in the store format the engine relies on (docs/design.md). */
+  async insertTask(task: NewTask): Promise<void> {
+    await this.collection.insertOne({
+      _id: task._id,
+      status: task.status,
+      transactions: [],
+      created: task.created,
+      user: task.user,
+      remainingTransactions: task.total,
+      totalTransactions: task.total,
+      batchSize: task.batchSize,
+      itemsStore: 'items',
+      nextSeq: 0,
+      leases: [],
+      asyncPending: 0,
+      ...(task.ratePerSecond !== undefined ? { ratePerSecond: task.ratePerSecond } : {}),
+      ...(task.pauseAfterFailures !== undefined ? { pauseAfterFailures: task.pauseAfterFailures } : {}),
+      failureStreak: 0,
+      ...(task.startAt !== undefined ? { startAt: task.startAt } : {}),
+      ...(task.rerunOf !== undefined ? { rerunOf: task.rerunOf } : {}),
+      history: task.history ?? [],
+      __v: 0,
+    });
+  }
+
+  /** Removes a task; whether it was there. */
+  async delete(taskId: Types.ObjectId): Promise<boolean> {
+    const { deletedCount } = await this.collection.deleteOne({ _id: taskId });
+    return deletedCount > 0;
+  }
+
+  /**
+   * Newest first; never the transactions nor our internal fields. Read from a driver cursor in
+   * batches (lean, no mongoose documents), so a page of any size never sits in memory at once.
+   */
+  listBatches(query: Document, paging: Page): AsyncIterable<TaskRecord[]> {
+    if (paging.skip > MAX_INT32) return noBatches();
+    const limit = paging.limit > MAX_INT32 ? 0 : paging.limit;
+    return batchesOf(
+      this.collection.find<TaskRecord>(query, {
+        projection: projection(PUBLIC_TASK_FIELDS),
+        sort: { created: -1, _id: -1 },
+        skip: paging.skip,
+        limit,
+        batchSize: firstBatch(limit),
+      }),
+    );
+  }
+
+  /** The task without its transactions (plus `itemsStore`, to know where they are). */
+  async findById(id: Types.ObjectId): Promise<TaskRecord | null> {
+    return this.model
+      .findById(id, projection([...PUBLIC_TASK_DETAIL_FIELDS, 'itemsStore']))
+      .lean<TaskRecord>()
+      .exec();
+  }
+
+  /**
+   * Changes the status only from one of `from` (the engine moves statuses concurrently), with the
+   * history entry (and other fields) in the same write. Returns whether it applied.
+   */
+  async setStatusIf(
+    id: Types.ObjectId,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    change: { history?: HistoryEntry; set?: Record<string, unknown> } = {},
+  ): Promise<boolean> {
+    const { matchedCount } = await this.collection.updateOne({ _id: id, status: { $in: [...from] } }, {
+      $set: { status: to, ...change.set },
+      ...(change.history ? { $push: pushHistory(change.history) } : {}),
+    } as UpdateFilter<Document>);
+    return matchedCount > 0;
+  }
+
+  /** Takes back a history entry written by a change that was then undone (a resume Redis refused). */
+  async removeHistoryEntry(id: Types.ObjectId, entry: HistoryEntry): Promise<void> {
+    const pull: Document = { $pull: { history: { ...entry } } };
+    await this.collection.updateOne({ _id: id }, pull);
+  }
+
+  /**
+   * One count per status (the tasks gauge), each answered from the `status` index, rather than a
+   * $group that reads every task (OpenHIM databases keep years of them).
+   */
+  async countByStatus(): Promise<Map<string, number>> {
+    const counts = await Promise.all(TASK_STATUSES.map((status) => this.collection.countDocuments({ status })));
+    return new Map(TASK_STATUSES.map((status, index) => [status, counts[index]]));
+  }
+
+  /** The embedded `transactions[]` of a task created by OpenHIM core (the API shows them, the engine adopts them). */
+  async embeddedItems(taskId: Types.ObjectId): Promise<EmbeddedItem[]> {
+    const task = await this.op('embeddedItems', (o) =>
+      this.collection.findOne({ _id: taskId }, { projection: { transactions: 1 }, ...o }),
+    );
+    return (task?.transactions as EmbeddedItem[] | undefined) ?? [];
+  }
+
+  // ---- the engine ---------------------------------------------------------------------------------
+
   async load(taskId: Types.ObjectId): Promise<EngineTask | null> {
-    const task = await this.op('load', (o) => this.tasks.findOne({ _id: taskId }, { projection: ENGINE_FIELDS, ...o }));
+    const task = await this.op('load', (o) =>
+      this.collection.findOne({ _id: taskId }, { projection: ENGINE_FIELDS, ...o }),
+    );
     return task ? normalise(task) : null;
   }
 
   /** Tasks the sweeper looks after. */
   async findActive(statuses: readonly TaskStatus[]): Promise<EngineTask[]> {
     const found = await this.op('findActive', (o) =>
-      this.tasks.find({ status: { $in: [...statuses] } }, { projection: ENGINE_FIELDS, ...o }).toArray(),
+      this.collection.find({ status: { $in: [...statuses] } }, { projection: ENGINE_FIELDS, ...o }).toArray(),
     );
     return found.map(normalise);
   }
@@ -79,7 +248,7 @@ export class RerunTasksRepository {
   /** Takes a free slot: fewer than `batchSize` leases exist (checked in the same update). */
   async pushLease(taskId: Types.ObjectId, batchSize: number, lease: Lease): Promise<boolean> {
     const { modifiedCount } = await this.op('pushLease', (o) =>
-      this.tasks.updateOne(
+      this.collection.updateOne(
         {
           _id: taskId,
           status: { $in: RUNNABLE_STATUSES },
@@ -96,7 +265,7 @@ export class RerunTasksRepository {
   /** Removes the given leases if they are still expired (their holders died). */
   async pullExpired(taskId: Types.ObjectId, leaseIds: string[], now: Date): Promise<void> {
     await this.op('pullExpired', (o) =>
-      this.tasks.updateOne(
+      this.collection.updateOne(
         { _id: taskId },
         arrayUpdate({ $pull: { leases: { id: { $in: leaseIds }, until: { $lt: now } } } }),
         o,
@@ -106,21 +275,21 @@ export class RerunTasksRepository {
 
   async renew(taskId: Types.ObjectId, leaseId: string, until: Date): Promise<boolean> {
     const { matchedCount } = await this.op('renew', (o) =>
-      this.tasks.updateOne({ _id: taskId, 'leases.id': leaseId }, { $set: { 'leases.$.until': until } }, o),
+      this.collection.updateOne({ _id: taskId, 'leases.id': leaseId }, { $set: { 'leases.$.until': until } }, o),
     );
     return matchedCount === 1;
   }
 
   async release(taskId: Types.ObjectId, leaseId: string): Promise<void> {
     await this.op('release', (o) =>
-      this.tasks.updateOne({ _id: taskId }, arrayUpdate({ $pull: { leases: { id: leaseId } } }), o),
+      this.collection.updateOne({ _id: taskId }, arrayUpdate({ $pull: { leases: { id: leaseId } } }), o),
     );
   }
 
   /** Lets the lease expire at once: whoever takes the slot next reconciles its item first. */
   async expire(taskId: Types.ObjectId, leaseId: string): Promise<void> {
     await this.op('expire', (o) =>
-      this.tasks.updateOne({ _id: taskId, 'leases.id': leaseId }, { $set: { 'leases.$.until': new Date(0) } }, o),
+      this.collection.updateOne({ _id: taskId, 'leases.id': leaseId }, { $set: { 'leases.$.until': new Date(0) } }, o),
     );
   }
 
@@ -140,7 +309,7 @@ export class RerunTasksRepository {
     rate?: { now: Date; next: Date },
   ): Promise<number | null> {
     const result = await this.op('gate', (o) =>
-      this.tasks.findOneAndUpdate(
+      this.collection.findOneAndUpdate(
         {
           _id: taskId,
           status: { $in: RUNNABLE_STATUSES },
@@ -176,7 +345,7 @@ export class RerunTasksRepository {
     startAt: Date | undefined,
   ): Promise<number | null> {
     const result = await this.op('gateMany', (o) =>
-      this.tasks.findOneAndUpdate(
+      this.collection.findOneAndUpdate(
         {
           _id: taskId,
           status: { $in: RUNNABLE_STATUSES },
@@ -197,7 +366,7 @@ export class RerunTasksRepository {
   /** The same check without taking an item (before rerunning an orphan). */
   async check(taskId: Types.ObjectId, leaseId: string, until: Date): Promise<boolean> {
     const { matchedCount } = await this.op('check', (o) =>
-      this.tasks.updateOne(
+      this.collection.updateOne(
         { _id: taskId, status: { $in: RUNNABLE_STATUSES }, 'leases.id': leaseId },
         { $set: { status: 'Processing', 'leases.$.until': until } },
         o,
@@ -221,7 +390,7 @@ export class RerunTasksRepository {
           $set: { status: 'Completed', completedDate: now, remainingTransactions: 0, asyncPending: 0 },
           $push: pushHistory(historyEntry('completed', { at: now })),
         };
-    const { modifiedCount } = await this.op('finish', (o) => this.tasks.updateOne(filter, arrayUpdate(update), o));
+    const { modifiedCount } = await this.op('finish', (o) => this.collection.updateOne(filter, arrayUpdate(update), o));
     return modifiedCount === 1;
   }
 
@@ -229,7 +398,7 @@ export class RerunTasksRepository {
   async markStarted(taskId: Types.ObjectId): Promise<void> {
     const now = new Date();
     await this.op('markStarted', (o) =>
-      this.tasks.updateOne(
+      this.collection.updateOne(
         { _id: taskId, startedAt: { $exists: false } },
         arrayUpdate({ $set: { startedAt: now }, $push: pushHistory(historyEntry('started', { at: now })) }),
         o,
@@ -261,11 +430,11 @@ export class RerunTasksRepository {
     const filter = { _id: taskId, status: { $ne: 'Completed' } };
     // The streak is read back only when it may have reached the threshold.
     if (!streak?.failures) {
-      await this.op('addCounters', (o) => this.tasks.updateOne(filter, update, o));
+      await this.op('addCounters', (o) => this.collection.updateOne(filter, update, o));
       return null;
     }
     const after = await this.op('addCounters', (o) =>
-      this.tasks.findOneAndUpdate(filter, update, {
+      this.collection.findOneAndUpdate(filter, update, {
         projection: { failureStreak: 1, pauseAfterFailures: 1 },
         returnDocument: 'after',
         ...o,
@@ -284,7 +453,7 @@ export class RerunTasksRepository {
    */
   async autoPause(taskId: Types.ObjectId, threshold: number, reason: string): Promise<boolean> {
     const { modifiedCount } = await this.op('autoPause', (o) =>
-      this.tasks.updateOne(
+      this.collection.updateOne(
         { _id: taskId, status: { $in: RUNNABLE_STATUSES }, failureStreak: { $gte: threshold } },
         arrayUpdate({ $set: { status: 'Paused' }, $push: pushHistory(historyEntry('auto-paused', { reason })) }),
         o,
@@ -299,7 +468,7 @@ export class RerunTasksRepository {
   async lockAdoption(taskId: Types.ObjectId, owner: string, until: Date): Promise<boolean> {
     const now = new Date();
     const { modifiedCount } = await this.op('lockAdoption', (o) =>
-      this.tasks.updateOne(
+      this.collection.updateOne(
         {
           _id: taskId,
           status: 'Queued',
@@ -313,20 +482,13 @@ export class RerunTasksRepository {
     return modifiedCount === 1;
   }
 
-  async embeddedItems(taskId: Types.ObjectId): Promise<EmbeddedItem[]> {
-    const task = await this.op('embeddedItems', (o) =>
-      this.tasks.findOne({ _id: taskId }, { projection: { transactions: 1 }, ...o }),
-    );
-    return (task?.transactions as EmbeddedItem[] | undefined) ?? [];
-  }
-
   /**
    * Switches the task to the items store. The embedded array is emptied in the same update: every
    * later write to the task document stays small (the items now live in `taskitems`).
    */
   async commitAdoption(taskId: Types.ObjectId, owner: string, total: number, remaining: number): Promise<boolean> {
     const { modifiedCount } = await this.op('commitAdoption', (o) =>
-      this.tasks.updateOne(
+      this.collection.updateOne(
         { _id: taskId, itemsStore: { $exists: false }, 'adoptLock.owner': owner },
         {
           $set: {

@@ -1,0 +1,70 @@
+import { Injectable } from '@nestjs/common';
+import { InjectModel } from '@nestjs/mongoose';
+import type { Collection } from 'mongodb';
+import { Model, Types } from 'mongoose';
+import { AppConfig } from '../../config/app-config';
+import { bounded, operationBoundMs } from '../driver/bounded';
+import { collectionOf } from '../driver/collection';
+import { Channel, StoredChannel } from '../schemas';
+import { toObjectId } from './object-ids';
+
+/** What the API checks of a channel before rerunning its transactions. */
+export type ChannelAccess = Pick<StoredChannel, '_id'> & Partial<Pick<StoredChannel, 'name' | 'status' | 'txRerunAcl'>>;
+
+/** Where the engine sends a channel's reruns (TCP channels go to their own port). */
+export type RerunChannel = Partial<Pick<StoredChannel, 'type' | 'tcpHost' | 'tcpPort'>>;
+
+const ACCESS_FIELDS = { name: 1, status: 1, txRerunAcl: 1 } as const;
+/** How long a channel's type and address are cached (they rarely change; a read per item would not). */
+const CHANNEL_CACHE_MS = 10000;
+
+/** OpenHIM's `channels` (read only), for the API's access checks and the engine's rerun address. */
+@Injectable()
+export class ChannelsRepository {
+  private readonly boundMs: number;
+  private driverCollection?: Collection;
+  private readonly rerunChannels = new Map<string, { at: number; channel: Promise<RerunChannel | null> }>();
+
+  constructor(
+    @InjectModel(Channel.name) private readonly model: Model<Channel>,
+    config: AppConfig,
+  ) {
+    this.boundMs = operationBoundMs(config.WORKER_LEASE_MS);
+  }
+
+  private get channels(): Collection {
+    return (this.driverCollection ??= collectionOf(this.model));
+  }
+
+  async findByIds(ids: readonly Types.ObjectId[]): Promise<ChannelAccess[]> {
+    if (!ids.length) return [];
+    return this.model
+      .find({ _id: { $in: [...ids] } }, ACCESS_FIELDS)
+      .lean<ChannelAccess[]>()
+      .exec();
+  }
+
+  /** Channels whose `txRerunAcl` shares a group with `groups`. */
+  async findRerunnableBy(groups: readonly string[]): Promise<ChannelAccess[]> {
+    if (!groups.length) return [];
+    return this.model
+      .find({ txRerunAcl: { $in: [...groups] } }, ACCESS_FIELDS)
+      .lean<ChannelAccess[]>()
+      .exec();
+  }
+
+  /** The engine: the channel's type and TCP address, cached briefly; settles within a lease. */
+  rerunChannel(channelId: unknown): Promise<RerunChannel | null> {
+    const id = toObjectId(channelId);
+    if (!id) return Promise.resolve(null);
+    const key = id.toHexString();
+    const cached = this.rerunChannels.get(key);
+    if (cached && Date.now() - cached.at < CHANNEL_CACHE_MS) return cached.channel;
+    const channel = bounded(this.boundMs, 'channels.findOne', (o) =>
+      this.channels.findOne<RerunChannel>({ _id: id }, { projection: { type: 1, tcpHost: 1, tcpPort: 1 }, ...o }),
+    );
+    this.rerunChannels.set(key, { at: Date.now(), channel });
+    channel.catch(() => this.rerunChannels.delete(key));
+    return channel;
+  }
+}

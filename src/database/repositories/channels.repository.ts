@@ -1,10 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
-import type { Collection } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { bounded, operationBoundMs } from '../driver/bounded';
-import { collectionOf } from '../driver/collection';
+import { CollectionRepository } from './collection-repository';
 import { Channel, StoredChannel } from '../schemas';
 import { toObjectId } from './object-ids';
 
@@ -20,20 +18,11 @@ const CHANNEL_CACHE_MS = 10000;
 
 /** OpenHIM's `channels` (read only), for the API's access checks and the engine's rerun address. */
 @Injectable()
-export class ChannelsRepository {
-  private readonly boundMs: number;
-  private driverCollection?: Collection;
+export class ChannelsRepository extends CollectionRepository<Channel> {
   private readonly rerunChannels = new Map<string, { at: number; channel: Promise<RerunChannel | null> }>();
 
-  constructor(
-    @InjectModel(Channel.name) private readonly model: Model<Channel>,
-    config: AppConfig,
-  ) {
-    this.boundMs = operationBoundMs(config.WORKER_LEASE_MS);
-  }
-
-  private get channels(): Collection {
-    return (this.driverCollection ??= collectionOf(this.model));
+  constructor(@InjectModel(Channel.name) model: Model<Channel>, config: AppConfig) {
+    super(model, config);
   }
 
   async findByIds(ids: readonly Types.ObjectId[]): Promise<ChannelAccess[]> {
@@ -60,8 +49,8 @@ export class ChannelsRepository {
     const key = id.toHexString();
     const cached = this.rerunChannels.get(key);
     if (cached && Date.now() - cached.at < CHANNEL_CACHE_MS) return cached.channel;
-    const channel = bounded(this.boundMs, 'channels.findOne', (o) =>
-      this.channels.findOne<RerunChannel>({ _id: id }, { projection: { type: 1, tcpHost: 1, tcpPort: 1 }, ...o }),
+    const channel = this.op('findOne', (o) =>
+      this.collection.findOne<RerunChannel>({ _id: id }, { projection: { type: 1, tcpHost: 1, tcpPort: 1 }, ...o }),
     );
     this.rerunChannels.set(key, { at: Date.now(), channel });
     channel.catch(() => this.rerunChannels.delete(key));

@@ -1,10 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
-import type { AnyBulkWriteOperation, Collection, Document } from 'mongodb';
+import type { AnyBulkWriteOperation, Document } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { bounded, Bounded, operationBoundMs } from '../driver/bounded';
-import { collectionOf } from '../driver/collection';
+import { CollectionRepository } from './collection-repository';
 import { StoredTaskItem, TaskItem, TaskTransaction } from '../schemas';
 import { chunk, mapLimit } from './chunks';
 import { batchesOf, firstBatch, noBatches, Page, projection } from './cursors';
@@ -38,23 +37,9 @@ const ITEM_INSERT_CONCURRENCY = 4;
  * scans a task's items; the engine's operations settle within a lease (driver/bounded.ts).
  */
 @Injectable()
-export class TaskItemsRepository {
-  private readonly boundMs: number;
-  private driverCollection?: Collection;
-
-  constructor(
-    @InjectModel(TaskItem.name) private readonly model: Model<TaskItem>,
-    config: AppConfig,
-  ) {
-    this.boundMs = operationBoundMs(config.WORKER_LEASE_MS);
-  }
-
-  private get items(): Collection {
-    return (this.driverCollection ??= collectionOf(this.model));
-  }
-
-  private op<T>(what: string, operation: (options: Bounded) => Promise<T>): Promise<T> {
-    return bounded(this.boundMs, `taskitems.${what}`, operation);
+export class TaskItemsRepository extends CollectionRepository<TaskItem> {
+  constructor(@InjectModel(TaskItem.name) model: Model<TaskItem>, config: AppConfig) {
+    super(model, config);
   }
 
   // ---- the API ------------------------------------------------------------------------------------
@@ -64,11 +49,11 @@ export class TaskItemsRepository {
     const docs = tids.map((tid, seq) => ({ taskId, seq, tid, tstatus: 'Queued' }));
     // The driver's bulk path costs a small task more CPU than the write itself.
     if (docs.length === 1) {
-      await this.items.insertOne(docs[0]);
+      await this.collection.insertOne(docs[0]);
       return;
     }
     const chunks = chunk(docs, ITEM_INSERT_CHUNK);
-    await mapLimit(chunks, ITEM_INSERT_CONCURRENCY, (slice) => this.items.insertMany(slice, { ordered: true }));
+    await mapLimit(chunks, ITEM_INSERT_CONCURRENCY, (slice) => this.collection.insertMany(slice, { ordered: true }));
   }
 
   /**
@@ -84,7 +69,7 @@ export class TaskItemsRepository {
       ? { taskId, seq: { $gte: paging.skip, $lt: paging.skip + paging.limit } }
       : { ...query, taskId };
     return batchesOf(
-      this.items.find<ItemRecord>(filter, {
+      this.collection.find<ItemRecord>(filter, {
         projection: projection(PUBLIC_ITEM_FIELDS),
         sort: { seq: 1 },
         ...(unfiltered ? {} : { skip: paging.skip }),
@@ -100,7 +85,7 @@ export class TaskItemsRepository {
 
   /** The tids of the items that ended failed (`rerunStatus: Failed` or an error), in task order. */
   async failedTids(taskId: Types.ObjectId): Promise<string[]> {
-    const items = await this.items
+    const items = await this.collection
       .find<{ tid: string }>(
         { taskId, $or: [{ rerunStatus: 'Failed' }, { error: { $exists: true, $nin: [null, ''] } }] },
         { projection: { _id: 0, tid: 1 }, sort: { seq: 1 } },
@@ -111,7 +96,7 @@ export class TaskItemsRepository {
 
   /** Removes a task's items (also those of a task document already gone). */
   async deleteForTask(taskId: Types.ObjectId): Promise<void> {
-    await this.op('deleteMany', (o) => this.items.deleteMany({ taskId }, o));
+    await this.op('deleteMany', (o) => this.collection.deleteMany({ taskId }, o));
   }
 
   // ---- the engine ---------------------------------------------------------------------------------
@@ -119,7 +104,7 @@ export class TaskItemsRepository {
   /** Marks a Queued item Processing under a lease, before anything is sent for it. */
   async claim(taskId: Types.ObjectId, seq: number, leaseId: string, now: Date): Promise<EngineItem | null> {
     return (await this.op('claim', (o) =>
-      this.items.findOneAndUpdate(
+      this.collection.findOneAndUpdate(
         { taskId, seq, tstatus: 'Queued' },
         { $set: { tstatus: 'Processing', leaseId, startedAt: now } },
         { projection: ENGINE_ITEM_FIELDS, returnDocument: 'after', ...o },
@@ -140,7 +125,7 @@ export class TaskItemsRepository {
     known: Map<number, EngineItem>,
   ): Promise<Map<number, EngineItem>> {
     const { modifiedCount } = await this.op('claimMany', (o) =>
-      this.items.bulkWrite(
+      this.collection.bulkWrite(
         claims.map(({ seq, leaseId }) => ({
           updateOne: {
             filter: { taskId, seq, tstatus: 'Queued' },
@@ -173,14 +158,14 @@ export class TaskItemsRepository {
   /** Items by seq (an equality `$in` on the `{taskId, seq}` index). */
   async bySeq(taskId: Types.ObjectId, seqs: number[]): Promise<EngineItem[]> {
     return (await this.op('bySeq', (o) =>
-      this.items.find({ taskId, seq: { $in: seqs } }, { projection: ENGINE_ITEM_FIELDS, ...o }).toArray(),
+      this.collection.find({ taskId, seq: { $in: seqs } }, { projection: ENGINE_ITEM_FIELDS, ...o }).toArray(),
     )) as unknown as EngineItem[];
   }
 
   /** Takes a Processing item over from a lease that is gone. */
   async takeOver(taskId: Types.ObjectId, item: EngineItem, leaseId: string): Promise<boolean> {
     const { modifiedCount } = await this.op('takeOver', (o) =>
-      this.items.updateOne(
+      this.collection.updateOne(
         {
           taskId,
           seq: item.seq,
@@ -198,20 +183,22 @@ export class TaskItemsRepository {
   /** A reconciled item that has to be sent again: its new start time. */
   async restart(taskId: Types.ObjectId, seq: number, leaseId: string, now: Date): Promise<boolean> {
     const { modifiedCount } = await this.op('restart', (o) =>
-      this.items.updateOne({ taskId, seq, tstatus: 'Processing', leaseId }, { $set: { startedAt: now } }, o),
+      this.collection.updateOne({ taskId, seq, tstatus: 'Processing', leaseId }, { $set: { startedAt: now } }, o),
     );
     return modifiedCount === 1;
   }
 
   async withStatus(taskId: Types.ObjectId, tstatus: 'Queued' | 'Processing', limit = 0): Promise<EngineItem[]> {
     return (await this.op('withStatus', (o) =>
-      this.items.find({ taskId, tstatus }, { projection: ENGINE_ITEM_FIELDS, sort: { seq: 1 }, limit, ...o }).toArray(),
+      this.collection
+        .find({ taskId, tstatus }, { projection: ENGINE_ITEM_FIELDS, sort: { seq: 1 }, limit, ...o })
+        .toArray(),
     )) as unknown as EngineItem[];
   }
 
   async bulkWrite(ops: AnyBulkWriteOperation<Document>[]): Promise<number> {
     if (!ops.length) return 0;
-    const result = await this.op('bulkWrite', (o) => this.items.bulkWrite(ops, { ordered: true, ...o }));
+    const result = await this.op('bulkWrite', (o) => this.collection.bulkWrite(ops, { ordered: true, ...o }));
     return result.modifiedCount;
   }
 
@@ -219,7 +206,7 @@ export class TaskItemsRepository {
   async insertIgnoringDuplicates(docs: Document[]): Promise<void> {
     if (!docs.length) return;
     try {
-      await this.op('insertMany', (o) => this.items.insertMany(docs, { ordered: false, ...o }));
+      await this.op('insertMany', (o) => this.collection.insertMany(docs, { ordered: false, ...o }));
     } catch (error) {
       const writeErrors = (error as { writeErrors?: Array<{ code?: number }> | { code?: number } }).writeErrors;
       const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];

@@ -1,11 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
-import type { Collection, Document, UpdateFilter } from 'mongodb';
+import type { Document, UpdateFilter } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
+import { CollectionRepository } from './collection-repository';
 import { RUNNABLE_STATUSES, STARTING_STATUSES, TASK_STATUSES, TaskStatus } from '../../domain/task-status';
-import { bounded, Bounded, operationBoundMs } from '../driver/bounded';
-import { collectionOf } from '../driver/collection';
 import { StoredTask, Task, TaskLease, TaskTransaction } from '../schemas';
 import { HistoryEntry, historyEntry, pushHistory } from '../task-history';
 import { batchesOf, firstBatch, MAX_INT32, noBatches, Page, projection } from './cursors';
@@ -106,23 +105,9 @@ const notBefore = (startAt: Date | undefined, now: Date) =>
  * fail as the driver fails them (the exception filter answers 503).
  */
 @Injectable()
-export class TasksRepository {
-  private readonly boundMs: number;
-  private driverCollection?: Collection;
-
-  constructor(
-    @InjectModel(Task.name) private readonly model: Model<Task>,
-    config: AppConfig,
-  ) {
-    this.boundMs = operationBoundMs(config.WORKER_LEASE_MS);
-  }
-
-  private get collection(): Collection {
-    return (this.driverCollection ??= collectionOf(this.model));
-  }
-
-  private op<T>(what: string, operation: (options: Bounded) => Promise<T>): Promise<T> {
-    return bounded(this.boundMs, `tasks.${what}`, operation);
+export class TasksRepository extends CollectionRepository<Task> {
+  constructor(@InjectModel(Task.name) model: Model<Task>, config: AppConfig) {
+    super(model, config);
   }
 
   newId(): Types.ObjectId {

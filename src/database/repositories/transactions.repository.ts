@@ -1,10 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { InjectModel } from '@nestjs/mongoose';
-import type { Collection, Document } from 'mongodb';
+import type { Document } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { bounded, Bounded, operationBoundMs } from '../driver/bounded';
-import { collectionOf } from '../driver/collection';
+import { CollectionRepository } from './collection-repository';
 import { StoredTransaction, Transaction } from '../schemas';
 import { chunk, ID_QUERY_CHUNK, mapLimit } from './chunks';
 import { toObjectId } from './object-ids';
@@ -38,26 +37,13 @@ const CHANNEL_QUERY_CHUNK = 20000;
  * (driver/bounded.ts).
  */
 @Injectable()
-export class TransactionsRepository {
-  private readonly boundMs: number;
-  private driverCollection?: Collection;
+export class TransactionsRepository extends CollectionRepository<Transaction> {
   /** Originals read ahead by the lanes, each taken once by `findOriginal`. */
   private readonly prefetched = new Map<string, { at: number; original: Promise<OriginalTransaction | null> }>();
   private prefetchSweep?: NodeJS.Timeout;
 
-  constructor(
-    @InjectModel(Transaction.name) private readonly model: Model<Transaction>,
-    config: AppConfig,
-  ) {
-    this.boundMs = operationBoundMs(config.WORKER_LEASE_MS);
-  }
-
-  private get transactions(): Collection {
-    return (this.driverCollection ??= collectionOf(this.model));
-  }
-
-  private op<T>(what: string, operation: (options: Bounded) => Promise<T>): Promise<T> {
-    return bounded(this.boundMs, `transactions.${what}`, operation);
+  constructor(@InjectModel(Transaction.name) model: Model<Transaction>, config: AppConfig) {
+    super(model, config);
   }
 
   // ---- the API (POST /tasks, bulk reruns) ---------------------------------------------------------
@@ -72,7 +58,7 @@ export class TransactionsRepository {
     const seen = new Map<string, Types.ObjectId>();
     let someWithoutChannel = false;
     await mapLimit(chunk(ids, CHANNEL_QUERY_CHUNK), CHUNK_CONCURRENCY, async (slice) => {
-      const groups = await this.transactions
+      const groups = await this.collection
         .aggregate<{ _id: unknown }>([{ $match: { _id: { $in: slice } } }, { $group: { _id: '$channelID' } }])
         .toArray();
       for (const { _id: channelId } of groups) {
@@ -86,7 +72,7 @@ export class TransactionsRepository {
   /** A task takes its transactions out of OpenHIM's automatic retries. */
   async disableAutoRetry(ids: readonly Types.ObjectId[]): Promise<void> {
     await mapLimit(chunk(ids, ID_QUERY_CHUNK), CHUNK_CONCURRENCY, (slice) =>
-      this.transactions.updateMany({ _id: { $in: slice } }, { $set: { autoRetry: false, autoRetryAttempt: 0 } }),
+      this.collection.updateMany({ _id: { $in: slice } }, { $set: { autoRetry: false, autoRetryAttempt: 0 } }),
     );
   }
 
@@ -95,13 +81,13 @@ export class TransactionsRepository {
   // declared as strings where core stores ObjectIds) could only change what they match.
 
   async count(query: Record<string, unknown>): Promise<number> {
-    return this.transactions.countDocuments(query);
+    return this.collection.countDocuments(query);
   }
 
   async distinctChannels(
     query: Record<string, unknown>,
   ): Promise<{ channelIds: Types.ObjectId[]; someWithoutChannel: boolean }> {
-    const collection = this.transactions;
+    const collection = this.collection;
     const [values, withoutChannel] = await Promise.all([
       collection.distinct('channelID', query),
       collection.findOne({ $and: [query, { channelID: null }] }, { projection: { _id: 1 } }),
@@ -114,7 +100,7 @@ export class TransactionsRepository {
 
   /** Ids matching `query`, oldest request first (ties by id: stable), in slices of `size`. */
   async *idsOldestFirst(query: Record<string, unknown>, size: number, max: number): AsyncGenerator<Types.ObjectId[]> {
-    const cursor = this.transactions.find<{ _id: Types.ObjectId }>(query, {
+    const cursor = this.collection.find<{ _id: Types.ObjectId }>(query, {
       projection: { _id: 1 },
       sort: { 'request.timestamp': 1, _id: 1 },
       limit: max,
@@ -142,7 +128,7 @@ export class TransactionsRepository {
     const ids = tids.map(toObjectId).filter((id): id is Types.ObjectId => id !== null);
     if (!ids.length) return new Map();
     const docs = await this.op('readOriginals', (o) =>
-      this.transactions.find({ _id: { $in: ids } }, { projection: ORIGINAL_FIELDS, ...o }).toArray(),
+      this.collection.find({ _id: { $in: ids } }, { projection: ORIGINAL_FIELDS, ...o }).toArray(),
     );
     return new Map(docs.map((doc) => [String(doc._id), doc as OriginalTransaction]));
   }
@@ -171,7 +157,7 @@ export class TransactionsRepository {
       }
     }
     return (await this.op('findOriginal', (o) =>
-      this.transactions.findOne({ _id: id }, { projection: ORIGINAL_FIELDS, ...o }),
+      this.collection.findOne({ _id: id }, { projection: ORIGINAL_FIELDS, ...o }),
     )) as OriginalTransaction | null;
   }
 
@@ -187,7 +173,7 @@ export class TransactionsRepository {
   async childStatuses(ids: string[]): Promise<Map<string, string | undefined>> {
     const oids = ids.map(toObjectId).filter((id): id is Types.ObjectId => id !== null);
     const found = await this.op('childStatuses', (o) =>
-      this.transactions.find({ _id: { $in: oids } }, { projection: { status: 1 }, ...o }).toArray(),
+      this.collection.find({ _id: { $in: oids } }, { projection: { status: 1 }, ...o }).toArray(),
     );
     return new Map(found.map((doc) => [String(doc._id), doc.status as string | undefined]));
   }
@@ -211,7 +197,7 @@ export class TransactionsRepository {
       filter.taskID = { $in: task ? [task, task.toHexString(), null] : [taskId, null] };
     }
     const children = await this.op('findChildSince', (o) =>
-      this.transactions
+      this.collection
         .find(filter, {
           projection: { status: 1, 'request.timestamp': 1 },
           sort: { 'request.timestamp': 1 },

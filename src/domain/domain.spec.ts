@@ -1,6 +1,6 @@
 import { knownRerunOutcome, rerunOutcomeOf } from './rerun-outcome';
 import { isRunnable, RUNNABLE_STATUSES, STARTING_STATUSES, TASK_STATUSES, UNFINISHED_STATUSES } from './task-status';
-import { isFinalTransactionStatus } from './transaction-status';
+import { isFinalTransactionStatus, TRANSACTION_STATUSES } from './transaction-status';
 
 describe('src/domain', () => {
   it('runs Queued, Processing and Pending Async tasks; the sweeper also looks after Paused ones', () => {
@@ -13,6 +13,7 @@ describe('src/domain', () => {
   it('knows the final transaction statuses', () => {
     expect(['Successful', 'Completed', 'Completed with error(s)', 'Failed'].every(isFinalTransactionStatus)).toBe(true);
     expect(['Processing', 'Pending Async', undefined].some(isFinalTransactionStatus)).toBe(false);
+    expect(TRANSACTION_STATUSES.filter((status) => !isFinalTransactionStatus(status))).toEqual(['Processing']);
   });
 
   it('maps what is recorded on an item to a bounded outcome', () => {

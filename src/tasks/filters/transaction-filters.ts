@@ -1,10 +1,8 @@
 import { Types } from 'mongoose';
+import { TRANSACTION_STATUSES } from '../../domain/transaction-status';
 import { reservedKeyPath } from '../validation/body-validation.pipe';
 import { describeValue, isPlainObject } from '../validation/checks';
 import { assertKnownKeys, badRequest, parseDateRange, parseStringFilter } from './query-params';
-
-/** The statuses OpenHIM core gives a transaction. */
-export const TRANSACTION_STATUSES = ['Processing', 'Successful', 'Completed', 'Completed with error(s)', 'Failed'];
 
 /** Longest regular expression a client may send (`request.path` and the like). */
 export const MAX_REGEX_LENGTH = 500;

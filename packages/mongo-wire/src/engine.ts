@@ -285,6 +285,21 @@ function simpleCond(k: string, v: unknown): SimpleCond | null {
   return null;
 }
 
+/**
+ * A top-level `path: {$all: [values]}` on simple values: one equality per value (MongoDB's `$all`
+ * is the `$and` of the equalities), so the engine's gate (`'leases.id': {$all: [its leases]}`, a
+ * new list on every call) needs no mingo query of its own.
+ */
+function allConds(k: string, v: unknown): SimpleCond[] | null {
+  if (k.startsWith('$') || k === '' || !isPlainObject(v)) return null;
+  const ops = Object.keys(v);
+  if (ops.length !== 1 || ops[0] !== '$all') return null;
+  const values = v.$all;
+  if (!Array.isArray(values) || values.length === 0 || !values.every(isSimpleEqValue)) return null;
+  const segs = k.split('.');
+  return values.map((value) => ({ segs, one: canon(value) }));
+}
+
 function testSimple(conds: SimpleCond[], doc: Doc): boolean {
   for (const c of conds) {
     let hit = false;
@@ -334,17 +349,29 @@ const compiledFilters = new Map<string, Matcher>();
 function buildMatcher(filter: Doc, keys: string[], vars?: Doc | null): Matcher {
   const conds: SimpleCond[] = [];
   let rest: Doc | null = null;
+  let all = false;
   for (const k of keys) {
     const c = simpleCond(k, filter[k]);
-    if (c) conds.push(c);
-    else (rest ??= {})[k] = filter[k];
+    if (c) {
+      conds.push(c);
+      continue;
+    }
+    const each = allConds(k, filter[k]);
+    if (each) {
+      conds.push(...each);
+      all = true;
+    } else (rest ??= {})[k] = filter[k];
   }
   if (!conds.length) return newQuery(filter, vars);
   if (rest) {
-    const q = newQuery(rest, vars);
+    // The rest is cached on its own: a filter whose equalities change on every call (a claim's
+    // seq, a gate's leases) often has the same remaining conditions (`nextSeq: {$lte: n}`).
+    const q = vars ? newQuery(rest, vars) : compileFilter(rest)!;
     return { test: (doc: Doc) => testSimple(conds, doc) && q.test(doc) };
   }
-  return { simplePaths: keys, test: (doc: Doc) => testSimple(conds, doc) };
+  return all
+    ? { test: (doc: Doc) => testSimple(conds, doc) }
+    : { simplePaths: keys, test: (doc: Doc) => testSimple(conds, doc) };
 }
 
 /** One filter requiring every condition: merged when their fields differ (keeps the fast paths), else `$and`. */

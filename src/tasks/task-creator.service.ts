@@ -73,16 +73,26 @@ export class TaskCreator implements BeforeApplicationShutdown {
 
   /** 403 unless the user may rerun every channel involved; then 400 if one is disabled or deleted. */
   private async checkTransactions(user: AuthenticatedUser, ids: readonly Types.ObjectId[]): Promise<void> {
-    const { channelIds, someWithoutChannel } = await this.transactions.channelsOf(ids);
-    await this.checkChannels(user, channelIds, someWithoutChannel);
+    const { channelIds, channels, someWithoutChannel } = await this.transactions.channelsOf(ids);
+    this.checkChannelAccess(user, channelIds, channels, someWithoutChannel);
   }
 
+  /** The same checks for channels found otherwise (POST /bulkrerun's selection). */
   async checkChannels(
     user: AuthenticatedUser,
     channelIds: readonly Types.ObjectId[],
     someWithoutChannel: boolean,
   ): Promise<void> {
-    const channels = await this.channels.findByIds(channelIds);
+    this.checkChannelAccess(user, channelIds, await this.channels.findByIds(channelIds), someWithoutChannel);
+  }
+
+  /** `channels`: those of `channelIds` that exist. */
+  private checkChannelAccess(
+    user: AuthenticatedUser,
+    channelIds: readonly Types.ObjectId[],
+    channels: readonly ChannelAccess[],
+    someWithoutChannel: boolean,
+  ): void {
     if (!user.isAdmin) {
       const byId = new Map(channels.map((channel) => [channel._id.toHexString(), channel]));
       // A channel that no longer exists, or a transaction without one, grants nothing (OpenHIM denies it).

@@ -7,12 +7,15 @@ import { Channel, StoredChannel } from '../schemas';
 import { toObjectId } from './object-ids';
 
 /** What the API checks of a channel before rerunning its transactions. */
-export type ChannelAccess = Pick<StoredChannel, '_id'> & Partial<Pick<StoredChannel, 'name' | 'status' | 'txRerunAcl'>>;
+export type ChannelAccess = Pick<StoredChannel, '_id'> &
+  Partial<Pick<StoredChannel, (typeof CHANNEL_ACCESS_FIELDS)[number]>>;
 
 /** Where the engine sends a channel's reruns (TCP channels go to their own port). */
 export type RerunChannel = Partial<Pick<StoredChannel, 'type' | 'tcpHost' | 'tcpPort'>>;
 
-const ACCESS_FIELDS = { name: 1, status: 1, txRerunAcl: 1 } as const;
+/** What the API's access checks read of a channel. */
+export const CHANNEL_ACCESS_FIELDS = ['_id', 'name', 'status', 'txRerunAcl'] as const;
+const ACCESS_FIELDS = Object.fromEntries(CHANNEL_ACCESS_FIELDS.map((field) => [field, 1]));
 /** How long a channel's type and address are cached (they rarely change; a read per item would not). */
 const CHANNEL_CACHE_MS = 10000;
 

@@ -4,12 +4,21 @@ import type { Document } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { CollectionRepository } from './collection-repository';
-import { StoredTransaction, Transaction } from '../schemas';
+import { CHANNELS_COLLECTION, StoredTransaction, Transaction } from '../schemas';
+import { CHANNEL_ACCESS_FIELDS, ChannelAccess } from './channels.repository';
 import { chunk, ID_QUERY_CHUNK, mapLimit } from './chunks';
 import { toObjectId } from './object-ids';
 
 /** What the engine reads of a transaction to rerun it. */
 export type OriginalTransaction = Pick<StoredTransaction, '_id' | 'clientID' | 'channelID' | 'canRerun' | 'request'>;
+
+/** The channels of some transactions, for the access checks (`channelsOf`). */
+export interface TransactionChannels {
+  channelIds: Types.ObjectId[];
+  /** Those of `channelIds` that exist, with the fields the checks read. */
+  channels: ChannelAccess[];
+  someWithoutChannel: boolean;
+}
 
 /** A rerun's child transaction, as far as the engine needs it. */
 export type ChildTransaction = Pick<StoredTransaction, '_id' | 'status'>;
@@ -49,24 +58,33 @@ export class TransactionsRepository extends CollectionRepository<Transaction> {
   // ---- the API (POST /tasks, bulk reruns) ---------------------------------------------------------
 
   /**
-   * Distinct channels of the existing transactions among `ids`, and whether some have no channel
-   * (grouped by the server; each `_id: {$in}` slice is answered from the `_id` index).
+   * Distinct channels of the existing transactions among `ids`, with what the access checks read of
+   * those that exist, and whether some transactions have no channel. Grouped and joined by the
+   * server: one command per `_id: {$in}` slice (answered from the `_id` index).
    */
-  async channelsOf(
-    ids: readonly Types.ObjectId[],
-  ): Promise<{ channelIds: Types.ObjectId[]; someWithoutChannel: boolean }> {
+  async channelsOf(ids: readonly Types.ObjectId[]): Promise<TransactionChannels> {
     const seen = new Map<string, Types.ObjectId>();
+    const channels = new Map<string, ChannelAccess>();
     let someWithoutChannel = false;
     await mapLimit(chunk(ids, CHANNEL_QUERY_CHUNK), CHUNK_CONCURRENCY, async (slice) => {
       const groups = await this.collection
-        .aggregate<{ _id: unknown }>([{ $match: { _id: { $in: slice } } }, { $group: { _id: '$channelID' } }])
+        .aggregate<{ _id: unknown; channel: ChannelAccess[] }>([
+          { $match: { _id: { $in: slice } } },
+          { $group: { _id: '$channelID' } },
+          { $lookup: { from: CHANNELS_COLLECTION, localField: '_id', foreignField: '_id', as: 'channel' } },
+          { $project: Object.fromEntries(CHANNEL_ACCESS_FIELDS.map((field) => [`channel.${field}`, 1])) },
+        ])
         .toArray();
-      for (const { _id: channelId } of groups) {
-        if (channelId instanceof Types.ObjectId) seen.set(channelId.toHexString(), channelId);
-        else someWithoutChannel = true;
+      for (const { _id: channelId, channel } of groups) {
+        if (!(channelId instanceof Types.ObjectId)) {
+          someWithoutChannel = true;
+          continue;
+        }
+        seen.set(channelId.toHexString(), channelId);
+        if (channel[0]) channels.set(channelId.toHexString(), channel[0]);
       }
     });
-    return { channelIds: [...seen.values()], someWithoutChannel };
+    return { channelIds: [...seen.values()], channels: [...channels.values()], someWithoutChannel };
   }
 
   /** A task takes its transactions out of OpenHIM's automatic retries. */

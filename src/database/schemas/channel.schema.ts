@@ -3,9 +3,10 @@ import { HydratedDocument, Types } from 'mongoose';
 
 export const CHANNEL_STATUSES = ['enabled', 'disabled', 'deleted'] as const;
 export const CHANNEL_TYPES = ['http', 'polling', 'tcp', 'tls'] as const;
+export const CHANNELS_COLLECTION = 'channels';
 
 /** OpenHIM's `channels` collection (read only). */
-@Schema({ collection: 'channels', strict: false, versionKey: '__v' })
+@Schema({ collection: CHANNELS_COLLECTION, strict: false, versionKey: '__v' })
 export class Channel {
   @Prop() name: string;
   @Prop() urlPattern?: string;

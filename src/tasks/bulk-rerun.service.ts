@@ -1,5 +1,5 @@
 import { InjectQueue } from '@nestjs/bull';
-import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
@@ -14,7 +14,7 @@ import { isInvalidRegexError, toTransactionQuery } from './filters/transaction-f
 import { TaskCreator } from './task-creator.service';
 import { queueUnavailable } from './queue-unavailable';
 import { ChannelsRepository } from '../database/repositories/channels.repository';
-import { TransactionsRepository } from '../database/repositories/transactions.repository';
+import { TransactionsForApi, TransactionsRepository } from '../database/repositories/transactions.repository';
 
 export const BULK_RERUN_STARTED = { success: true, message: 'Tasks created for bulk rerun of transactions' } as const;
 
@@ -43,7 +43,7 @@ export class BulkRerunService implements BeforeApplicationShutdown {
   private readonly running = new Set<Promise<void>>();
 
   constructor(
-    private readonly transactions: TransactionsRepository,
+    @Inject(TransactionsRepository) private readonly transactions: TransactionsForApi,
     private readonly channels: ChannelsRepository,
     private readonly creator: TaskCreator,
     @InjectQueue(RERUN_QUEUE) private readonly queue: Queue,

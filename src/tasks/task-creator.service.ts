@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { badRequest, forbidden } from './errors';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
@@ -9,9 +9,9 @@ import { RerunScheduler } from '../rerun/rerun-scheduler.service';
 import { queueUnavailable } from './queue-unavailable';
 import { AutoRetriesRepository } from '../database/repositories/auto-retries.repository';
 import { ChannelAccess, ChannelsRepository } from '../database/repositories/channels.repository';
-import { TaskItemsRepository } from '../database/repositories/task-items.repository';
-import { TasksRepository } from '../database/repositories/tasks.repository';
-import { TransactionsRepository } from '../database/repositories/transactions.repository';
+import { TaskItemsForApi, TaskItemsRepository } from '../database/repositories/task-items.repository';
+import { TasksForApi, TasksRepository } from '../database/repositories/tasks.repository';
+import { TransactionsForApi, TransactionsRepository } from '../database/repositories/transactions.repository';
 
 export const DISABLED_CHANNELS = 'Cannot queue task as there are transactions with disabled or deleted channels';
 
@@ -51,9 +51,9 @@ export class TaskCreator implements BeforeApplicationShutdown {
   private flushing: Promise<void> | undefined;
 
   constructor(
-    private readonly tasks: TasksRepository,
-    private readonly items: TaskItemsRepository,
-    private readonly transactions: TransactionsRepository,
+    @Inject(TasksRepository) private readonly tasks: TasksForApi,
+    @Inject(TaskItemsRepository) private readonly items: TaskItemsForApi,
+    @Inject(TransactionsRepository) private readonly transactions: TransactionsForApi,
     private readonly channels: ChannelsRepository,
     private readonly autoRetries: AutoRetriesRepository,
     private readonly scheduler: RerunScheduler,

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { badRequest, conflict, notFound } from './errors';
@@ -25,11 +25,17 @@ import { decideStatusChange } from '../domain/status-changes';
 import { isRunnable, TaskStatus } from '../domain/task-status';
 import { RerunFailedDto } from './dto/rerun-failed.dto';
 import { HEX_ID } from './validation/checks';
-import { ItemRecord, PUBLIC_ITEM_FIELDS, TaskItemsRepository } from '../database/repositories/task-items.repository';
+import {
+  ItemRecord,
+  PUBLIC_ITEM_FIELDS,
+  TaskItemsForApi,
+  TaskItemsRepository,
+} from '../database/repositories/task-items.repository';
 import {
   PUBLIC_TASK_DETAIL_FIELDS,
   PUBLIC_TASK_FIELDS,
   TaskRecord,
+  TasksForApi,
   TasksRepository,
 } from '../database/repositories/tasks.repository';
 
@@ -46,8 +52,8 @@ export class TasksService {
   private readonly logger = new Logger(TasksService.name);
 
   constructor(
-    private readonly tasks: TasksRepository,
-    private readonly items: TaskItemsRepository,
+    @Inject(TasksRepository) private readonly tasks: TasksForApi,
+    @Inject(TaskItemsRepository) private readonly items: TaskItemsForApi,
     private readonly creator: TaskCreator,
     private readonly scheduler: RerunScheduler,
     private readonly config: AppConfig,

@@ -214,3 +214,23 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
     }
   }
 }
+
+/** What the tasks API uses: a new task's items written, read and removed. */
+export type TaskItemsForApi = Pick<
+  TaskItemsRepository,
+  'insertItems' | 'itemBatches' | 'countItems' | 'failedTids' | 'deleteForTask'
+>;
+
+/** What the engine uses: claims, takeovers, outcomes, adoption. */
+export type TaskItemsForEngine = Pick<
+  TaskItemsRepository,
+  | 'claim'
+  | 'claimMany'
+  | 'bySeq'
+  | 'takeOver'
+  | 'restart'
+  | 'withStatus'
+  | 'bulkWrite'
+  | 'insertIgnoringDuplicates'
+  | 'deleteForTask'
+>;

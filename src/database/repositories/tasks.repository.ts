@@ -508,3 +508,39 @@ function normalise(doc: Record<string, unknown>): EngineTask {
     leases: Array.isArray(doc.leases) ? (doc.leases as Lease[]).filter(Boolean) : [],
   };
 }
+
+/** What the tasks API and the tasks gauge use: statuses, history, listing (never the engine's leases, cursor, counters). */
+export type TasksForApi = Pick<
+  TasksRepository,
+  | 'newId'
+  | 'insertTask'
+  | 'delete'
+  | 'listBatches'
+  | 'findById'
+  | 'setStatusIf'
+  | 'removeHistoryEntry'
+  | 'countByStatus'
+  | 'embeddedItems'
+>;
+
+/** What the engine uses: slots, the gate, counters, finishing and adoption. */
+export type TasksForEngine = Pick<
+  TasksRepository,
+  | 'load'
+  | 'findActive'
+  | 'pushLease'
+  | 'pullExpired'
+  | 'renew'
+  | 'release'
+  | 'expire'
+  | 'gate'
+  | 'gateMany'
+  | 'check'
+  | 'finish'
+  | 'markStarted'
+  | 'addCounters'
+  | 'autoPause'
+  | 'lockAdoption'
+  | 'embeddedItems'
+  | 'commitAdoption'
+>;

@@ -227,3 +227,15 @@ export class TransactionsRepository extends CollectionRepository<Transaction> {
     return (children[0] as ChildTransaction | undefined) ?? null;
   }
 }
+
+/** What the tasks API uses: POST /tasks's checks, the bulk rerun's selection, the auto-retry side effect. */
+export type TransactionsForApi = Pick<
+  TransactionsRepository,
+  'channelsOf' | 'disableAutoRetry' | 'count' | 'distinctChannels' | 'idsOldestFirst'
+>;
+
+/** What the engine uses: the transactions to rerun and their child transactions (read only). */
+export type TransactionsForEngine = Pick<
+  TransactionsRepository,
+  'readOriginals' | 'primeOriginal' | 'findOriginal' | 'childStatuses' | 'findChildSince'
+>;

@@ -1,12 +1,12 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { isFinalTransactionStatus } from '../../domain/transaction-status';
 import { ProgressWriter } from '../persistence/progress-writer.service';
 import { JobResult } from '../rerun.constants';
 import { LaneRunner } from './lane-runner.service';
-import { TaskItemsRepository } from '../../database/repositories/task-items.repository';
-import { TransactionsRepository } from '../../database/repositories/transactions.repository';
+import { TaskItemsForEngine, TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { TransactionsForEngine, TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 const CHUNK = 1000;
 
@@ -20,8 +20,8 @@ const CHUNK = 1000;
 export class AsyncPoller {
   constructor(
     private readonly config: AppConfig,
-    private readonly items: TaskItemsRepository,
-    private readonly transactions: TransactionsRepository,
+    @Inject(TaskItemsRepository) private readonly items: TaskItemsForEngine,
+    @Inject(TransactionsRepository) private readonly transactions: TransactionsForEngine,
     private readonly writer: ProgressWriter,
     private readonly lanes: LaneRunner,
   ) {}

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { AppConfig } from '../../config/app-config';
 import { RerunMetrics } from '../metrics/rerun-metrics';
 import { rerunOutcomeOf, RerunOutcome } from '../../domain/rerun-outcome';
@@ -10,10 +10,14 @@ import { buildHttpRerun } from '../sending/rerun-request';
 import { RerunSender, SendResult } from '../sending/rerun-sender.service';
 import { WorkerLifecycle } from './worker-lifecycle';
 import { Slot } from './slot';
-import { EngineItem, TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { EngineItem, TaskItemsForEngine, TaskItemsRepository } from '../../database/repositories/task-items.repository';
 import { ChannelsRepository } from '../../database/repositories/channels.repository';
-import { ChildTransaction, TransactionsRepository } from '../../database/repositories/transactions.repository';
-import { TasksRepository } from '../../database/repositories/tasks.repository';
+import {
+  ChildTransaction,
+  TransactionsForEngine,
+  TransactionsRepository,
+} from '../../database/repositories/transactions.repository';
+import { TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
 
 /** The longest wait between two sends of a rerun that did not reach OpenHIM core. */
 const MAX_RETRY_DELAY_MS = 30000;
@@ -31,10 +35,10 @@ export class ItemRunner {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly transactions: TransactionsRepository,
+    @Inject(TransactionsRepository) private readonly transactions: TransactionsForEngine,
     private readonly channels: ChannelsRepository,
-    private readonly tasks: TasksRepository,
-    private readonly items: TaskItemsRepository,
+    @Inject(TasksRepository) private readonly tasks: TasksForEngine,
+    @Inject(TaskItemsRepository) private readonly items: TaskItemsForEngine,
     private readonly sender: RerunSender,
     private readonly writer: ProgressWriter,
     private readonly scheduler: RerunScheduler,

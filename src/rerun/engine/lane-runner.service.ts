@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
@@ -11,9 +11,9 @@ import { Slot } from './slot';
 import { StartBatcher, Started } from './start-batcher';
 import { TaskAdopter } from './task-adopter.service';
 import { startBoundMs } from '../../database/driver/bounded';
-import { EngineItem, TaskItemsRepository } from '../../database/repositories/task-items.repository';
-import { EngineTask, TasksRepository } from '../../database/repositories/tasks.repository';
-import { TransactionsRepository } from '../../database/repositories/transactions.repository';
+import { EngineItem, TaskItemsForEngine, TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { EngineTask, TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
+import { TransactionsForEngine, TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 const DONE: JobResult = { again: false };
 const AGAIN: JobResult = { again: true };
@@ -44,9 +44,9 @@ export class LaneRunner {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly tasks: TasksRepository,
-    private readonly items: TaskItemsRepository,
-    private readonly transactions: TransactionsRepository,
+    @Inject(TasksRepository) private readonly tasks: TasksForEngine,
+    @Inject(TaskItemsRepository) private readonly items: TaskItemsForEngine,
+    @Inject(TransactionsRepository) private readonly transactions: TransactionsForEngine,
     private readonly itemRunner: ItemRunner,
     private readonly adopter: TaskAdopter,
     private readonly scheduler: RerunScheduler,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Types } from 'mongoose';
-import { TasksRepository } from '../../database/repositories/tasks.repository';
+import type { TasksForEngine } from '../../database/repositories/tasks.repository';
 
 /**
  * One of a task's `batchSize` slots, held by a lane through a lease in the task document.
@@ -22,7 +22,7 @@ export class Slot {
 
   constructor(
     readonly taskId: Types.ObjectId,
-    private readonly tasks: TasksRepository,
+    private readonly tasks: TasksForEngine,
     private readonly leaseMs: number,
     acquiredAt: number,
   ) {

@@ -1,9 +1,9 @@
 import { Types } from 'mongoose';
 import { Slot } from './slot';
 import { bounded, within } from '../../database/driver/bounded';
-import { EngineItem, TaskItemsRepository } from '../../database/repositories/task-items.repository';
-import { TasksRepository } from '../../database/repositories/tasks.repository';
-import { OriginalTransaction, TransactionsRepository } from '../../database/repositories/transactions.repository';
+import type { EngineItem, TaskItemsForEngine } from '../../database/repositories/task-items.repository';
+import type { TasksForEngine } from '../../database/repositories/tasks.repository';
+import type { OriginalTransaction, TransactionsForEngine } from '../../database/repositories/transactions.repository';
 
 /** What a lane gets from the gate: the seq it took and the item, null when the item was already final. */
 export interface Started {
@@ -93,9 +93,9 @@ export class StartBatcher {
   private idleSweep?: NodeJS.Timeout;
 
   constructor(
-    private readonly taskRepo: TasksRepository,
-    private readonly items: TaskItemsRepository,
-    private readonly transactions: TransactionsRepository,
+    private readonly taskRepo: TasksForEngine,
+    private readonly items: TaskItemsForEngine,
+    private readonly transactions: TransactionsForEngine,
     private readonly boundMs: number,
   ) {}
 

@@ -1,10 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from './worker-lifecycle';
-import { EngineTask, TasksRepository } from '../../database/repositories/tasks.repository';
-import { TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { EngineTask, TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
+import { TaskItemsForEngine, TaskItemsRepository } from '../../database/repositories/task-items.repository';
 
 const CHUNK = 1000;
 const KEPT_STATUSES = new Set(['Completed', 'Failed']);
@@ -21,8 +21,8 @@ export class TaskAdopter {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly tasks: TasksRepository,
-    private readonly items: TaskItemsRepository,
+    @Inject(TasksRepository) private readonly tasks: TasksForEngine,
+    @Inject(TaskItemsRepository) private readonly items: TaskItemsForEngine,
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
   ) {}

@@ -1,12 +1,12 @@
-import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import type { AnyBulkWriteOperation, Document } from 'mongodb';
 import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { isFinalTransactionStatus } from '../../domain/transaction-status';
 import { RerunMetrics } from '../metrics/rerun-metrics';
-import { TaskItemsRepository } from '../../database/repositories/task-items.repository';
-import { type StreakChange, TasksRepository } from '../../database/repositories/tasks.repository';
-import { TransactionsRepository } from '../../database/repositories/transactions.repository';
+import { TaskItemsForEngine, TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import { type StreakChange, TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
+import { TransactionsForEngine, TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 /** What an item becomes. */
 export type OutcomeKind =
@@ -63,9 +63,9 @@ export class ProgressWriter implements OnApplicationShutdown {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly items: TaskItemsRepository,
-    private readonly tasks: TasksRepository,
-    private readonly transactions: TransactionsRepository,
+    @Inject(TaskItemsRepository) private readonly items: TaskItemsForEngine,
+    @Inject(TasksRepository) private readonly tasks: TasksForEngine,
+    @Inject(TransactionsRepository) private readonly transactions: TransactionsForEngine,
     private readonly metrics: RerunMetrics,
   ) {}
 

@@ -1,9 +1,9 @@
-import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import http from 'node:http';
 import net from 'node:net';
 import { AppConfig } from '../../config/app-config';
 import { HttpRerunRequest } from './rerun-request';
-import { TransactionsRepository } from '../../database/repositories/transactions.repository';
+import { TransactionsForEngine, TransactionsRepository } from '../../database/repositories/transactions.repository';
 
 export type SendResult =
   /** An HTTP answer (any status), or the end of a TCP exchange (status undefined). */
@@ -23,7 +23,7 @@ export class RerunSender implements OnApplicationShutdown {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly transactions: TransactionsRepository,
+    @Inject(TransactionsRepository) private readonly transactions: TransactionsForEngine,
   ) {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, scheduling: 'lifo' });
   }

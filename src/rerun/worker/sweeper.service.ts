@@ -1,12 +1,12 @@
 import { InjectQueue } from '@nestjs/bull';
-import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { AppConfig } from '../../config/app-config';
 import { UNFINISHED_STATUSES } from '../../domain/task-status';
 import { RERUN_QUEUE } from '../rerun.constants';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from '../engine/worker-lifecycle';
-import { TasksRepository } from '../../database/repositories/tasks.repository';
+import { TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
 
 /** The sweeper's adds remove husks first (see RerunScheduler). */
 const REPAIR = { repair: true } as const;
@@ -27,7 +27,7 @@ export class Sweeper implements OnModuleInit, OnModuleDestroy {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly tasks: TasksRepository,
+    @Inject(TasksRepository) private readonly tasks: TasksForEngine,
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
     @InjectQueue(RERUN_QUEUE) private readonly queue: Queue,

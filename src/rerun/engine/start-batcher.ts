@@ -35,8 +35,8 @@ interface TaskStarts {
   originals: OriginalsWindow[];
   /** Seen a body over SMALL_BODY, or most of a window taken by other workers: read per batch from then on. */
   originalsPerBatch: boolean;
-  /** Originals read so far (any way): windows start only after a first read showed small bodies. */
-  originalsSeen: number;
+  /** Some original was read (any way): windows start only after a first read showed small bodies. */
+  originalsRead: boolean;
   usedAt: number;
 }
 
@@ -117,7 +117,7 @@ export class StartBatcher {
         aheadEnd: 0,
         originals: [],
         originalsPerBatch: false,
-        originalsSeen: 0,
+        originalsRead: false,
         usedAt: Date.now(),
       };
       this.tasks.set(slot.taskKey, task);
@@ -278,7 +278,7 @@ export class StartBatcher {
       if (window.taken * 2 < window.seqs.size) task.originalsPerBatch = true;
       return false;
     });
-    if (task.originalsPerBatch || !task.originalsSeen) return this.readOriginals(task, [...known.values()]);
+    if (task.originalsPerBatch || !task.originalsRead) return this.readOriginals(task, [...known.values()]);
     const reads: Array<Promise<Map<string, OriginalTransaction>>> = [];
     const missing: EngineItem[] = [];
     for (const [seq, item] of known) {
@@ -340,7 +340,7 @@ export class StartBatcher {
         const body = original.request?.body;
         if (typeof body === 'string' && body.length > SMALL_BODY) task.originalsPerBatch = true;
       }
-      task.originalsSeen += found.size;
+      if (found.size) task.originalsRead = true;
       return found;
     });
   }

@@ -1,15 +1,13 @@
 import { Types } from 'mongoose';
 import { TRANSACTION_STATUSES } from '../../domain/transaction-status';
 import { reservedKeyPath } from '../validation/body-validation.pipe';
-import { describeValue, isPlainObject } from '../validation/checks';
+import { describeValue, HEX_ID, isPlainObject } from '../validation/checks';
 import { assertKnownKeys, badRequest, parseDateRange, parseStringFilter } from './query-params';
 
 /** Longest regular expression a client may send (`request.path` and the like). */
 export const MAX_REGEX_LENGTH = 500;
 /** Longest plain text value (host, route name, property value). */
 const MAX_TEXT_LENGTH = 1000;
-
-const HEX_ID = /^[0-9a-f]{24}$/i;
 
 type FieldParser = (field: string, raw: unknown) => unknown;
 

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { apiListenTarget, createApiApplication, listen } from './bootstrap/applications';
 import { requireSetting, run } from './bootstrap/run';
+import { checkMongoDB } from './bootstrap/mongodb-check';
 import { checkCanListen } from './bootstrap/startup-errors';
 import { apiDocsLine } from './common/swagger';
 
@@ -11,6 +12,7 @@ run('api', async ({ config, application }) => {
   requireSetting(config, 'REDIS_URL', 'api');
   const target = apiListenTarget(config);
   await checkCanListen(target);
+  await checkMongoDB(config.MONGODB_URI!, config.MONGODB_CONNECT_TIMEOUT_MS);
   const app = await createApiApplication(config, { withWorker: false });
   application(app);
   await listen(app, target);

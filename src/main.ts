@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { apiListenTarget, createApiApplication, listen } from './bootstrap/applications';
 import { startPrivateRedis } from './bootstrap/private-redis';
 import { run } from './bootstrap/run';
+import { checkMongoDB } from './bootstrap/mongodb-check';
 import { checkCanListen } from './bootstrap/startup-errors';
 import { apiDocsLine } from './common/swagger';
 
@@ -16,7 +17,9 @@ run('all', async ({ config, started, application }) => {
   // Before starting anything: a port in use fails at once, with nothing to clean up.
   await checkCanListen(target);
 
-  if (!config.MONGODB_URI) {
+  if (config.MONGODB_URI) {
+    await checkMongoDB(config.MONGODB_URI, config.MONGODB_CONNECT_TIMEOUT_MS);
+  } else {
     // Loaded only here: with MONGODB_URI set the embedded server is never part of the process.
     const { MongoWireServer } = await import('@openhim-rerun/mongo-wire');
     const mongo = new MongoWireServer({ host: '127.0.0.1', port: 0 });

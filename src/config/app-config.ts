@@ -75,6 +75,12 @@ export class AppConfig {
   @Matches(/^mongodb(\+srv)?:\/\//, { message: 'MONGODB_URI must start with mongodb:// or mongodb+srv://' })
   MONGODB_URI?: string;
 
+  /** How long a start waits for MongoDB (a writable primary) before it fails with one fatal line. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1000)
+  MONGODB_CONNECT_TIMEOUT_MS = 30000;
+
   /** Unset: `npm start` starts a private redis-server from PATH. */
   @IsOptional()
   @Transform(emptyToUndefined)

@@ -1,6 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Request, Response } from 'express';
+import { isDatabaseUnavailable } from '../database-availability';
 
 /**
  * One place that turns errors into responses. OpenHIM answers errors with plain text, so an
@@ -60,24 +61,6 @@ export class GlobalExceptionFilter implements ExceptionFilter {
 }
 
 export const DATABASE_UNAVAILABLE = 'The database (MongoDB) is unavailable. Try again shortly.';
-
-/** The driver's and mongoose's errors for a database that cannot be reached (not for a bad query). */
-const UNAVAILABLE_ERRORS = new Set([
-  'MongoServerSelectionError',
-  'MongooseServerSelectionError',
-  'MongoNetworkError',
-  'MongoNetworkTimeoutError',
-  'MongoNotConnectedError',
-  'MongoPoolClearedError',
-  'MongoTopologyClosedError',
-]);
-
-function isDatabaseUnavailable(exception: unknown): boolean {
-  if (!(exception instanceof Error)) return false;
-  if (UNAVAILABLE_ERRORS.has(exception.name)) return true;
-  // mongoose queues operations while disconnected and fails them after bufferTimeoutMS.
-  return exception.name === 'MongooseError' && /buffering timed out/.test(exception.message);
-}
 
 /** The message of Nest's default error body `{statusCode, message, error}`, when that is what it is. */
 function defaultShapeMessage(body: unknown): string | undefined {

@@ -3,6 +3,7 @@ import { InjectModel } from '@nestjs/mongoose';
 import { Model, Types } from 'mongoose';
 import { AutoRetry } from '../schemas';
 import { chunk, ID_QUERY_CHUNK, mapLimit } from './chunks';
+import { repeatable } from './collection-repository';
 
 /** OpenHIM's `autoretries` queue: a task's transactions leave it. */
 @Injectable()
@@ -12,7 +13,7 @@ export class AutoRetriesRepository {
   async removeTransactions(ids: readonly Types.ObjectId[]): Promise<void> {
     await mapLimit(chunk(ids, ID_QUERY_CHUNK), 4, (slice) =>
       // Straight to the driver: the ids are ObjectIds already, mongoose's casting would only cost CPU.
-      this.autoRetries.collection.deleteMany({ transactionID: { $in: slice } }),
+      repeatable(() => this.autoRetries.collection.deleteMany({ transactionID: { $in: slice } })),
     );
   }
 }

@@ -3,7 +3,7 @@ import { InjectModel } from '@nestjs/mongoose';
 import type { AnyBulkWriteOperation, Document } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { CollectionRepository } from './collection-repository';
+import { CollectionRepository, repeatable } from './collection-repository';
 import { StoredTaskItem, TaskItem, TaskTransaction } from '../schemas';
 import { chunk, mapLimit } from './chunks';
 import { batchesOf, firstBatch, noBatches, Page, projection } from './cursors';
@@ -96,7 +96,7 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
 
   /** Removes a task's items (also those of a task document already gone). */
   async deleteForTask(taskId: Types.ObjectId): Promise<void> {
-    await this.op('deleteMany', (o) => this.collection.deleteMany({ taskId }, o));
+    await repeatable(() => this.op('deleteMany', (o) => this.collection.deleteMany({ taskId }, o)));
   }
 
   // ---- the engine ---------------------------------------------------------------------------------

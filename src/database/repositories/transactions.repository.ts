@@ -3,7 +3,7 @@ import { InjectModel } from '@nestjs/mongoose';
 import type { Document } from 'mongodb';
 import { Model, Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
-import { CollectionRepository } from './collection-repository';
+import { CollectionRepository, repeatable } from './collection-repository';
 import { CHANNELS_COLLECTION, StoredTransaction, Transaction } from '../schemas';
 import { CHANNEL_ACCESS_FIELDS, ChannelAccess } from './channels.repository';
 import { chunk, ID_QUERY_CHUNK, mapLimit } from './chunks';
@@ -87,10 +87,12 @@ export class TransactionsRepository extends CollectionRepository<Transaction> {
     return { channelIds: [...seen.values()], channels: [...channels.values()], someWithoutChannel };
   }
 
-  /** A task takes its transactions out of OpenHIM's automatic retries. */
+  /** A task takes its transactions out of OpenHIM's automatic retries (fixed values: safe to repeat). */
   async disableAutoRetry(ids: readonly Types.ObjectId[]): Promise<void> {
     await mapLimit(chunk(ids, ID_QUERY_CHUNK), CHUNK_CONCURRENCY, (slice) =>
-      this.collection.updateMany({ _id: { $in: slice } }, { $set: { autoRetry: false, autoRetryAttempt: 0 } }),
+      repeatable(() =>
+        this.collection.updateMany({ _id: { $in: slice } }, { $set: { autoRetry: false, autoRetryAttempt: 0 } }),
+      ),
     );
   }
 
@@ -116,14 +118,22 @@ export class TransactionsRepository extends CollectionRepository<Transaction> {
     return { channelIds, someWithoutChannel: withoutChannel !== null };
   }
 
-  /** Ids matching `query`, oldest request first (ties by id: stable), in slices of `size`. */
+  /**
+   * Ids matching `query`, oldest request first (ties by id: stable), in slices of `size`. An
+   * aggregation with `allowDiskUse`: no index of core's provides this sort, and a `find` holding it in
+   * memory fails past 32 MB on MongoDB 4.2 (100 MB later), where `find` cannot spill to disk; the
+   * pipeline's `$sort` can on every version, and sorts only the two fields it needs.
+   */
   async *idsOldestFirst(query: Record<string, unknown>, size: number, max: number): AsyncGenerator<Types.ObjectId[]> {
-    const cursor = this.collection.find<{ _id: Types.ObjectId }>(query, {
-      projection: { _id: 1 },
-      sort: { 'request.timestamp': 1, _id: 1 },
-      limit: max,
-      batchSize: Math.min(size, 10000),
-    });
+    const cursor = this.collection.aggregate<{ _id: Types.ObjectId }>(
+      [
+        { $match: query },
+        { $sort: { 'request.timestamp': 1, _id: 1 } },
+        ...(max > 0 ? [{ $limit: max }] : []),
+        { $project: { _id: 1 } },
+      ],
+      { allowDiskUse: true, batchSize: Math.min(size, 10000) },
+    );
     let slice: Types.ObjectId[] = [];
     try {
       for await (const doc of cursor) {

@@ -34,7 +34,7 @@ export const TaskLeaseSchema = SchemaFactory.createForClass(TaskLease);
 export class Task {
   @Prop({ type: String, enum: TASK_STATUSES, default: 'Queued', index: true }) status: TaskStatus;
   @Prop({ type: [TaskTransactionSchema], default: [] }) transactions: TaskTransaction[];
-  @Prop({ type: Date, default: Date.now, index: true }) created: Date;
+  @Prop({ type: Date, default: Date.now }) created: Date;
   @Prop() completedDate?: Date;
   @Prop() user: string;
   @Prop() remainingTransactions: number;
@@ -71,6 +71,9 @@ export class Task {
 export type StoredTask = Task & { _id: Types.ObjectId; __v?: number };
 export type TaskDocument = HydratedDocument<Task>;
 export const TaskSchema = SchemaFactory.createForClass(Task);
+// The task list's order (newest first, ties by id): read in index order, never sorted in memory, which
+// MongoDB 4.2 refuses past 32 MB (a console page of every task).
+TaskSchema.index({ created: -1, _id: -1 });
 
 /** One rerun of one transaction, for tasks with `itemsStore: 'items'` (collection `taskitems`). */
 @Schema({ collection: 'taskitems', versionKey: false })
@@ -95,4 +98,5 @@ export type StoredTaskItem = TaskItem & { _id: Types.ObjectId };
 export type TaskItemDocument = HydratedDocument<TaskItem>;
 export const TaskItemSchema = SchemaFactory.createForClass(TaskItem);
 TaskItemSchema.index({ taskId: 1, seq: 1 }, { unique: true });
-TaskItemSchema.index({ taskId: 1, tstatus: 1 });
+// The engine's reads of a task's items by status come in task order: the index gives both.
+TaskItemSchema.index({ taskId: 1, tstatus: 1, seq: 1 });

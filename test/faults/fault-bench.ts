@@ -7,6 +7,7 @@ import { findFreePort } from '../../src/common/net/free-port';
 import { request, type HttpResult } from '../support/http';
 import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../support/openhim-auth';
 import { OpenhimCoreStub } from '../support/openhim-core-stub';
+import { mongoWireVersionArgs } from '../support/mongodb-version';
 import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../support/processes';
 import { waitFor } from '../support/wait';
 import { guardDriverWrites } from '../../src/database/driver/driver-write-guard';
@@ -99,7 +100,13 @@ export class FaultBench {
   }
 
   async startMongo(): Promise<void> {
-    this.mongo = runNode(mongoWireCli(), ['--port', String(this.mongoPort), '--dbpath', this.dbPath]);
+    this.mongo = runNode(mongoWireCli(), [
+      '--port',
+      String(this.mongoPort),
+      '--dbpath',
+      this.dbPath,
+      ...mongoWireVersionArgs(),
+    ]);
     await this.mongo.waitForOutput(/listening at mongodb:\/\//, 30000);
   }
 

@@ -21,6 +21,16 @@ describe('docker-compose.yml', () => {
     expect(services.mongo.healthcheck.test.join(' ')).toContain('ping');
   });
 
+  it("runs MongoDB 4.2 as a replica set, as OpenHIM 8's platform does (8.0 in the override file)", () => {
+    expect(services.mongo.image).toBe('mongo:4.2');
+    expect(services.mongo.command.join(' ')).toContain('--replSet rs0');
+    // The healthcheck initiates the set, and is healthy only on a primary.
+    expect(services.mongo.healthcheck.test.join(' ')).toMatch(/rs\.initiate\(\{_id: 'rs0'.*ismaster/);
+    const newest = parse(readFileSync(join(root, 'docker-compose.mongodb8.yml'), 'utf8'));
+    expect(newest.services.mongo.image).toBe('mongo:8.0');
+    expect(newest.services.mongo.healthcheck.test.join(' ')).toMatch(/rs\.initiate\(\{_id: 'rs0'.*isWritablePrimary/);
+  });
+
   it('runs Redis with persistence and without eviction', () => {
     const command = services.redis.command.join(' ');
     expect(command).toContain('--appendonly yes');
@@ -31,7 +41,8 @@ describe('docker-compose.yml', () => {
   it.each(['api', 'worker'])('runs %s from the one image, after healthy dependencies', (name) => {
     const service = services[name];
     expect(service.image).toBe(services.api.image);
-    expect(service.environment.MONGODB_URI).toBe('mongodb://mongo:27017/openhim');
+    // w=majority: on 4.2 and 4.4 writes are acknowledged by the primary alone otherwise.
+    expect(service.environment.MONGODB_URI).toBe('mongodb://mongo:27017/openhim?replicaSet=rs0&w=majority');
     expect(service.environment.REDIS_URL).toBe('redis://redis:6379');
     expect(service.depends_on.mongo.condition).toBe('service_healthy');
     expect(service.depends_on.redis.condition).toBe('service_healthy');

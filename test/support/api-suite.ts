@@ -1,4 +1,5 @@
 import type { INestApplication } from '@nestjs/common';
+import type { MongoWireServerOptions } from '@openhim-rerun/mongo-wire';
 import { seedUsersAndChannels, tokenSigner, UserName } from './fixtures';
 import { TestEnvironment } from './test-environment';
 
@@ -17,9 +18,9 @@ export interface ApiSuite {
  */
 export async function startApiSuite(
   overrides: Record<string, string> = {},
-  options: { withWorker?: boolean } = {},
+  options: { withWorker?: boolean; mongo?: Partial<MongoWireServerOptions> } = {},
 ): Promise<ApiSuite> {
-  const env = await TestEnvironment.start();
+  const env = await TestEnvironment.start(options.mongo);
   try {
     const { app, baseUrl } = await env.startApi(
       { AUTH_FAILURE_LIMIT: '0', ...overrides },

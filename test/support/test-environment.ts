@@ -3,7 +3,8 @@ import { Db, MongoClient } from 'mongodb';
 import { createApiApplication, createWorkerApplication } from '../../src/bootstrap/applications';
 import { PrivateRedis, startPrivateRedis } from '../../src/bootstrap/private-redis';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
-import { MongoWireServer } from '@openhim-rerun/mongo-wire';
+import { MongoWireServer, type MongoWireServerOptions } from '@openhim-rerun/mongo-wire';
+import { embeddedMongoOptions } from './mongodb-version';
 
 /**
  * What an end-to-end test needs: the embedded MongoDB-compatible server and a real redis-server,
@@ -17,9 +18,10 @@ export class TestEnvironment {
   db: Db;
   private readonly apps: Array<INestApplication | INestApplicationContext> = [];
 
-  static async start(): Promise<TestEnvironment> {
+  /** `mongo`: options of the embedded server (e.g. a fixed `mongodbVersion`, `replSet`). */
+  static async start(mongo: Partial<MongoWireServerOptions> = {}): Promise<TestEnvironment> {
     const env = new TestEnvironment();
-    env.mongo = new MongoWireServer({ port: 0 });
+    env.mongo = new MongoWireServer({ port: 0, ...embeddedMongoOptions(), ...mongo } as MongoWireServerOptions);
     await env.mongo.start();
     env.redis = await startPrivateRedis();
     env.client = await MongoClient.connect(env.mongoUri);

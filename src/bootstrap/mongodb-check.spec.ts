@@ -1,5 +1,12 @@
 import { createServer, type Server } from 'node:net';
-import { checkMongoDB, describeWireVersion, incompatibility, SUPPORTED_MONGODB } from './mongodb-check';
+import { MongoWireServer } from '@openhim-rerun/mongo-wire';
+import {
+  checkMongoDB,
+  describeWireVersion,
+  incompatibility,
+  refusedWireVersions,
+  SUPPORTED_MONGODB,
+} from './mongodb-check';
 import { StartupError } from './startup-errors';
 
 describe('MongoDB version check', () => {
@@ -32,6 +39,54 @@ describe('MongoDB version check', () => {
     expect(incompatibility({ minWireVersion: 30, maxWireVersion: 30 })).toMatch(
       /^requires wire version 30 or later; this service supports MongoDB 4.2 to 8.2/,
     );
+  });
+
+  it("reads the wire versions from the driver's refusal", () => {
+    const refusal = (message: string) => Object.assign(new Error(message), { name: 'MongoCompatibilityError' });
+    expect(
+      refusedWireVersions(
+        refusal(
+          'Server at db:27017 reports maximum wire version 7, but this version of the Node.js Driver requires at least 8 (MongoDB 4.2)',
+        ),
+      ),
+    ).toEqual({ maxWireVersion: 7 });
+    expect(refusedWireVersions(refusal('Server at db:27017 reports minimum wire version 30, but ...'))).toEqual({
+      minWireVersion: 30,
+      maxWireVersion: 30,
+    });
+    expect(refusedWireVersions(new Error('Server at db:27017 reports maximum wire version 7'))).toBeUndefined();
+  });
+
+  it.each([
+    ['4.0', 7],
+    ['3.6', 6],
+  ])('refuses a server announcing MongoDB %s at once', async (version, wire) => {
+    const server = new MongoWireServer({ mongodbVersion: version as '4.0' });
+    await server.start();
+    const started = Date.now();
+    try {
+      const error = await checkMongoDB(server.uri('openhim'), 20000).catch((e: Error) => e);
+      expect(error).toBeInstanceOf(StartupError);
+      expect((error as Error).message).toBe(
+        `MongoDB at ${server.uri('openhim')} (MONGODB_URI) is MongoDB ${version} (wire version ${wire}); this service supports ` +
+          'MongoDB 4.2 to 8.2 (wire versions 8-27). Upgrade MongoDB to 4.2 or later (what OpenHIM core 8 runs on).',
+      );
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it.each(['4.2', '8.0'])('accepts MongoDB %s, standalone and as a replica set', async (version) => {
+    for (const replSet of [undefined, 'rs0']) {
+      const server = new MongoWireServer({ mongodbVersion: version as '4.2', replSet });
+      await server.start();
+      try {
+        await expect(checkMongoDB(server.uri('openhim'), 5000)).resolves.toBeUndefined();
+      } finally {
+        await server.stop();
+      }
+    }
   });
 
   it('fails within the timeout, naming the URI without its password, when nothing answers', async () => {

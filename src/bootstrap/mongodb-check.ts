@@ -1,4 +1,4 @@
-import { MongoClient, type ServerHeartbeatSucceededEvent } from 'mongodb';
+import { MongoClient, type ServerHeartbeatFailedEvent } from 'mongodb';
 import { redactUri, StartupError } from './startup-errors';
 
 /**
@@ -45,17 +45,28 @@ export function incompatibility(reply: { minWireVersion?: number; maxWireVersion
   return undefined;
 }
 
+/** The wire versions a driver's refusal names ("reports maximum wire version 7"), if it is one. */
+export function refusedWireVersions(error: Error): { minWireVersion?: number; maxWireVersion?: number } | undefined {
+  if (error.name !== 'MongoCompatibilityError') return undefined;
+  const max = /reports maximum wire version (\d+)/.exec(error.message);
+  const min = /reports minimum wire version (\d+)/.exec(error.message);
+  if (max) return { maxWireVersion: Number(max[1]) };
+  if (min) return { minWireVersion: Number(min[1]), maxWireVersion: Number(min[1]) };
+  return undefined;
+}
+
 /**
  * Before anything else starts: reaches MongoDB at `uri` and checks its version, so that a server too
- * old (or unreachable) fails the start at once with one line, instead of the driver's retries.
- * The driver itself refuses an incompatible server only by timing out its server selection.
+ * old (or unreachable) fails the start at once with one line. The driver refuses an incompatible
+ * server in each handshake of its monitor, and its callers only see their server selection time out.
  */
 export async function checkMongoDB(uri: string, timeoutMs: number): Promise<void> {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: timeoutMs, maxPoolSize: 1 });
   let refuse: (error: Error) => void = () => undefined;
   const refused = new Promise<never>((_, reject) => (refuse = reject));
-  client.on('serverHeartbeatSucceeded', (event: ServerHeartbeatSucceededEvent) => {
-    const why = incompatibility(event.reply);
+  client.on('serverHeartbeatFailed', (event: ServerHeartbeatFailedEvent) => {
+    const versions = refusedWireVersions(event.failure);
+    const why = versions && incompatibility(versions);
     if (why) refuse(new StartupError(`MongoDB at ${redactUri(uri)} (MONGODB_URI) ${why}.`));
   });
   try {

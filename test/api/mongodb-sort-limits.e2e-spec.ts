@@ -31,7 +31,7 @@ describe('Sorts a MongoDB 4.2 refuses in memory', () => {
   beforeAll(async () => {
     ({ env, app, baseUrl, as } = await startApiSuite(
       { BULK_RERUN_TASK_SIZE: '500' },
-      { mongo: { mongodbVersion: '4.2' } as object },
+      { mongo: { mongodbVersion: '4.2' } },
     ));
     // Newest first on disk, with a body that makes each document about 1 KB.
     const docs = Array.from({ length: TRANSACTIONS }, (_, i) =>

@@ -1,5 +1,6 @@
 import { request as httpsRequest } from 'node:https';
 import { createConnection, createServer, Server } from 'node:net';
+import { MongoWireServer, type MongoDBVersion } from '@openhim-rerun/mongo-wire';
 import mongoose from 'mongoose';
 import { findFreePort } from '../../src/common/net/free-port';
 import { distEntry, mongoWireCli, runNode, RunningProcess } from '../support/processes';
@@ -260,5 +261,89 @@ describe('start-up failures: one clear line, exit 1, nothing left running', () =
       server.close();
       await env.stop();
     }
+  });
+});
+
+describe('MongoDB versions at start (supported: 4.2 to 8.2)', () => {
+  let redis: TestEnvironment;
+  beforeAll(async () => {
+    redis = await TestEnvironment.start();
+  });
+  afterAll(() => redis?.stop());
+
+  /** Runs `entry` against an embedded server announcing `version`; returns once it exited or is ready. */
+  async function startAgainst(version: string, entry: string, until: 'exit' | 'ready') {
+    const mongo = new MongoWireServer({ port: 0, mongodbVersion: version as MongoDBVersion });
+    await mongo.start();
+    const uri = mongo.uri('openhim_versions');
+    const service = runNode(distEntry(entry), [], {
+      MONGODB_URI: uri,
+      REDIS_URL: redis.redis.url,
+      API_PORT: String(await findFreePort()),
+      QUEUE_PREFIX: `versions-${version}`,
+    });
+    try {
+      if (until === 'exit') await service.exited;
+      else await service.waitForOutput(/Rerun (API listening|worker started)/, 60000);
+      return { service, uri };
+    } finally {
+      service.kill('SIGKILL');
+      await service.exited;
+      await mongo.stop();
+    }
+  }
+
+  it.each([
+    ['4.0', 7, 'main.api.js'],
+    ['3.6', 6, 'main.worker.js'],
+    ['4.0', 7, 'main.js'],
+  ])(
+    'MongoDB %s: exits 1 at once with one fatal line naming the version found and the range',
+    async (version, wire, entry) => {
+      const startedAt = Date.now();
+      const { service, uri } = await startAgainst(version, entry, 'exit');
+      expect(await service.exited).toBe(1);
+      expect(Date.now() - startedAt).toBeLessThan(15000);
+      expect(jsonLines(service.output())).toEqual([
+        expect.objectContaining({
+          level: 'fatal',
+          context: 'Bootstrap',
+          msg:
+            `MongoDB at ${uri} (MONGODB_URI) is MongoDB ${version} (wire version ${wire}); this service supports MongoDB 4.2 to 8.2 ` +
+            '(wire versions 8-27). Upgrade MongoDB to 4.2 or later (what OpenHIM core 8 runs on).',
+        }),
+      ]);
+    },
+  );
+
+  it.each([
+    ['4.2', 'main.api.js'],
+    ['4.2', 'main.worker.js'],
+    ['8.0', 'main.api.js'],
+  ])('MongoDB %s: %s starts', async (version, entry) => {
+    const { service } = await startAgainst(version, entry, 'ready');
+    expect(jsonLines(service.output()).filter((line) => line.level === 'fatal')).toEqual([]);
+  });
+
+  it('MongoDB unreachable: exits 1 after MONGODB_CONNECT_TIMEOUT_MS with one fatal line naming the URI, password masked', async () => {
+    const port = await findFreePort();
+    const startedAt = Date.now();
+    const service = runNode(distEntry('main.api.js'), [], {
+      MONGODB_URI: `mongodb://rerun:s3cret@127.0.0.1:${port}/openhim`,
+      REDIS_URL: redis.redis.url,
+      API_PORT: '0',
+      MONGODB_CONNECT_TIMEOUT_MS: '2000',
+    });
+    expect(await service.exited).toBe(1);
+    expect(Date.now() - startedAt).toBeLessThan(15000);
+    const lines = jsonLines(service.output());
+    expect(lines).toEqual([expect.objectContaining({ level: 'fatal', context: 'Bootstrap' })]);
+    expect(lines[0].msg).toMatch(
+      new RegExp(
+        `^Cannot connect to MongoDB at mongodb://rerun:\\*\\*\\*@127\\.0\\.0\\.1:${port}/openhim \\(MONGODB_URI\\) within 2 s`,
+      ),
+    );
+    expect(lines[0].msg).toContain('Check that MongoDB is running and reachable there');
+    expect(service.output()).not.toContain('s3cret');
   });
 });

@@ -21,7 +21,7 @@ export class TestEnvironment {
   /** `mongo`: options of the embedded server (e.g. a fixed `mongodbVersion`, `replSet`). */
   static async start(mongo: Partial<MongoWireServerOptions> = {}): Promise<TestEnvironment> {
     const env = new TestEnvironment();
-    env.mongo = new MongoWireServer({ port: 0, ...embeddedMongoOptions(), ...mongo } as MongoWireServerOptions);
+    env.mongo = new MongoWireServer({ port: 0, ...embeddedMongoOptions(), ...mongo });
     await env.mongo.start();
     env.redis = await startPrivateRedis();
     env.client = await MongoClient.connect(env.mongoUri);

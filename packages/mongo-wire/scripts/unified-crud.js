@@ -973,7 +973,8 @@ async function main() {
   walk(dir);
 
   // enableTestCommands: configureFailPoint (failCommand), as the spec runners' mongod has it.
-  const server = new MongoWireServer({ port: 0, enableTestCommands: true });
+  // Announces (and behaves as) the release the applicability is judged for.
+  const server = new MongoWireServer({ port: 0, enableTestCommands: true, mongodbVersion: '7.0' });
   await server.start();
   const uri = server.uri();
   const internal = new MongoClient(uri);

@@ -2,13 +2,17 @@
  * Standalone MongoDB-compatible server.
  *
  *   node packages/mongo-wire/dist/cli.js --port <n> [--host <h>] [--dbpath <dir> [--syncdelay <seconds>]]
+ *     [--replSet <name> [--replSetMember <host:port>]]
+ *     [--mongodb-version <x.y>] [--max-blocking-sort-bytes <n>] [--max-aggregation-sort-bytes <n>]
  *
  * Prints exactly one line `MongoDB-compatible server listening at mongodb://HOST:PORT` on stdout
- * when ready; stops cleanly (exit 0) on SIGTERM / SIGINT. With --dbpath the data is loaded from
+ * when ready (with --replSet: `... at mongodb://HOST:PORT/?replicaSet=NAME`); stops cleanly
+ * (exit 0) on SIGTERM / SIGINT. With --dbpath the data is loaded from
  * DIR at start and saved there on stop and every --syncdelay seconds (see README.md). `--help`
  * prints the usage on stdout (exit 0).
  */
 import { DEFAULT_SYNC_DELAY_SECONDS, MongoWireServer } from './server';
+import { DEFAULT_MONGODB_VERSION, isMongoDBVersion, MONGODB_VERSIONS, MongoDBVersion } from './versions';
 
 export interface CliOptions {
   /** `--help`: print the usage on stdout and exit 0. */
@@ -17,20 +21,46 @@ export interface CliOptions {
   port: number;
   dbPath?: string;
   syncDelaySeconds?: number;
+  /** `--replSet NAME`: the primary of a one-member replica set. */
+  replSet?: string;
+  /** `--replSetMember HOST:PORT`: the member address announced to clients. */
+  replSetMember?: string;
+  /** `--mongodb-version X.Y`: the MongoDB release announced and served. */
+  mongodbVersion?: MongoDBVersion;
+  /** `--max-blocking-sort-bytes N`: memory limit of a find / findAndModify / update blocking sort. */
+  maxBlockingSortBytes?: number;
+  /** `--max-aggregation-sort-bytes N`: memory limit of an aggregation `$sort`. */
+  maxAggregationSortBytes?: number;
 }
 
 export const USAGE = `usage: npm run mongo-server -- [--port <n>] [--host <h>] [--dbpath <dir> [--syncdelay <seconds>]]
+                                 [--replSet <name> [--replSetMember <host:port>]]
+                                 [--mongodb-version <x.y>] [--max-blocking-sort-bytes <n>]
+                                 [--max-aggregation-sort-bytes <n>]
        (or: node packages/mongo-wire/dist/cli.js ...)
 
 Starts the embedded MongoDB-compatible server on its own, so separate API and worker processes
 and tools (mongosh, drivers) can share one. Prints one line when ready:
   MongoDB-compatible server listening at mongodb://HOST:PORT
-and stops on SIGTERM / SIGINT (Ctrl-C), exit 0.
+(with --replSet: mongodb://HOST:PORT/?replicaSet=NAME) and stops on SIGTERM / SIGINT (Ctrl-C), exit 0.
 
   --port, -p <n>         port to listen on (default 27017; 0 = any free port)
   --host, -h <h>         address to listen on (default 127.0.0.1; also --bind_ip)
   --dbpath <dir>         load the data from <dir> at start, save it there at stop (default: in memory only)
   --syncdelay <seconds>  with --dbpath, also save every <seconds> (default ${DEFAULT_SYNC_DELAY_SECONDS}; 0 = only at stop)
+  --replSet <name>       be the primary of a one-member replica set <name> (retryable writes, step-downs;
+                         connect with ?replicaSet=<name>); default: a standalone
+  --replSetMember <h:p>  with --replSet, the member address announced to clients (default: HOST:PORT,
+                         this machine's hostname when HOST is 0.0.0.0 / ::)
+  --mongodb-version <x.y>
+                         the MongoDB release to announce and behave as: ${MONGODB_VERSIONS.join(', ')}
+                         (default ${DEFAULT_MONGODB_VERSION}); what it lacks is refused with its errors.
+                         3.6 and 4.0 only announce themselves (drivers 6.x refuse them), else act as 4.2
+  --max-blocking-sort-bytes <n>
+                         memory limit of a sort no index provides in find / findAndModify / update
+                         (default: 33554432 up to 4.2, 104857600 from 4.4; also: setParameter)
+  --max-aggregation-sort-bytes <n>
+                         memory limit of an aggregation $sort no index provides (default 104857600)
   --help                 this text`;
 
 export function parseArgs(argv: string[]): CliOptions {
@@ -59,9 +89,31 @@ export function parseArgs(argv: string[]): CliOptions {
       const s = Number(raw);
       if (raw.trim() === '' || !Number.isFinite(s) || s < 0) throw new Error(`invalid --syncdelay: ${raw}`);
       opts.syncDelaySeconds = s;
+    } else if (flag === '--replSet') {
+      const name = value();
+      if (name.includes('/')) throw new Error(`--replSet ${name}: seed lists are not supported (a one-member set)`);
+      if (!name) throw new Error('empty --replSet');
+      opts.replSet = name;
+    } else if (flag === '--replSetMember') {
+      const m = value();
+      if (!/^(\[[^\]]+\]|[^:/\s]+):\d{1,5}$/.test(m)) throw new Error(`invalid --replSetMember (host:port): ${m}`);
+      opts.replSetMember = m;
+    } else if (flag === '--mongodb-version') {
+      const v = value();
+      if (!isMongoDBVersion(v))
+        throw new Error(`invalid --mongodb-version ${v}: one of ${MONGODB_VERSIONS.join(', ')}`);
+      opts.mongodbVersion = v;
+    } else if (flag === '--max-blocking-sort-bytes' || flag === '--max-aggregation-sort-bytes') {
+      const raw = value();
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isSafeInteger(n) || n < 0) throw new Error(`invalid ${flag}: ${raw}`);
+      if (flag === '--max-blocking-sort-bytes') opts.maxBlockingSortBytes = n;
+      else opts.maxAggregationSortBytes = n;
     } else throw new Error(`unknown argument: ${a}`);
   }
   if (opts.syncDelaySeconds !== undefined && opts.dbPath === undefined) throw new Error('--syncdelay needs --dbpath');
+  if (opts.replSetMember !== undefined && opts.replSet === undefined)
+    throw new Error('--replSetMember needs --replSet');
   return opts;
 }
 
@@ -85,11 +137,18 @@ export async function runCli(
     port: opts.port,
     dbPath: opts.dbPath,
     syncDelaySeconds: opts.syncDelaySeconds ?? DEFAULT_SYNC_DELAY_SECONDS,
+    replSet: opts.replSet,
+    replSetMember: opts.replSetMember,
+    mongodbVersion: opts.mongodbVersion,
+    maxBlockingSortBytes: opts.maxBlockingSortBytes,
+    maxAggregationSortBytes: opts.maxAggregationSortBytes,
     log,
   });
   await server.start();
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
-  const line = `MongoDB-compatible server listening at mongodb://${host}:${server.port}`;
+  const line = opts.replSet
+    ? `MongoDB-compatible server listening at ${server.uri()}`
+    : `MongoDB-compatible server listening at mongodb://${host}:${server.port}`;
   print(line);
   return { server, line, stop: () => server.stop() };
 }

@@ -6,13 +6,15 @@ import * as os from 'node:os';
 import { BSON, Long, UUID } from 'bson';
 import { ProcessingMode } from 'mingo';
 import { errorReply, fail, MongoWireError, toWireError } from './errors';
-import { Collection, EngineStats, Plan, Rec, Storage, validateCollName } from './engine';
+import { Collection, EngineStats, Plan, Rec, SelectOptions, Storage, validateCollName } from './engine';
 import { compileSchema } from './jsonschema';
+import { Admission, checkStandaloneSession, replicaSetCommand, ReplicaSetMember } from './replica-set';
 import { makeProjector, Projector } from './projection';
 import { evaluateLet, newAggregator, newQuery } from './query';
 import {
   checkCollation,
   checkFields,
+  checkFilterOperators,
   checkIndexSpec,
   checkPipeline,
   COMMAND_FIELDS,
@@ -37,6 +39,7 @@ import {
   typedView,
 } from './values';
 import { encodeCursorReply, MAX_BSON_SIZE } from './wire';
+import { serverVersion, ServerVersion, SORT_PARAMETERS, SortParameter } from './versions';
 
 export interface ConnectionInfo {
   id: number;
@@ -47,6 +50,10 @@ export interface CommandContext {
   db: string;
   anns: RawAnn[];
   conn: ConnectionInfo;
+  /** OP_QUERY's secondaryOk flag (a read may run on a secondary; OP_MSG uses `$readPreference`). */
+  secondaryOk?: boolean;
+  /** Set by run(): a retryable write (txnNumber without autocommit, replica-set mode). */
+  retryableWrite?: boolean;
 }
 
 type Reply = Doc | Uint8Array;
@@ -63,6 +70,18 @@ export interface DispatcherOptions {
    * Off by default: without it they are "no such command" (59), as on a production mongod.
    */
   enableTestCommands?: boolean;
+  /** Replica-set mode: the member's state, checks and retryable-write records (replica-set.ts). */
+  replSet?: ReplicaSetMember;
+  /** The MongoDB release announced and served (versions.ts; default '8.0'; others: an Error). */
+  mongodbVersion?: string;
+  /**
+   * Memory limit (bytes) of a blocking sort in find / findAndModify / update (default: the
+   * release's internalQueryExecMaxBlockingSortBytes, 32 MiB, up to 4.2, or
+   * internalQueryMaxBlockingSortMemoryUsageBytes, 100 MiB, from 4.4). setParameter changes it.
+   */
+  maxBlockingSortBytes?: number;
+  /** Memory limit (bytes) of an aggregation `$sort` (default 100 MiB). setParameter changes it. */
+  maxAggregationSortBytes?: number;
 }
 
 /** The `failCommand` fail point (the only one implemented): see configureFailPoint. */
@@ -85,7 +104,6 @@ interface CursorState {
   lastUsed: number;
 }
 
-const SERVER_VERSION = '7.0.0';
 const BATCH_BYTES = MAX_BSON_SIZE - 64 * 1024;
 const CURSOR_IDLE_MS = 10 * 60 * 1000;
 const SERIALIZE_OPTIONS = { checkKeys: false, ignoreUndefined: false } as const;
@@ -111,6 +129,7 @@ const READ_ONLY_COMMANDS = new Set(
     'ping',
     'buildInfo',
     'getParameter',
+    'setParameter',
     'serverStatus',
     'hostInfo',
     'whatsmyuri',
@@ -246,8 +265,32 @@ export class Dispatcher {
   /** Compiled collection validators, per collection, recompiled when the validator changes. */
   private readonly validators = new WeakMap<Collection, { key: string; check: (doc: Doc) => Doc | null }>();
   private failCommand: FailCommand | null = null;
+  /** Replica-set mode (null: a standalone). */
+  readonly replSet: ReplicaSetMember | null;
+  /** The announced release: what hello / buildInfo report and which features answer (versions.ts). */
+  readonly version: ServerVersion;
+  /** Blocking-sort memory limits (bytes): find / findAndModify / update, and aggregation `$sort`. */
+  readonly sortLimits: { find: number; aggregate: number };
+  /** The allowDiskUseByDefault server parameter (6.0+): a sort may spill unless `allowDiskUse: false`. */
+  allowDiskUseByDefault = true;
 
   constructor(options: DispatcherOptions = {}) {
+    this.replSet = options.replSet ?? null;
+    this.version = serverVersion(options.mongodbVersion);
+    const params = this.version.sortParameters();
+    const limit = (name: string, v: number | undefined, dflt: number): number => {
+      if (v === undefined) return dflt;
+      if (!Number.isSafeInteger(v) || v < 0) throw new Error(`invalid ${name}: ${v} (a number of bytes, 0 or more)`);
+      return v;
+    };
+    this.sortLimits = {
+      find: limit('maxBlockingSortBytes', options.maxBlockingSortBytes, SORT_PARAMETERS[params.find].default),
+      aggregate: limit(
+        'maxAggregationSortBytes',
+        options.maxAggregationSortBytes,
+        SORT_PARAMETERS[params.aggregate].default,
+      ),
+    };
     const h = (names: string[], fn: Handler): void => {
       for (const n of names) {
         this.handlers.set(n.toLowerCase(), fn);
@@ -259,6 +302,7 @@ export class Dispatcher {
     h(['ping'], () => ({ ok: 1 }));
     h(['buildInfo'], () => this.buildInfo());
     h(['getParameter'], (b) => this.getParameter(b));
+    h(['setParameter'], (b, c) => this.setParameter(b, c));
     h(['serverStatus'], () => this.serverStatus());
     h(['hostInfo'], () => ({
       system: {
@@ -296,7 +340,9 @@ export class Dispatcher {
     );
     h(['startSession'], () => ({ id: { id: new UUID() }, timeoutMinutes: 30, ok: 1 }));
     h(['currentOp'], () => ({ inprog: [], ok: 1 }));
-    h(['replSetGetStatus'], () => fail(76, 'not running with --replSet'));
+    h(['replSetStepDown', 'replSetFreeze', 'replSetGetStatus', 'replSetGetConfig'], (b, c, n) =>
+      replicaSetCommand(this.replSet, this.canonical.get(n.toLowerCase()) ?? n, b, c.db),
+    );
     h(['getDefaultRWConcern'], () => ({
       defaultReadConcern: { level: 'local' },
       defaultWriteConcern: { w: 1, wtimeout: 0 },
@@ -355,6 +401,11 @@ export class Dispatcher {
       const handler = this.handlers.get(lower);
       if (!handler) fail(59, `no such command: '${name}'`);
       const canonical = this.canonical.get(lower) ?? name;
+      // A command of a later release is unknown to the announced one.
+      if (!this.version.has(`command:${canonical}`)) fail(59, `no such command: '${name}'`);
+      // Session arguments (lsid / txnNumber) are checked before the fail point, as mongod does.
+      if (this.replSet) this.replSet.checkSession(canonical, body);
+      else checkStandaloneSession(body);
       const fp = this.failCommand;
       if (fp && fp.commands.has(name) && this.failing()) {
         if (fp.closeConnection) return CLOSE_CONNECTION;
@@ -366,12 +417,27 @@ export class Dispatcher {
           );
       }
       const fields = COMMAND_FIELDS[canonical];
-      if (fields) checkFields(canonical, body, fields, true);
-      if (!READ_ONLY_COMMANDS.has(lower)) this.writes++;
+      if (fields) checkFields(canonical, body, fields, true, this.version);
+      // Replica-set mode: a secondary's refusals, then the retryable-write record (a retry of an
+      // executed write gets the recorded reply).
+      let admission: Admission | null = null;
+      if (this.replSet) {
+        admission = this.replSet.admit(canonical, body, ctx.db, ctx.conn, ctx.secondaryOk === true);
+        if (admission?.replay) return admission.replay;
+        if (admission?.retryable) ctx = { ...ctx, retryableWrite: true };
+      }
+      if (!READ_ONLY_COMMANDS.has(lower)) {
+        this.writes++;
+        this.replSet?.noteWrite();
+      }
       const reply = handler(body, ctx, name);
-      return reply instanceof Uint8Array ? reply : BSON.serialize(reply, SERIALIZE_OPTIONS);
+      if (reply instanceof Uint8Array) return reply;
+      admission?.record?.(reply);
+      return BSON.serialize(reply, SERIALIZE_OPTIONS);
     } catch (e) {
-      return BSON.serialize(errorReply(toWireError(e)), SERIALIZE_OPTIONS);
+      const reply = errorReply(toWireError(e));
+      this.replSet?.labelError(reply, body);
+      return BSON.serialize(reply, SERIALIZE_OPTIONS);
     }
   }
 
@@ -445,11 +511,16 @@ export class Dispatcher {
 
   // ---- handshake and diagnostics ------------------------------------------------------------------
 
-  private hello(_body: Doc, ctx: CommandContext, name: string): Doc {
+  private hello(body: Doc, ctx: CommandContext, name: string): Doc {
     const legacy = name.toLowerCase() === 'ismaster';
     return {
-      helloOk: true,
-      ...(legacy ? { ismaster: true } : { isWritablePrimary: true }),
+      // helloOk (and the hello command) arrived in 4.4.2: older releases do not answer it.
+      ...(this.version.has('command:hello') ? { helloOk: true } : {}),
+      ...(this.replSet
+        ? this.replSet.hello(legacy, body, ctx.conn)
+        : legacy
+          ? { ismaster: true }
+          : { isWritablePrimary: true }),
       maxBsonObjectSize: MAX_BSON_SIZE,
       maxMessageSizeBytes: 48000000,
       maxWriteBatchSize: 100000,
@@ -457,7 +528,7 @@ export class Dispatcher {
       logicalSessionTimeoutMinutes: 30,
       connectionId: ctx.conn.id,
       minWireVersion: 0,
-      maxWireVersion: 21,
+      maxWireVersion: this.version.maxWireVersion,
       readOnly: false,
       ok: 1,
     };
@@ -465,9 +536,9 @@ export class Dispatcher {
 
   private buildInfo(): Doc {
     return {
-      version: SERVER_VERSION,
+      version: this.version.version,
       gitVersion: 'mongo-wire',
-      versionArray: [7, 0, 0, 0],
+      versionArray: this.version.versionArray,
       bits: 64,
       debug: false,
       maxBsonObjectSize: MAX_BSON_SIZE,
@@ -481,14 +552,58 @@ export class Dispatcher {
 
   private getParameter(body: Doc): Doc {
     const known: Doc = {
-      featureCompatibilityVersion: { version: '7.0' },
+      featureCompatibilityVersion: { version: this.version.featureCompatibilityVersion },
       authenticationMechanisms: [],
       maxBSONDepth: 100,
+      ...this.parameters(),
     };
     const out: Doc = {};
     if (body.getParameter === '*') Object.assign(out, known);
     for (const k of Object.keys(body)) if (k in known) out[k] = known[k];
     return { ...out, ok: 1 };
+  }
+
+  /** The settable server parameters of the announced release, with their values. */
+  private parameters(): Doc {
+    const out: Doc = {};
+    const names = this.version.sortParameters();
+    // From 4.4 one parameter governs both sorts: it reads as find's limit.
+    out[names.aggregate] = this.sortLimits.aggregate;
+    out[names.find] = this.sortLimits.find;
+    if (this.version.has('parameter:allowDiskUseByDefault')) out.allowDiskUseByDefault = this.allowDiskUseByDefault;
+    return out;
+  }
+
+  /**
+   * setParameter (admin database): the release's sort-memory parameters and allowDiskUseByDefault
+   * (6.0+); replies `{was: <previous value>}` as mongod. Other parameters: 238 (mongod has many
+   * more; this server implements no other).
+   */
+  private setParameter(body: Doc, ctx: CommandContext): Doc {
+    if (ctx.db !== 'admin') fail(13, 'setParameter may only be run against the admin database.');
+    const settable = this.parameters();
+    const names = Object.keys(body).filter((k, i) => i > 0 && !GENERIC_ARGUMENTS.has(k));
+    if (!names.length) fail(2, 'no option found to set, use help:true to see options ');
+    const sortNames = this.version.sortParameters();
+    let was: unknown;
+    for (const name of names) {
+      if (!(name in settable))
+        notSupported(`setParameter '${name}' (settable here: ${Object.keys(settable).join(', ')})`);
+      was = settable[name];
+      const value = body[name];
+      if (name === 'allowDiskUseByDefault') {
+        if (typeof value !== 'boolean') fail(14, `BSON field 'allowDiskUseByDefault' must be a boolean`);
+        this.allowDiskUseByDefault = value;
+        continue;
+      }
+      const n = typeof value === 'number' ? value : Long.isLong(value) ? value.toNumber() : NaN;
+      if (!Number.isSafeInteger(n)) fail(14, `Parameter ${name} must be a number, not ${showValue(value)}`);
+      if (n < 0) fail(2, `Invalid value for parameter ${name}: ${n} is not greater than or equal to 0`);
+      const p = name as SortParameter;
+      if (p === sortNames.find) this.sortLimits.find = n;
+      if (p === sortNames.aggregate) this.sortLimits.aggregate = n;
+    }
+    return { was, ok: 1 };
   }
 
   private serverStatus(): Doc {
@@ -497,7 +612,7 @@ export class Dispatcher {
     for (const d of this.storage.dbs.values()) for (const c of d.values()) objects += c.count;
     return {
       host: os.hostname(),
-      version: SERVER_VERSION,
+      version: this.version.version,
       process: 'mongod',
       pid: Long.fromNumber(process.pid),
       uptime: Math.floor((now - this.startedAt) / 1000),
@@ -763,7 +878,7 @@ export class Dispatcher {
     const name = collName(body, 'createIndexes');
     const specs = body.indexes;
     if (!Array.isArray(specs) || specs.length === 0) fail(2, 'Must specify at least one index to create');
-    for (const spec of specs) if (isPlainObject(spec)) checkIndexSpec(spec);
+    for (const spec of specs) if (isPlainObject(spec)) checkIndexSpec(spec, this.version);
     const existed = !!this.storage.get(ctx.db, name);
     const coll = this.storage.ensure(ctx.db, name);
     const before = coll.indexes.length + 1;
@@ -875,21 +990,33 @@ export class Dispatcher {
     if (!Array.isArray(updates)) fail(2, 'update requires an updates array');
     const ordered = body.ordered !== false;
     const bypass = body.bypassDocumentValidation === true;
-    const vars = evaluateLet(body.let, 'update');
+    const vars = evaluateLet(body.let, 'update', this.version);
     const anns = ctx.anns.length ? annsByElement(ctx.anns, 'updates') : null;
     let n = 0;
     let nModified = 0;
     const upserted: Doc[] = [];
     const writeErrors: Doc[] = [];
     for (let i = 0; i < updates.length; i++) {
+      const statement = updates[i];
+      // 8.0: a command error (not a write error), raised when the statement is reached.
+      if (
+        isPlainObject(statement) &&
+        statement.sort !== undefined &&
+        statement.multi === true &&
+        this.version.has('field:update.updates.sort')
+      )
+        fail(9, 'Cannot specify sort with multi=true');
       try {
         const spec = updates[i];
         if (!isPlainObject(spec)) fail(2, 'update statement must be an object');
-        checkFields('update.updates', spec, UPDATE_STATEMENT_FIELDS, false);
+        checkFields('update.updates', spec, UPDATE_STATEMENT_FIELDS, false, this.version);
         const filter = asDoc(spec.q, 'q') ?? {};
+        checkFilterOperators(filter, this.version);
+        const sort = asDoc(spec.sort, 'sort');
         const own = anns?.get(i) ?? [];
-        const u = parseUpdate(spec.u, annsUnder(own, ['u']));
+        const u = parseUpdate(spec.u, annsUnder(own, ['u']), this.version);
         const multi = spec.multi === true;
+        if (multi && ctx.retryableWrite) fail(72, 'Cannot use (or request) retryable writes with multi=true');
         if (multi && u.kind === 'replace') fail(9, 'multi update is not supported for replacement-style update');
         checkCollation(spec.collation);
         const constants = asDoc(spec.c, 'c');
@@ -899,7 +1026,14 @@ export class Dispatcher {
         const arrayFilters = Array.isArray(spec.arrayFilters) ? (spec.arrayFilters as Doc[]) : undefined;
         const coll = this.storage.get(ctx.db, name);
         checkHint(coll, spec.hint);
-        const recs = coll ? coll.select(filter, multi ? { vars } : { limit: 1, vars }) : [];
+        const recs = coll
+          ? coll.select(
+              filter,
+              multi
+                ? { vars }
+                : { limit: 1, vars, sort, sortMemory: sort ? this.sortMemory('update', false, spec.hint) : undefined },
+            )
+          : [];
         if (recs.length === 0) {
           if (spec.upsert === true) {
             const rec = this.upsertDoc(
@@ -943,17 +1077,19 @@ export class Dispatcher {
     const deletes = body.deletes;
     if (!Array.isArray(deletes)) fail(2, 'delete requires a deletes array');
     const ordered = body.ordered !== false;
-    const vars = evaluateLet(body.let, 'delete');
+    const vars = evaluateLet(body.let, 'delete', this.version);
     let n = 0;
     const writeErrors: Doc[] = [];
     for (let i = 0; i < deletes.length; i++) {
       try {
         const spec = deletes[i];
         if (!isPlainObject(spec)) fail(2, 'delete statement must be an object');
-        checkFields('delete.deletes', spec, DELETE_STATEMENT_FIELDS, false);
+        checkFields('delete.deletes', spec, DELETE_STATEMENT_FIELDS, false, this.version);
         const filter = asDoc(spec.q, 'q') ?? {};
+        checkFilterOperators(filter, this.version);
         const limit = num(spec.limit);
         if (limit !== 0 && limit !== 1) fail(9, `The limit field in delete objects must be 0 or 1. Got ${limit}`);
+        if (limit === 0 && ctx.retryableWrite) fail(72, 'Cannot use (or request) retryable writes with limit=0');
         checkCollation(spec.collation);
         const coll = this.storage.get(ctx.db, name);
         if (!coll) continue;
@@ -989,18 +1125,21 @@ export class Dispatcher {
     if (remove && body.update !== undefined) fail(9, 'Cannot specify both an update and remove=true');
     if (remove && (upsert || returnNew)) fail(9, 'Cannot specify both upsert=true and remove=true');
     checkCollation(body.collation);
-    const vars = evaluateLet(body.let, 'findAndModify');
+    const vars = evaluateLet(body.let, 'findAndModify', this.version);
+    checkFilterOperators(filter, this.version);
     const bypass = body.bypassDocumentValidation === true;
     const coll = this.storage.get(ctx.db, name);
     checkHint(coll, body.hint);
-    const rec = coll ? coll.select(filter, { limit: 1, sort, vars })[0] : undefined;
+    // findAndModify has no allowDiskUse: its sort never spills.
+    const sortMemory = sort ? this.sortMemory('findAndModify', false, body.hint) : undefined;
+    const rec = coll ? coll.select(filter, { limit: 1, sort, vars, sortMemory })[0] : undefined;
     const out = (doc: Doc, ann: Rec['ann']): Doc => project(typedView(doc, ann));
     if (remove) {
       if (!rec || !coll) return { lastErrorObject: { n: 0 }, value: null, ok: 1 };
       coll.remove(rec);
       return { lastErrorObject: { n: 1 }, value: out(rec.doc, rec.ann), ok: 1 };
     }
-    const u = parseUpdate(body.update, annsUnder(ctx.anns, ['update']));
+    const u = parseUpdate(body.update, annsUnder(ctx.anns, ['update']), this.version);
     if (rec && coll) {
       const oldDoc = rec.doc;
       const oldAnn = rec.ann;
@@ -1083,6 +1222,56 @@ export class Dispatcher {
     };
   }
 
+  /**
+   * The memory limit of a blocking sort (versions.ts: `behaviour:sortMemoryLimitCode292`), or
+   * undefined when the sort may spill to disk. Up to 4.2 a find / findAndModify sort over
+   * internalQueryExecMaxBlockingSortBytes fails with 96 OperationFailed "Sort operation used more
+   * than the maximum N bytes of RAM..." and an aggregation $sort over
+   * internalDocumentSourceSortMaxBlockingSortBytes with 16819 (sort.cpp / sorter.cpp of 4.2);
+   * from 4.4 both fail with 292 QueryExceededMemoryLimitNoDiskUseAllowed (sort_executor). The
+   * command adds its context: "Executor error during find command :: caused by :: ...".
+   */
+  private sortMemory(
+    context: 'find' | 'findAndModify' | 'update' | 'aggregate',
+    diskUse: boolean,
+    hint: unknown,
+  ): SelectOptions['sortMemory'] {
+    if (diskUse) return undefined;
+    const prefix = {
+      find: 'Executor error during find command',
+      findAndModify: 'Plan executor error during findAndModify',
+      update: 'Plan executor error during update',
+      aggregate: 'PlanExecutor error during aggregation',
+    }[context];
+    const modern = this.version.has('behaviour:sortMemoryLimitCode292');
+    return {
+      limit: context === 'aggregate' ? this.sortLimits.aggregate : this.sortLimits.find,
+      hint,
+      fail: (n: number): never => {
+        if (modern)
+          fail(
+            292,
+            `${prefix} :: caused by :: Sort exceeded memory limit of ${n} bytes, but did not opt in to external sorting.`,
+          );
+        if (context === 'aggregate')
+          fail(
+            16819,
+            `Sort exceeded memory limit of ${n} bytes, but did not opt in to external sorting. Aborting operation. Pass allowDiskUse:true to opt in.`,
+          );
+        fail(
+          96,
+          `${prefix} :: caused by :: Sort operation used more than the maximum ${n} bytes of RAM. Add an index, or specify a smaller limit.`,
+        );
+      },
+    };
+  }
+
+  /** A find's / aggregate's allowDiskUse: the command's, else allowDiskUseByDefault (6.0+), else false. */
+  private diskUse(body: Doc): boolean {
+    if (typeof body.allowDiskUse === 'boolean') return body.allowDiskUse;
+    return this.version.has('parameter:allowDiskUseByDefault') && this.allowDiskUseByDefault;
+  }
+
   private find(body: Doc, ctx: CommandContext): Uint8Array {
     const name = collName(body, 'find');
     const filter = asDoc(body.filter, 'filter');
@@ -1096,11 +1285,13 @@ export class Dispatcher {
     const skip = num(body.skip);
     if (skip < 0) fail(2, 'Skip value must be non-negative');
     checkCollation(body.collation);
-    const vars = evaluateLet(body.let, 'find');
+    const vars = evaluateLet(body.let, 'find', this.version);
+    checkFilterOperators(filter, this.version);
     const render = this.renderRecs(body.projection, filter);
     const coll = this.storage.get(ctx.db, name);
     checkHint(coll, body.hint);
-    const recs = coll ? coll.select(filter, { sort, skip, limit, vars }) : [];
+    const sortMemory = sort ? this.sortMemory('find', this.diskUse(body), body.hint) : undefined;
+    const recs = coll ? coll.select(filter, { sort, skip, limit, vars, sortMemory }) : [];
     const batchSize = typeof body.batchSize === 'number' ? body.batchSize : limit > 0 ? Math.min(101, limit) : 101;
     return this.cursorReply(`${ctx.db}.${name}`, recs, render, batchSize, singleBatch);
   }
@@ -1135,6 +1326,7 @@ export class Dispatcher {
   private count(body: Doc, ctx: CommandContext): Doc {
     const name = collName(body, 'count');
     checkCollation(body.collation);
+    checkFilterOperators(body.query, this.version);
     const coll = this.storage.get(ctx.db, name);
     checkHint(coll, body.hint);
     const n = coll ? coll.countMatching(asDoc(body.query, 'query'), num(body.skip), Math.abs(num(body.limit))) : 0;
@@ -1145,6 +1337,7 @@ export class Dispatcher {
     const name = collName(body, 'distinct');
     if (typeof body.key !== 'string') fail(14, '"key" had the wrong type. Expected string');
     checkCollation(body.collation);
+    checkFilterOperators(body.query, this.version);
     const coll = this.storage.get(ctx.db, name);
     const values: unknown[] = [];
     if (coll) {
@@ -1170,9 +1363,11 @@ export class Dispatcher {
     if (!Array.isArray(pipeline)) fail(14, "'pipeline' option must be specified as an array");
     const cursorOpt = asDoc(body.cursor, 'cursor');
     if (!cursorOpt) fail(9, "The 'cursor' option is required, except for aggregate with the explain argument");
-    checkPipeline(pipeline);
+    checkPipeline(pipeline, false, this.version);
     checkCollation(body.collation);
-    const vars = evaluateLet(body.let, 'aggregate');
+    const vars = evaluateLet(body.let, 'aggregate', this.version);
+    // A $sort no index provides is a blocking DocumentSourceSort (the pushed-down leading one too).
+    const sortMemory = this.sortMemory('aggregate', this.diskUse(body), body.hint);
     const bypass = body.bypassDocumentValidation === true;
     const stages = pipeline.slice() as Doc[];
     const dbLevel = target === 1;
@@ -1229,7 +1424,7 @@ export class Dispatcher {
       }
     }
 
-    const recs = coll ? coll.select(filter, { sort, skip, limit, vars }) : [];
+    const recs = coll ? coll.select(filter, { sort, skip, limit, vars, sortMemory }) : [];
     let results: unknown[];
     let render: (item: unknown) => Uint8Array;
     if (rest.length === 0 && !out && !merge) {
@@ -1238,12 +1433,15 @@ export class Dispatcher {
     } else {
       const mutating = rest.some((s) => !NON_MUTATING_STAGES.has(Object.keys(s)[0]));
       const input = recs.map((r) => r.doc);
-      const agg = newAggregator(rest, {
+      const options = {
         processingMode: mutating ? ProcessingMode.CLONE_INPUT : ProcessingMode.CLONE_OFF,
         collectionResolver: (n: string) => Array.from(this.storage.get(ctx.db, n)?.docs.values() ?? [], (r) => r.doc),
         variables: vars,
-      });
-      results = agg.run(input);
+      };
+      results =
+        sortMemory && rest.some((s) => '$sort' in s)
+          ? this.runMeasuringSorts(rest, input, options, sortMemory)
+          : newAggregator(rest, options).run(input);
       render = (d) => BSON.serialize(d as Doc, SERIALIZE_OPTIONS);
     }
     const docOf = (d: unknown): Doc => (isPlainObject(d) ? d : (d as Rec).doc);
@@ -1276,6 +1474,44 @@ export class Dispatcher {
       results = [];
     }
     return this.cursorReply(ns, results, render, cursorOpt?.batchSize, false);
+  }
+
+  /**
+   * Run a pipeline measuring what each top-level `$sort` holds (a blocking sort: nothing indexes
+   * it): the pipeline runs in segments ending at each `$sort` (with the `$limit`, or `$skip` +
+   * `$limit`, right after it: MongoDB's sort then keeps only the best skip + limit), and the BSON
+   * bytes of its output must stay within the limit. Sorts inside `$facet` / `$lookup` /
+   * `$unionWith` are not measured.
+   */
+  private runMeasuringSorts(
+    stages: Doc[],
+    input: unknown[],
+    options: Parameters<typeof newAggregator>[1],
+    memory: NonNullable<SelectOptions['sortMemory']>,
+  ): unknown[] {
+    let docs = input;
+    let start = 0;
+    for (let i = 0; i < stages.length; i++) {
+      if (!('$sort' in stages[i])) continue;
+      const [next, after] = [stages[i + 1], stages[i + 2]];
+      const segment = stages.slice(start, i + 1);
+      const held =
+        next && '$limit' in next
+          ? num(next.$limit)
+          : next && '$skip' in next && after && '$limit' in after
+            ? num(next.$skip) + num(after.$limit)
+            : 0;
+      if (held > 0) segment.push({ $limit: held });
+      docs = newAggregator(segment, options).run(docs);
+      if (docs.length * MAX_BSON_SIZE > memory.limit) {
+        let bytes = 0;
+        for (const d of docs)
+          if ((bytes += BSON.calculateObjectSize(d as Doc, SERIALIZE_OPTIONS)) > memory.limit)
+            memory.fail(memory.limit);
+      }
+      start = i + 1;
+    }
+    return start < stages.length ? newAggregator(stages.slice(start), options).run(docs) : docs;
   }
 
   /** `$merge` into a collection: matched on `on` (a unique index), then whenMatched / whenNotMatched. */
@@ -1326,7 +1562,7 @@ export class Dispatcher {
       }
       let next: Doc;
       if (Array.isArray(m.whenMatched)) {
-        const u = parseUpdate(m.whenMatched, []);
+        const u = parseUpdate(m.whenMatched, [], this.version);
         // `let` is evaluated against each source document; without it, $$new is that document.
         const own = m.let ? (newAggregator([{ $replaceWith: m.let }]).run([d])[0] as Doc) : { new: d };
         next = applyUpdate(rec.doc, rec.ann, u, { filter: null, insert: false, vars: { ...(vars ?? {}), ...own } }).doc;

@@ -24,7 +24,10 @@ export interface Rec {
   seq: number;
   doc: Doc;
   ann: AnnMap | null;
-  /** BSON size, tracked for capped collections only. */
+  /**
+   * BSON size: maintained for capped collections; otherwise computed when a blocking sort measures
+   * the record (`recBytes`), 0 until then and after each change.
+   */
   bytes: number;
 }
 
@@ -251,6 +254,86 @@ export interface SelectOptions {
   limit?: number;
   /** Command-level variables (`let`) for `$expr`. */
   vars?: Doc | null;
+  /**
+   * MongoDB's memory limit of a blocking sort (one no index provides: `sortProvided`): the BSON
+   * bytes of the documents the sort holds (all the matches, or the best skip + limit) may not
+   * exceed `limit`, else `fail(limit)` (which throws). `hint` restricts the indexes considered.
+   */
+  sortMemory?: { limit: number; hint?: unknown; fail: (limit: number) => never };
+}
+
+/** The largest BSON document MongoDB stores: a sort holding n documents cannot exceed n times it. */
+const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
+/** MongoDB explodes up to this many point-interval combinations of an index prefix into a sort-merge (internalQueryMaxScansToExplode). */
+const MAX_SCANS_TO_EXPLODE = 200;
+
+/** A record's BSON size, computed once per document version. */
+export function recBytes(rec: Rec): number {
+  return rec.bytes || (rec.bytes = BSON.calculateObjectSize(rec.doc));
+}
+
+/**
+ * Whether an index key pattern provides `sort` once the leading fields bound to points are
+ * dropped: equalities only, or (`explode`) also `$in`s, up to MAX_SCANS_TO_EXPLODE combinations.
+ */
+function indexProvides(key: Doc, sort: Doc, points: Map<string, number>, explode: boolean): boolean {
+  const fields = Object.keys(key);
+  let i = 0;
+  let scans = 1;
+  while (i < fields.length && points.has(fields[i])) {
+    const n = points.get(fields[i]) as number;
+    if (explode ? scans * n > MAX_SCANS_TO_EXPLODE : n !== 1) break;
+    scans *= n;
+    i++;
+  }
+  // The index must take part: through its bound prefix or a sort field (else it is not scanned).
+  const used = i > 0;
+  let direction = 0;
+  for (const f of Object.keys(sort)) {
+    if (points.get(f) === 1) {
+      // Constant over the matches: it orders nothing.
+      if (fields[i] === f) i++;
+      continue;
+    }
+    if (fields[i] !== f) return false;
+    const d = (Number(sort[f]) < 0 ? -1 : 1) * (Number(key[f]) < 0 ? -1 : 1);
+    if (direction && d !== direction) return false;
+    direction = d;
+    i++;
+  }
+  return used || direction !== 0;
+}
+
+/** A value an index bound can hold as one point (an equality MongoDB plans as [v, v]). */
+function isPointValue(v: unknown): boolean {
+  if (Array.isArray(v) || v instanceof RegExp || bsonType(v) === 'BSONRegExp') return false;
+  return !(isPlainObject(v) && hasDollarKey(v));
+}
+
+/**
+ * Per top-level path of a filter (also under a top-level `$and`; never under `$or`): the number
+ * of index points its condition allows, for a plain value or `$eq` (1) or a `$in` of point
+ * values (their number). Other conditions are ranges: no entry.
+ */
+function pointConditions(filter: Doc | null | undefined, out = new Map<string, number>()): Map<string, number> {
+  if (!filter) return out;
+  for (const k of Object.keys(filter)) {
+    const v = filter[k];
+    if (k === '$and') {
+      if (Array.isArray(v)) for (const sub of v) if (isPlainObject(sub)) pointConditions(sub, out);
+      continue;
+    }
+    if (k.startsWith('$')) continue;
+    let n = 0;
+    if (isPlainObject(v) && hasDollarKey(v)) {
+      const ops = Object.keys(v);
+      if (ops.length === 1 && ops[0] === '$eq' && isPointValue(v.$eq)) n = 1;
+      else if (ops.length === 1 && Array.isArray(v.$in) && v.$in.length > 0 && v.$in.every(isPointValue))
+        n = new Set(v.$in.map(canon)).size;
+    } else if (isPointValue(v)) n = 1;
+    if (n && (!out.has(k) || n < (out.get(k) as number))) out.set(k, n);
+  }
+  return out;
 }
 
 export interface Matcher {
@@ -585,7 +668,7 @@ export class Collection {
       this.bytes -= rec.bytes;
       rec.bytes = BSON.calculateObjectSize(doc);
       this.bytes += rec.bytes;
-    }
+    } else rec.bytes = 0;
   }
 
   remove(rec: Rec): void {
@@ -714,6 +797,36 @@ export class Collection {
   }
 
   // ---- reads ------------------------------------------------------------------------------------
+
+  /**
+   * Whether an index of the collection provides `sort` for `filter`, so that MongoDB reads in
+   * order instead of sorting in memory (a blocking sort, under a memory limit). An index provides
+   * it when its key pattern, after the leading fields the filter binds to points (equality or
+   * `$eq`, or a `$in` of at most 200 combinations, which MongoDB's planner explodes into a merge of
+   * index scans), starts with the sort's fields, all in the index's directions or all reversed;
+   * a sort field bound by an equality may be skipped. `_id` counts; sparse, partial and hidden
+   * indexes do not (MongoDB uses them for a sort only when told). `hint`: only that index
+   * (`$natural`: none). A `$natural` sort is never blocking. Not modelled: multikey paths (a
+   * multikey index cannot provide a sort on its array field), `$or` (sort-merged per branch).
+   */
+  sortProvided(filter: Doc | null | undefined, sort: Doc, hint?: unknown): boolean {
+    const sortKeys = Object.keys(sort);
+    if (sortKeys.includes('$natural')) return true;
+    if (sortKeys.some((k) => typeof sort[k] !== 'number' && typeof sort[k] !== 'boolean')) return false;
+    let keys: Doc[];
+    if (hint === undefined || hint === null) {
+      keys = [{ _id: 1 }];
+      for (const ix of this.indexes) if (!ix.partial && !ix.sparse && ix.options.hidden !== true) keys.push(ix.key);
+    } else if (isPlainObject(hint) && '$natural' in hint) keys = [];
+    else if (hint === '_id_' || (isPlainObject(hint) && Object.keys(hint).length === 1 && '_id' in hint))
+      keys = [{ _id: 1 }];
+    else {
+      const ix = this.findIndex(hint);
+      keys = ix ? [ix.key] : [];
+    }
+    const points = pointConditions(filter);
+    return keys.some((key) => indexProvides(key, sort, points, false) || indexProvides(key, sort, points, true));
+  }
 
   plan(filter: Doc | null | undefined): Plan {
     if (!filter) return { recs: null, count: 0, index: null };
@@ -879,6 +992,12 @@ export class Collection {
     }
     if (!topK) items.sort(compare);
     const end = Math.min(Number.isFinite(limit) ? skip + limit : items.length, items.length);
+    const memory = opts.sortMemory;
+    // A blocking sort holds the best skip + limit documents (all of them without a limit).
+    if (memory && nf && end * MAX_DOCUMENT_BYTES > memory.limit && !this.sortProvided(filter, sortSpec!, memory.hint)) {
+      let bytes = 0;
+      for (let i = 0; i < end; i++) if ((bytes += recBytes(items[i].rec)) > memory.limit) memory.fail(memory.limit);
+    }
     for (let i = skip; i < end; i++) out.push(items[i].rec);
     if (planOut) planOut.examined = this.stats.docsExamined - examinedBefore;
     return out;

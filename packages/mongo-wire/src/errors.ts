@@ -27,8 +27,25 @@ export const CODE_NAMES: Record<number, string> = {
   197: 'InvalidIndexSpecificationOption',
   238: 'NotImplemented',
   11000: 'DuplicateKey',
+  // Replica sets, sessions, retryable writes (replica-set.ts; failCommand error codes).
+  13: 'Unauthorized',
+  20: 'IllegalOperation',
+  91: 'ShutdownInProgress',
+  95: 'NotSecondary',
+  189: 'PrimarySteppedDown',
+  225: 'TransactionTooOld',
+  262: 'ExceededTimeLimit',
+  10107: 'NotWritablePrimary',
+  11600: 'InterruptedAtShutdown',
+  11602: 'InterruptedDueToReplStateChange',
+  13435: 'NotPrimaryNoSecondaryOk',
+  13436: 'NotPrimaryOrSecondary',
+  50768: 'NotARetryableWriteCommand',
   40324: 'Location40324',
   31254: 'Location31254',
+  // Blocking sorts over their memory limit (versions.ts): up to 4.2 / from 4.4.
+  96: 'OperationFailed',
+  292: 'QueryExceededMemoryLimitNoDiskUseAllowed',
 };
 
 export class MongoWireError extends Error {

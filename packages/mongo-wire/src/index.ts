@@ -4,3 +4,6 @@
  */
 export { MongoWireServer } from './server';
 export type { MongoWireServerOptions } from './server';
+export { DEFAULT_MONGODB_VERSION, MONGODB_VERSIONS } from './versions';
+export type { MongoDBVersion } from './versions';
+export type { StepDownOptions } from './replica-set';

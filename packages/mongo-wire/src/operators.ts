@@ -18,7 +18,11 @@ export const REFUSED_QUERY_OPERATORS = new Set([
   '$search',
 ]);
 
-/** MongoDB's aggregation expression operators this server refuses (mingo has no implementation). */
+/**
+ * MongoDB's aggregation expression operators this server refuses: mingo has no implementation,
+ * or (`$toHashedIndexKey`) mingo's differs from MongoDB's (its own hash, not MongoDB's hashed-index
+ * key). Refused by surface.ts's operator check, and through mingo's errors (errors.ts).
+ */
 export const REFUSED_EXPRESSIONS = new Set([
   '$meta',
   '$bsonSize',
@@ -27,6 +31,7 @@ export const REFUSED_EXPRESSIONS = new Set([
   '$tsIncrement',
   '$tsSecond',
   '$toUUID',
+  '$toHashedIndexKey',
   '$function',
   '$accumulator',
   '$where',

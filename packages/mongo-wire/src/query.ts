@@ -6,7 +6,9 @@
 import { Aggregator, ProcessingMode, Query } from 'mingo';
 import { jsonSchemaValidator } from './jsonschema';
 import { fail } from './errors';
+import { checkExpression } from './surface';
 import { Doc, isPlainObject } from './values';
+import { ServerVersion } from './versions';
 
 export function newQuery(filter: Doc, variables?: Doc | null): Query {
   let f = filter;
@@ -41,11 +43,13 @@ export function newAggregator(
 
 /**
  * Command-level `let`: an object of expressions, evaluated once (constants stay as they are;
- * `$$NOW` and the like work). Names must start with a lowercase letter (MongoDB's rule).
+ * `$$NOW` and the like work). Names must start with a lowercase letter (MongoDB's rule); the
+ * expressions' operators are checked against the announced release `v`.
  */
-export function evaluateLet(letDoc: unknown, where: string): Doc | null {
+export function evaluateLet(letDoc: unknown, where: string, v: ServerVersion): Doc | null {
   if (letDoc === undefined || letDoc === null) return null;
   if (!isPlainObject(letDoc)) fail(14, `BSON field '${where}.let' is the wrong type, expected type 'object'`);
+  checkExpression(letDoc, v);
   const names = Object.keys(letDoc);
   for (const n of names)
     if (!/^[a-z\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*$/.test(n))

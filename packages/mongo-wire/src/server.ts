@@ -3,11 +3,14 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import { BSON } from 'bson';
 import { CLOSE_CONNECTION, ConnectionInfo, Dispatcher } from './commands';
 import { errorReply, toWireError } from './errors';
 import { EngineStats, Storage } from './engine';
+import { ReplicaSetMember, StepDownOptions } from './replica-set';
 import { captureSnapshot, loadSnapshot, SnapshotSummary, writeSnapshot } from './snapshot';
+import { MongoDBVersion, serverVersion } from './versions';
 import {
   encodeOpMsg,
   encodeOpReply,
@@ -38,6 +41,33 @@ export interface MongoWireServerOptions {
    * `--setParameter enableTestCommands=1` does. Off by default (then "no such command", 59).
    */
   enableTestCommands?: boolean;
+  /**
+   * Replica-set mode (`--replSet NAME`): the server is the primary of a one-member replica set of
+   * this name (hello reports setName, hosts, electionId...; `uri()` adds `replicaSet=NAME`). It
+   * accepts retryable writes and can step down (`stepDown()`, `replSetStepDown`). See README.md.
+   */
+  replSet?: string;
+  /**
+   * With replSet: the member's `host:port` listed in hello's `hosts` / `me` / `primary`, which
+   * drivers connect to (default: `host:port`, or this machine's hostname when listening on
+   * 0.0.0.0 / ::, as mongod's `rs.initiate()`).
+   */
+  replSetMember?: string;
+  /**
+   * The MongoDB release announced (hello maxWireVersion, buildInfo, featureCompatibilityVersion)
+   * and served: what it lacks is refused with its errors (versions.ts). Default '8.0'. '3.6' and
+   * '4.0' only announce themselves (drivers 6.x refuse them) and otherwise behave as 4.2.
+   * Anything else: the constructor throws.
+   */
+  mongodbVersion?: MongoDBVersion;
+  /**
+   * Memory limit (bytes) of a blocking sort (one no index provides) in find / findAndModify /
+   * update: default 32 MiB up to 4.2 (internalQueryExecMaxBlockingSortBytes), 100 MiB from 4.4
+   * (internalQueryMaxBlockingSortMemoryUsageBytes). Also settable with the setParameter command.
+   */
+  maxBlockingSortBytes?: number;
+  /** Memory limit (bytes) of an aggregation `$sort` no index provides (default 100 MiB). */
+  maxAggregationSortBytes?: number;
 }
 
 const HOUSEKEEPING_MS = 5000;
@@ -60,12 +90,35 @@ export class MongoWireServer {
   private dbPathReady = false;
   private savedAtWrites = 0;
   private saving: Promise<unknown> = Promise.resolve();
+  /** Replica-set mode: the member (null for a standalone). */
+  private readonly member: ReplicaSetMember | null;
+  private readonly replSetMember: string | null;
+  /** Test hook: command name → how many more executed commands lose their reply. */
+  private readonly lostReplies = new Map<string, number>();
 
   constructor(options: MongoWireServerOptions = {}) {
     this.host = options.host ?? '127.0.0.1';
     this.requestedPort = options.port ?? 0;
     this.log = options.log ?? (() => undefined);
-    this.dispatcher = new Dispatcher({ enableTestCommands: options.enableTestCommands === true });
+    this.replSetMember = options.replSetMember ?? null;
+    this.member =
+      options.replSet !== undefined
+        ? new ReplicaSetMember({
+            name: options.replSet,
+            // The served release: NotMaster / NotWritablePrimary names, labels, connection closing.
+            version: serverVersion(options.mongodbVersion).behaves,
+            member: () => this.memberAddress(),
+            closeConnections: () => this.dropConnections(),
+            log: this.log,
+          })
+        : null;
+    this.dispatcher = new Dispatcher({
+      enableTestCommands: options.enableTestCommands === true,
+      replSet: this.member ?? undefined,
+      mongodbVersion: options.mongodbVersion,
+      maxBlockingSortBytes: options.maxBlockingSortBytes,
+      maxAggregationSortBytes: options.maxAggregationSortBytes,
+    });
     this.dbPath = options.dbPath ?? null;
     const delay = options.syncDelaySeconds ?? DEFAULT_SYNC_DELAY_SECONDS;
     if (!(delay >= 0)) throw new Error(`invalid syncDelaySeconds: ${delay}`);
@@ -115,13 +168,70 @@ export class MongoWireServer {
     }
   }
 
+  /** The MongoDB release announced and served (the mongodbVersion option). */
+  get mongodbVersion(): MongoDBVersion {
+    return this.dispatcher.version.release;
+  }
+
   get port(): number {
     return this.boundPort;
   }
 
   uri(dbName?: string): string {
+    if (this.member)
+      return `mongodb://${this.memberAddress()}/${dbName ?? ''}?replicaSet=${encodeURIComponent(this.member.name)}`;
     const host = this.host.includes(':') ? `[${this.host}]` : this.host;
     return `mongodb://${host}:${this.boundPort}/${dbName ?? ''}?directConnection=true`;
+  }
+
+  /** Replica-set mode: the set name (null for a standalone). */
+  get replSetName(): string | null {
+    return this.member?.name ?? null;
+  }
+
+  /** Replica-set mode: whether the member is the primary now (a standalone: always true). */
+  get isPrimary(): boolean {
+    return this.member ? this.member.isPrimary : true;
+  }
+
+  /**
+   * Replica-set mode: step down for `seconds` (fractions allowed), as `{replSetStepDown: seconds,
+   * force: true}`: a secondary at once (writes 10107, primary reads 13435), elected again with a
+   * greater electionId when the period ends. Client connections stay open (MongoDB 4.2+) unless
+   * `closeConnections`. Throws on a standalone, and (10107) when already stepped down.
+   */
+  stepDown(seconds: number, options: StepDownOptions = {}): void {
+    if (!this.member) throw new Error('stepDown(): not in replica-set mode (replSet option)');
+    this.member.stepDown(seconds, options);
+  }
+
+  /** Replica-set mode: end a step-down now (elected in a new term); no-op on the primary. */
+  stepUp(): void {
+    if (!this.member) throw new Error('stepUp(): not in replica-set mode (replSet option)');
+    this.member.stepUp();
+  }
+
+  /**
+   * Test hook: the next `times` commands named `command` (e.g. 'insert') are executed, then their
+   * connection is closed instead of answering: a write acknowledged by the server whose reply the
+   * client never gets (the case retryable writes exist for).
+   */
+  loseReplies(command: string, times = 1): void {
+    if (times > 0) this.lostReplies.set(command.toLowerCase(), times);
+    else this.lostReplies.delete(command.toLowerCase());
+  }
+
+  /** Replica-set mode: this member's host:port as announced in hello. */
+  private memberAddress(): string {
+    if (this.replSetMember !== null) return this.replSetMember;
+    const wildcard = this.host === '0.0.0.0' || this.host === '::' || this.host === '';
+    const host = wildcard ? os.hostname() : this.host;
+    return `${host.includes(':') ? `[${host}]` : host}:${this.boundPort}`;
+  }
+
+  /** Destroy every client connection, keep listening (a step-down on MongoDB 4.0 and older). */
+  private dropConnections(): void {
+    for (const s of this.sockets) s.destroy();
   }
 
   /** Closes the listener and destroys every client socket, then saves to dbPath if any; idempotent. */
@@ -134,6 +244,7 @@ export class MongoWireServer {
       clearInterval(this.syncTimer);
       this.syncTimer = null;
     }
+    this.member?.close();
     await this.closeListener();
     if (this.dbPath !== null && this.dbPathReady) await this.save();
   }
@@ -290,22 +401,36 @@ export class MongoWireServer {
     });
   }
 
+  /** Whether this executed command's reply is to be lost (loseReplies), counting it down. */
+  private loseReply(name: string | undefined): boolean {
+    const key = (name ?? '').toLowerCase();
+    const left = this.lostReplies.get(key);
+    if (left === undefined) return false;
+    if (left <= 1) this.lostReplies.delete(key);
+    else this.lostReplies.set(key, left - 1);
+    return true;
+  }
+
   private handleMessage(socket: net.Socket, conn: ConnectionInfo, msg: Buffer): void {
     const header = readHeader(msg);
     let reply: Buffer | null = null;
     try {
       if (header.opCode === OP_MSG) {
         const cmd = parseOpMsg(msg);
+        const name = Object.keys(cmd.body)[0];
         const out = this.dispatcher.run(cmd.body, { db: cmd.db, anns: cmd.anns, conn });
-        if (out === CLOSE_CONNECTION) {
+        if (out === CLOSE_CONNECTION || (this.lostReplies.size && this.loseReply(name))) {
           socket.destroy();
           return;
         }
         if (!cmd.moreToCome) reply = encodeOpMsg(header.requestId, out);
       } else if (header.opCode === OP_QUERY) {
         const cmd = parseOpQuery(msg);
-        const out = this.dispatcher.run(cmd.body, { db: cmd.db, anns: cmd.anns, conn });
-        if (out === CLOSE_CONNECTION) {
+        const name = Object.keys(cmd.body)[0];
+        // OP_QUERY flags bit 2: secondaryOk (slaveOk), a read may run on a secondary.
+        const secondaryOk = (msg.readInt32LE(16) & 4) !== 0;
+        const out = this.dispatcher.run(cmd.body, { db: cmd.db, anns: cmd.anns, conn, secondaryOk });
+        if (out === CLOSE_CONNECTION || (this.lostReplies.size && this.loseReply(name))) {
           socket.destroy();
           return;
         }

@@ -7,8 +7,10 @@
  * ignoring it cannot change an answer (listed as `ignored`).
  */
 import { fail } from './errors';
+import { REFUSED_EXPRESSIONS } from './operators';
 export { REFUSED_EXPRESSIONS, REFUSED_QUERY_OPERATORS } from './operators';
 import { Doc, isPlainObject, showValue } from './values';
+import { ServerVersion } from './versions';
 
 /** `ok`: implemented; `ignored`: accepted, without effect on any answer; otherwise why it is refused. */
 export type FieldRule = 'ok' | 'ignored' | { refused: string };
@@ -44,18 +46,44 @@ export function notSupported(what: string): never {
   fail(238, `not supported by the embedded server: ${what}`);
 }
 
-/** Fields of one command body (after its first key) or one sub-document, checked against a table. */
-export function checkFields(where: string, doc: Doc, rules: Record<string, FieldRule>, skipFirst: boolean): void {
+/**
+ * Fields of one command body (after its first key) or one sub-document, checked against a table
+ * and, with `v`, against the announced release (a field it does not have yet is unknown to it).
+ */
+export function checkFields(
+  where: string,
+  doc: Doc,
+  rules: Record<string, FieldRule>,
+  skipFirst: boolean,
+  v?: ServerVersion,
+): void {
   const keys = Object.keys(doc);
   for (let i = skipFirst ? 1 : 0; i < keys.length; i++) {
     const k = keys[i];
     const rule = Object.prototype.hasOwnProperty.call(rules, k) ? rules[k] : undefined;
-    if (rule === undefined) {
-      if (skipFirst && GENERIC_ARGUMENTS.has(k)) continue;
-      fail(40415, `BSON field '${where}.${k}' is an unknown field.`);
+    if (rule === undefined || (v && !v.has(`field:${where}.${k}`))) {
+      if (rule === undefined && skipFirst && GENERIC_ARGUMENTS.has(k)) continue;
+      unknownField(where, k, doc, v);
     }
     if (typeof rule === 'object') notSupported(`${where}.${k}${rule.refused ? ` (${rule.refused})` : ''}`);
   }
+}
+
+/**
+ * An unknown field, as the parser of the command in the announced release reports it: IDL
+ * (40415) for the write commands in every release and for find / aggregate / findAndModify from
+ * 5.0; before 5.0 find's QueryRequest (9 FailedToParse "Failed to parse: <command>. Unrecognized
+ * field 'x'."), aggregate's AggregationRequest (9 "unrecognized field 'x'") and findAndModify's
+ * FindAndModifyRequest (51177 "BSON field 'x' is an unknown field."), as in MongoDB 4.2 / 4.4's
+ * sources (query_request.cpp, aggregation_request.cpp, find_and_modify_request.cpp).
+ */
+export function unknownField(where: string, field: string, doc: Doc, v?: ServerVersion): never {
+  if (v && !v.has('behaviour:idlParsedReadCommands')) {
+    if (where === 'find') fail(9, `Failed to parse: ${showValue(doc)}. Unrecognized field '${field}'.`);
+    if (where === 'aggregate') fail(9, `unrecognized field '${field}'`);
+    if (where === 'findAndModify') fail(51177, `BSON field '${field}' is an unknown field.`);
+  }
+  fail(40415, `BSON field '${where}.${field}' is an unknown field.`);
 }
 
 /** Per command (canonical name): its fields besides the command's own first key. */
@@ -160,7 +188,7 @@ export const COMMAND_FIELDS: Record<string, Record<string, FieldRule>> = {
   explain: { verbosity: 'ok' },
 };
 
-/** Fields of the statements of `update` / `delete` (MongoDB 7.0: no `sort`). */
+/** Fields of the statements of `update` / `delete` (`sort` in update statements: 8.0, see versions.ts). */
 export const UPDATE_STATEMENT_FIELDS: Record<string, FieldRule> = {
   q: 'ok',
   u: 'ok',
@@ -170,6 +198,7 @@ export const UPDATE_STATEMENT_FIELDS: Record<string, FieldRule> = {
   arrayFilters: 'ok',
   hint: 'ok',
   collation: 'ok',
+  sort: 'ok',
 };
 export const DELETE_STATEMENT_FIELDS: Record<string, FieldRule> = { q: 'ok', limit: 'ok', hint: 'ok', collation: 'ok' };
 
@@ -202,11 +231,11 @@ export const INDEX_SPEC_FIELDS: Record<string, FieldRule> = {
   clustered: REFUSED('clustered collections'),
 };
 
-/** Check one index specification: its fields and its key (ascending / descending fields only). */
-export function checkIndexSpec(spec: Doc): void {
+/** Check one index specification: its fields (as the announced release knows them) and its key (1 / -1 fields only). */
+export function checkIndexSpec(spec: Doc, v: ServerVersion): void {
   for (const k of Object.keys(spec)) {
     const rule = INDEX_SPEC_FIELDS[k];
-    if (rule === undefined)
+    if (rule === undefined || !v.has(`indexOption:${k}`))
       fail(197, `The field '${k}' is not valid for an index specification. Specification: ${showValue(spec)}`);
     if (typeof rule === 'object') notSupported(`index option '${k}'${rule.refused ? ` (${rule.refused})` : ''}`);
   }
@@ -295,23 +324,135 @@ export const UPDATE_PIPELINE_STAGES = new Set([
 
 /**
  * Check a pipeline's stages (and the pipelines nested in $facet, $lookup, $unionWith): one field
- * each, known to MongoDB (else 40324), implemented (else 238); $out / $merge only last.
+ * each, known to the announced release (else 40324), implemented (else 238); $out / $merge only
+ * last; then the operators inside each stage (`checkStageOperators`).
  */
-export function checkPipeline(pipeline: unknown[], nested = false): void {
+export function checkPipeline(pipeline: unknown[], nested: boolean, v: ServerVersion): void {
   pipeline.forEach((stage, i) => {
     if (!isPlainObject(stage) || Object.keys(stage).length !== 1)
       fail(40323, 'A pipeline stage specification object must contain exactly one field.');
     const name = Object.keys(stage)[0];
+    if (!v.has(`stage:${name}`)) fail(40324, `Unrecognized pipeline stage name: '${name}'`);
     if (REFUSED_STAGES.has(name)) notSupported(`pipeline stage ${name}`);
     if (!SUPPORTED_STAGES.has(name)) fail(40324, `Unrecognized pipeline stage name: '${name}'`);
     if ((name === '$out' || name === '$merge') && (nested || i !== pipeline.length - 1))
       fail(40601, `${name} can only be the final stage in the pipeline`);
     const spec = stage[name];
     if (name === '$facet' && isPlainObject(spec))
-      for (const sub of Object.values(spec)) if (Array.isArray(sub)) checkPipeline(sub, true);
+      for (const sub of Object.values(spec)) if (Array.isArray(sub)) checkPipeline(sub, true, v);
     if ((name === '$lookup' || name === '$unionWith') && isPlainObject(spec) && Array.isArray(spec.pipeline))
-      checkPipeline(spec.pipeline, true);
+      checkPipeline(spec.pipeline, true, v);
+    checkStageOperators(name, spec, v);
   });
+}
+
+/**
+ * The operators inside one stage: expressions, accumulators, window functions, `$expr` in
+ * filters, each checked against the announced release (`expression:`, `accumulator:`, `window:`
+ * of versions.ts) and against the refused expressions. Nested pipelines are checked by
+ * checkPipeline itself.
+ */
+function checkStageOperators(name: string, spec: unknown, v: ServerVersion): void {
+  switch (name) {
+    case '$match':
+      return checkFilterOperators(spec, v);
+    case '$facet':
+    case '$unionWith':
+      return;
+    case '$group':
+      if (isPlainObject(spec))
+        for (const k of Object.keys(spec))
+          if (k === '_id') checkExpression(spec[k], v);
+          else checkAccumulator(spec[k], v);
+      return;
+    case '$bucket':
+    case '$bucketAuto':
+      if (!isPlainObject(spec)) return;
+      for (const k of Object.keys(spec))
+        if (k === 'output' && isPlainObject(spec.output))
+          for (const acc of Object.values(spec.output)) checkAccumulator(acc, v);
+        else checkExpression(spec[k], v);
+      return;
+    case '$setWindowFields':
+      if (!isPlainObject(spec)) return;
+      checkExpression(spec.partitionBy, v);
+      if (isPlainObject(spec.output)) for (const fn of Object.values(spec.output)) checkWindowFunction(fn, v);
+      return;
+    case '$lookup':
+      if (!isPlainObject(spec)) return;
+      if (
+        !v.has('behaviour:lookupConciseSyntax') &&
+        spec.pipeline !== undefined &&
+        (spec.localField !== undefined || spec.foreignField !== undefined)
+      )
+        fail(9, "$lookup with 'pipeline' may not specify 'localField' or 'foreignField'");
+      return checkExpression(spec.let, v);
+    case '$graphLookup':
+      if (!isPlainObject(spec)) return;
+      checkExpression(spec.startWith, v);
+      return checkFilterOperators(spec.restrictSearchWithMatch, v);
+    case '$merge':
+      if (!isPlainObject(spec)) return;
+      checkExpression(spec.let, v);
+      if (Array.isArray(spec.whenMatched)) checkPipeline(spec.whenMatched, true, v);
+      return;
+    default:
+      return checkExpression(spec, v);
+  }
+}
+
+/** An aggregation expression (any value): its operators, except inside `$literal`. */
+export function checkExpression(x: unknown, v: ServerVersion): void {
+  if (Array.isArray(x)) {
+    for (const e of x) checkExpression(e, v);
+    return;
+  }
+  if (!isPlainObject(x)) return;
+  const keys = Object.keys(x);
+  if (keys.length === 1 && keys[0].startsWith('$')) {
+    const op = keys[0];
+    if (op === '$literal') return;
+    if (!v.has(`expression:${op}`)) fail(168, `Unrecognized expression '${op}'`);
+    if (REFUSED_EXPRESSIONS.has(op)) notSupported(`expression operator ${op}`);
+  }
+  for (const k of keys) checkExpression(x[k], v);
+}
+
+/** `{name: {$acc: <expression>}}` of $group / $bucket output: 15952 for an accumulator the release lacks. */
+function checkAccumulator(x: unknown, v: ServerVersion): void {
+  if (!isPlainObject(x)) return;
+  for (const op of Object.keys(x)) {
+    if (!op.startsWith('$')) continue;
+    if (!v.has(`accumulator:${op}`)) fail(15952, `unknown group operator '${op}'`);
+    if (REFUSED_EXPRESSIONS.has(op)) notSupported(`expression operator ${op}`);
+    checkExpression(x[op], v);
+  }
+}
+
+/** `{$fn: <args>, window: {...}}` of $setWindowFields output: 9 "Unrecognized window function, $fn". */
+function checkWindowFunction(x: unknown, v: ServerVersion): void {
+  if (!isPlainObject(x)) return;
+  for (const op of Object.keys(x)) {
+    if (!op.startsWith('$')) continue;
+    if (!v.has(`window:${op}`) || !v.has(`accumulator:${op}`)) fail(9, `Unrecognized window function, ${op}`);
+    if (REFUSED_EXPRESSIONS.has(op)) notSupported(`expression operator ${op}`);
+    checkExpression(x[op], v);
+  }
+}
+
+/**
+ * A query filter's aggregation expressions (`$expr`, at the top level or under `$and` / `$or` /
+ * `$nor`, where MongoDB allows it): cheap, the rest of a filter holds no expression.
+ */
+export function checkFilterOperators(filter: unknown, v: ServerVersion): void {
+  if (!isPlainObject(filter)) return;
+  for (const k in filter) {
+    if (k.charCodeAt(0) !== 36 /* $ */) continue;
+    const x = filter[k];
+    if (k === '$expr') checkExpression(x, v);
+    else if ((k === '$and' || k === '$or' || k === '$nor') && Array.isArray(x))
+      for (const sub of x) checkFilterOperators(sub, v);
+  }
 }
 
 /** MongoDB commands that exist but are not implemented here: 115 CommandNotSupported. */
@@ -341,7 +482,6 @@ export const REFUSED_COMMANDS = [
   'dropSearchIndex',
   'listSearchIndexes',
   'analyze',
-  'setParameter',
   'planCacheClear',
   'planCacheClearFilters',
   'planCacheListFilters',

@@ -9,6 +9,7 @@ import { newAggregator, newQuery } from './query';
 import { checkPipeline, UPDATE_PIPELINE_STAGES } from './surface';
 import { positionalConditions } from './engine';
 import { fail } from './errors';
+import { ServerVersion } from './versions';
 import {
   Ann,
   AnnMap,
@@ -82,9 +83,10 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
-export function parseUpdate(u: unknown, anns: RawAnn[]): ParsedUpdate {
+/** Parse an update (operators, replacement or pipeline) as the announced release `v` does. */
+export function parseUpdate(u: unknown, anns: RawAnn[], v: ServerVersion): ParsedUpdate {
   if (Array.isArray(u)) {
-    checkPipeline(u);
+    checkPipeline(u, false, v);
     for (const stage of u as Doc[]) {
       const name = Object.keys(stage)[0];
       if (!UPDATE_PIPELINE_STAGES.has(name)) fail(72, `${name} is not allowed to be used within an update`);
@@ -118,6 +120,9 @@ export function parseUpdate(u: unknown, anns: RawAnn[]): ParsedUpdate {
         `Modifiers operate on fields but we found type ${typeName(arg)} instead. For example: {$mod: {<field>: ...}} not {${op}: ${showValue(arg)}}`,
       );
     }
+    // Before 5.0 an operator without fields is refused (update_driver.cpp / modifier_table of 4.x).
+    if (!v.has('behaviour:emptyUpdateOperand') && Object.keys(arg).length === 0)
+      fail(9, `'${op}' is empty. You must specify a field like so: {${op}: {<field>: ...}}`);
     if (op === '$pushAll') {
       const push = (ops.$push ??= {});
       for (const f of Object.keys(arg)) {

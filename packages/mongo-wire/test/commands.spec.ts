@@ -44,7 +44,7 @@ describe('mongo-wire: commands through the mongodb driver', () => {
         isWritablePrimary: true,
         helloOk: true,
         minWireVersion: 0,
-        maxWireVersion: 21,
+        maxWireVersion: 25, // MongoDB 8.0, the default announced version (versions.spec.ts: the others)
         logicalSessionTimeoutMinutes: 30,
         maxBsonObjectSize: 16777216,
       });
@@ -58,7 +58,7 @@ describe('mongo-wire: commands through the mongodb driver', () => {
       expect(build.versionArray).toHaveLength(4);
       expect(
         (await admin.command({ getParameter: 1, featureCompatibilityVersion: 1 })).featureCompatibilityVersion,
-      ).toEqual({ version: '7.0' });
+      ).toEqual({ version: '8.0' });
       const status = await admin.command({ serverStatus: 1 });
       expect(status.ok).toBe(1);
       expect(status.connections.current).toBeGreaterThan(0);

@@ -141,7 +141,7 @@ describe('mongo-wire: wire protocol', () => {
     );
     expect(r.opCode).toBe(1);
     expect(r.raw.readInt32LE(32)).toBe(1); // numberReturned
-    expect(r.body).toMatchObject({ ok: 1, ismaster: true, helloOk: true, maxWireVersion: 21, minWireVersion: 0 });
+    expect(r.body).toMatchObject({ ok: 1, ismaster: true, helloOk: true, maxWireVersion: 25, minWireVersion: 0 });
     expect(r.body.compression).toBeUndefined();
     expect(r.body.topologyVersion).toBeUndefined();
   });

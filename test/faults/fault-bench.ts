@@ -12,6 +12,9 @@ import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../suppor
 import { waitFor } from '../support/wait';
 import { guardDriverWrites } from '../../src/database/driver/driver-write-guard';
 
+/** The embedded server runs as a one-member replica set, as Jembi's platform runs MongoDB for OpenHIM 8. */
+const REPLICA_SET = 'rs0';
+
 /** Engine settings that make a dead worker's work move on within seconds. */
 export const FAULT_ENGINE = {
   WORKER_LEASE_MS: '3000',
@@ -56,8 +59,9 @@ export class FaultBench {
   private probing?: Promise<void>;
   private stopProbing = false;
 
+  /** As in production (README, "MongoDB"): a replica set, majority writes. */
   get mongoUri(): string {
-    return `mongodb://127.0.0.1:${this.mongoPort}/openhim_faults`;
+    return `mongodb://127.0.0.1:${this.mongoPort}/openhim_faults?replicaSet=${REPLICA_SET}&w=majority`;
   }
 
   private serviceEnv(extra: Record<string, string> = {}): Record<string, string> {
@@ -105,6 +109,8 @@ export class FaultBench {
       String(this.mongoPort),
       '--dbpath',
       this.dbPath,
+      '--replSet',
+      REPLICA_SET,
       ...mongoWireVersionArgs(),
     ]);
     await this.mongo.waitForOutput(/listening at mongodb:\/\//, 30000);
@@ -117,6 +123,15 @@ export class FaultBench {
     if (code !== 0) throw new Error(`the MongoDB-compatible server exited with ${code}:\n${this.mongo.output()}`);
     await new Promise((resolve) => setTimeout(resolve, downMs));
     await this.startMongo();
+  }
+
+  /**
+   * The primary steps down (`replSetStepDown` with `force`, as in a one-member set) and is elected
+   * again after `seconds`: meanwhile every write is refused with NotWritablePrimary (10107) and every
+   * primary read with 13435; connections stay open (MongoDB 4.2+).
+   */
+  async stepDown(seconds: number): Promise<void> {
+    await this.client.db('admin').command({ replSetStepDown: seconds, force: true });
   }
 
   async restartRedis(downMs: number): Promise<void> {

@@ -6,8 +6,8 @@ import { FaultBench, type Probe, seededRandom } from './fault-bench';
 
 /**
  * `npm run test:faults` (issue 7, "Fault suite"): two worker processes run a task of a few thousand
- * items while a worker is SIGKILLed, Redis restarts, the MongoDB-compatible server stops, and core
- * resets connections and stops answering. After each: the task completes, core accepted every tid
+ * items while a worker is SIGKILLed, Redis restarts, the MongoDB-compatible server (a one-member
+ * replica set) stops or its primary steps down, and core resets connections and stops answering. After each: the task completes, core accepted every tid
  * exactly once, no task is left Processing, and the API answered throughout (503 while a
  * dependency is down is fine; no answer, or a dead API, is not).
  */
@@ -146,6 +146,22 @@ describe(`Fault suite (${ITEMS} items per task, FAULT_SEED=${SEED})`, () => {
       const { taskId, tids } = await createTask();
       await progressed(taskId, 0.2 + random() * 0.4);
       await bench.restartMongo(3000);
+      await expectCompletedExactlyOnce(taskId, tids);
+    },
+    SCENARIO_MS,
+  );
+
+  it(
+    'the primary steps down mid-task: 5 s without a writable primary (longer than a lease), then elected again',
+    async () => {
+      const { taskId, tids } = await createTask();
+      await progressed(taskId, 0.2 + random() * 0.4);
+      await bench.stepDown(5);
+      // It bit: without a primary core cannot store a child, so nothing is accepted meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const during = accepted(taskId);
+      await new Promise((resolve) => setTimeout(resolve, 3500));
+      expect(accepted(taskId)).toBe(during);
       await expectCompletedExactlyOnce(taskId, tids);
     },
     SCENARIO_MS,

@@ -108,6 +108,28 @@ describe('GlobalExceptionFilter', () => {
     }
   });
 
+  it('answers 503 with Retry-After while a replica set has no writable primary (step-down, election)', () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      const steppingDown: Array<[string, Record<string, unknown>]> = [
+        ['not master', { code: 10107 }],
+        ['not primary and secondaryOk=false', { code: 13435 }],
+        ['operation was interrupted', { code: 11602 }],
+        ['PrimarySteppedDown', { code: 189 }],
+        ['interrupted at shutdown', { code: 91 }],
+        ['retryable write failed twice', { code: 6, errorLabels: ['RetryableWriteError'] }],
+      ];
+      for (const [message, fields] of steppingDown) {
+        const { host, sent, headers } = capture();
+        filter.catch(Object.assign(new Error(message), { name: 'MongoServerError', ...fields }), host);
+        expect(sent).toEqual({ status: 503, type: 'text/plain', body: DATABASE_UNAVAILABLE });
+        expect(headers).toEqual({ 'Retry-After': '5' });
+      }
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
   it('answers anything else with a 500 carrying a logged error id, never the stack or message', () => {
     const logged: string[] = [];
     const spy = jest.spyOn(Logger.prototype, 'error').mockImplementation((message: unknown, stack?: unknown) => {

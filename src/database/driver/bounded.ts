@@ -4,7 +4,7 @@
  *
  * Every MongoDB operation of the engine carries an abort signal that fires after its bound and
  * settles by then in any case, as after a network error. The driver has no bound of its own by
- * default (`socketTimeoutMS` 0; `timeoutMS` has no effect in driver 7): a server that stops
+ * default (`socketTimeoutMS` 0; the experimental `timeoutMS` is not used): a server that stops
  * answering without closing its connections (frozen, a network cut) would otherwise hold the
  * operation for good. An aborted signal ends the driver's wait and closes that connection (it also
  * ends the endless wait driver-write-guard.ts is about); racing the timer as well keeps the bound
@@ -19,7 +19,7 @@ export class BoundExceededError extends Error {
 
 /**
  * The options every bounded driver operation carries. The driver's typings declare `signal` on its
- * reads only (its experimental `Abortable`); driver 7 passes it on for every operation.
+ * reads only (its experimental `Abortable`); drivers 6.20 and 7 pass it on for every operation.
  */
 export type Bounded = OperationOptions & { signal: AbortSignal };
 

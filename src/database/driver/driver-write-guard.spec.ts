@@ -5,7 +5,7 @@ import { MongoWireServer } from '@openhim-rerun/mongo-wire';
 import { guardDriverWrites } from './driver-write-guard';
 
 /**
- * The driver defect the guard works around (mongodb 7.8): the server closes pooled idle connections;
+ * The driver defect the guard works around (mongodb 6.20, and 7.x): the server closes pooled idle connections;
  * Node destroys each socket once both directions have ended, the driver's connection notices only
  * on the socket's later `close` event, and an operation that checks the connection out in between
  * waits forever for a `drain`. Operations are issued exactly there: in the check phase

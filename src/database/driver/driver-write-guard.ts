@@ -1,6 +1,6 @@
 import { MongoNetworkError } from 'mongodb';
 
-/** The parts of the driver's internal `Connection` the guard relies on (mongodb 7.x). */
+/** The parts of the driver's internal `Connection` the guard relies on (mongodb 6.20, 7.x). */
 interface DriverConnection {
   id: unknown;
   address: string;
@@ -13,7 +13,7 @@ type WriteCommand = (this: DriverConnection, ...args: unknown[]) => Promise<void
 let installed: boolean | undefined;
 
 /**
- * Works around a defect of the mongodb driver (7.x) that leaves operations pending forever, with
+ * Works around a defect of the mongodb driver (6.20 and 7.x) that leaves operations pending forever, with
  * the connection they hold, after the server closed connections (a restart, an outage):
  *
  * The server closes a pooled idle connection (its FIN). Node ends the socket and destroys it once
@@ -22,7 +22,7 @@ let installed: boolean | undefined;
  * the connection out in between (anything run from a timer, I/O or `setImmediate` callback in that
  * iteration) writes to the destroyed socket: `write()` returns false without an error, and the
  * driver waits for a `drain` that never comes (`close` fails only a read in progress).
- * `socketTimeoutMS` cannot fire on a destroyed socket, and `timeoutMS` has no effect in driver 7.
+ * `socketTimeoutMS` cannot fire on a destroyed socket, and `timeoutMS` (experimental) is not used here.
  * Seen for engine operations (the start gate, so every later lane of that task in the worker
  * waited behind it) and for the driver's own heartbeat (its monitor then never checks the server
  * again, so the pool, cleared by the outage, never becomes ready: every later operation of the

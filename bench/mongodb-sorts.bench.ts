@@ -27,7 +27,7 @@ import { PUBLIC_TASK_FIELDS } from '../src/database/repositories/tasks.repositor
 import { insertTransactions } from '../test/support/database-fixtures';
 import { request, type HttpResult } from '../test/support/http';
 import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../test/support/openhim-auth';
-import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../test/support/processes';
+import { distEntry, mongoWireCli, runNode, type RunningProcess, stopProcess } from '../test/support/processes';
 import { waitFor } from '../test/support/wait';
 import { ensureBuilt } from '../test/support/worker-process';
 
@@ -52,14 +52,6 @@ const nodeOptions = (options: string | undefined): Record<string, string> => (op
 const print = (text: string) => process.stdout.write(`${text}\n`);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
-
-async function stopProcess(proc: RunningProcess | undefined): Promise<void> {
-  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
-  proc.kill('SIGTERM');
-  const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-  await proc.exited;
-  clearTimeout(killer);
-}
 
 /** Inserts in batches of INSERT_BATCH; returns the documents' total BSON size. */
 async function insertInBatches(db: Db, collection: string, count: number, make: (i: number) => BSON.Document) {

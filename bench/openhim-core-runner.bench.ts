@@ -37,7 +37,7 @@ import { createClientAndChannel, ROOT, routeRequests } from '../test/compat/open
 import { CORE_VERSION, OpenhimCore } from '../test/compat/openhim-core/core-process';
 import { Upstream } from '../test/compat/openhim-core/upstream';
 import { apiCall } from '../test/support/http';
-import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../test/support/processes';
+import { distEntry, mongoWireCli, runNode, type RunningProcess, stopProcess } from '../test/support/processes';
 import { waitFor } from '../test/support/wait';
 import { ensureBuilt } from '../test/support/worker-process';
 
@@ -348,17 +348,17 @@ it(
             await replay();
           }
         }
-        await stopProcess(worker);
+        await stopProcess(worker, 10000);
         worker = undefined;
         await core.stop();
         core = undefined;
       }
     } finally {
-      await stopProcess(worker);
+      await stopProcess(worker, 10000);
       await core?.stop();
-      await stopProcess(api);
+      await stopProcess(api, 10000);
       await client?.close().catch(() => undefined);
-      await stopProcess(mongo);
+      await stopProcess(mongo, 10000);
       await redis?.stop();
       await upstream.close();
     }
@@ -434,14 +434,6 @@ function httpStatus(url: string): Promise<number> {
   return new Promise((resolve) =>
     http.get(url, (res) => (res.resume(), resolve(res.statusCode ?? 0))).once('error', () => resolve(0)),
   );
-}
-
-async function stopProcess(proc: RunningProcess | undefined): Promise<void> {
-  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
-  proc.kill('SIGTERM');
-  const killer = setTimeout(() => proc.kill('SIGKILL'), 10000);
-  await proc.exited;
-  clearTimeout(killer);
 }
 
 // ---- the report -------------------------------------------------------------------------------------

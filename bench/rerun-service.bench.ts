@@ -17,7 +17,7 @@ import { startPrivateRedis, type PrivateRedis } from '../src/bootstrap/private-r
 import { ROOT_EMAIL, ROOT_PASSWORD, tokenHeaders } from '../test/support/openhim-auth';
 import { insertTransactions } from '../test/support/database-fixtures';
 import { OpenhimCoreStub, type StubRequest } from '../test/support/openhim-core-stub';
-import { distEntry, mongoWireCli, runNode, type RunningProcess } from '../test/support/processes';
+import { distEntry, mongoWireCli, runNode, type RunningProcess, stopProcess } from '../test/support/processes';
 import { ensureBuilt } from '../test/support/worker-process';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -76,14 +76,6 @@ function peakRssMb(pid: number | undefined): number {
   } catch {
     return NaN;
   }
-}
-
-async function stopProcess(proc: RunningProcess | undefined): Promise<void> {
-  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
-  proc.kill('SIGTERM');
-  const killer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-  await proc.exited;
-  clearTimeout(killer);
 }
 
 async function waitHttp(url: string, what: string, proc: RunningProcess, timeoutMs = 60000): Promise<void> {

@@ -43,7 +43,7 @@ describe('Tasks API on a replica set, through a step-down', () => {
       data: { failCommands: commands, errorCode },
     });
   };
-  const post = (body: unknown) => request(baseUrl).post('/tasks').set(as('admin')).send(body);
+  const post = (body: object) => request(baseUrl).post('/tasks').set(as('admin')).send(body);
   const itemsOf = (taskId: string) => env.db.collection('taskitems').countDocuments({ taskId: new ObjectId(taskId) });
 
   it('runs on a one-member replica set (the driver sees a primary)', async () => {

@@ -89,3 +89,12 @@ export function runNode(
     },
   };
 }
+
+/** SIGTERM, then SIGKILL after `graceMs` if still running; resolves once it is gone. */
+export async function stopProcess(proc: RunningProcess | undefined, graceMs = 5000): Promise<void> {
+  if (!proc || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  proc.kill('SIGTERM');
+  const killer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await proc.exited;
+  clearTimeout(killer);
+}

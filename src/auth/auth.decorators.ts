@@ -12,7 +12,7 @@ import type { AuthenticatedUser } from './authenticated-user';
 export const ADMIN_ONLY_KEY = 'auth:adminOnly';
 
 /** The OpenHIM operation names used in its "is not an admin" message. */
-export type AdminOperation = 'getTasks' | 'updateTask' | 'removeTask';
+export type AdminOperation = 'getTasks' | 'updateTask' | 'removeTask' | 'pauseAllTasks' | 'resumeAllTasks';
 
 /** The answers of every authenticated route (the global guard's), documented once by `Auth()`. */
 export const AUTH_RESPONSES = {
@@ -52,7 +52,9 @@ export function ApiSessionOriginRefusal() {
   return ApiForbiddenResponse({
     description:
       'Or a session cookie sent from an origin CORS_ORIGINS does not list: text/plain `Requests that change ' +
-      'tasks with a session cookie are not accepted from origin <origin>`',
+      'tasks with a session cookie are not accepted from origin <origin>: it is not in CORS_ORIGINS. If the ' +
+      'OpenHIM console is served from there, allow it with CORS_ORIGINS=<origin> (comma-separated with any ' +
+      'others) and restart`',
   });
 }
 

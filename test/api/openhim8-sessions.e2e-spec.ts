@@ -143,7 +143,10 @@ describe('OpenHIM 8 sessions', () => {
     it('refuses POST, PUT and DELETE from another origin with 403, and writes nothing', async () => {
       expect(await create({ Origin: 'https://evil.example' })).toEqual({
         status: 403,
-        text: 'Requests that change tasks with a session cookie are not accepted from origin https://evil.example',
+        text:
+          'Requests that change tasks with a session cookie are not accepted from origin https://evil.example: it is ' +
+          'not in CORS_ORIGINS. If the OpenHIM console is served from there, allow it with ' +
+          'CORS_ORIGINS=https://evil.example (comma-separated with any others) and restart',
         created: 0,
       });
       expect((await create({ Origin: 'null' })).status).toBe(403);

@@ -22,5 +22,32 @@ export function sessionOriginRefusal(
   const origin = request.headers.origin;
   if (isListedOrigin(listed, origin)) return undefined;
   if (!crossSite(request)) return undefined;
-  return `Requests that change tasks with a session cookie are not accepted from ${origin ? `origin ${origin}` : 'another site'}`;
+  const refused = 'Requests that change tasks with a session cookie are not accepted from';
+  const listable = listableOrigin(origin);
+  if (listable) {
+    return (
+      `${refused} origin ${listable}: it is not in CORS_ORIGINS. If the OpenHIM console is served from there, ` +
+      `allow it with CORS_ORIGINS=${listable} (comma-separated with any others) and restart`
+    );
+  }
+  // Nothing the client sent is echoed unless it is a plain origin (it goes into the answer and the log).
+  const from =
+    origin === 'null'
+      ? 'an opaque origin ("null"), which CORS_ORIGINS cannot list'
+      : origin
+        ? 'an origin that is not a plain http(s) origin'
+        : 'another site (no Origin header)';
+  return (
+    `${refused} ${from}. Only this service's own origin and the origins listed in CORS_ORIGINS ` +
+    '(e.g. CORS_ORIGINS=https://console.example.org) may send them'
+  );
+}
+
+/** Hosts, ports and IPv6 brackets only: what a browser sends for an http(s) page, and CORS_ORIGINS accepts. */
+const PLAIN_ORIGIN = /^https?:\/\/[a-z0-9.\-:[\]]{1,260}$/;
+
+/** The refused origin as it would be listed in CORS_ORIGINS, or undefined when it cannot be listed. */
+function listableOrigin(origin: string | undefined): string | undefined {
+  const normalised = origin?.trim().replace(/\/+$/, '').toLowerCase();
+  return normalised !== undefined && PLAIN_ORIGIN.test(normalised) ? normalised : undefined;
 }

@@ -133,6 +133,21 @@ export const DIFFERENCES: Difference[] = [
     cases: { 'create-duplicate-tids': [201, 201] },
   },
   {
+    id: 'missing-transactions',
+    what: '`POST /tasks` of transactions that do not exist (not a difference: listed because it surprises)',
+    openhim:
+      '201, the task is created (for a non-admin, a missing transaction has no channel to refuse it); when it runs, ' +
+      'each such item ends `tstatus: Failed` with an `error` saying the transaction could not be found',
+    ours:
+      'the same 201; when it runs, each such item ends `"tstatus": "Failed"`, `"error": "Transaction <tid> could not ' +
+      'be found"`. See them with `GET /tasks/<id>?filters={"hasErrors":"yes"}` (the Quickstart shows it with curl)',
+    reason:
+      'Kept as OpenHIM does it: clients and the console get the answer they expect, and each item says what happened.',
+    cases: {},
+    pinnedBy:
+      "test/engine/rerun-sending.e2e-spec.ts: records OpenHIM's outcomes (not found); the 201 is differential case create-sample",
+  },
+  {
     id: 'auto-retry-off',
     what: '`POST /tasks` of transactions queued for automatic retry',
     openhim: 'deletes their `autoretries` entries; leaves `autoRetry: true` and `autoRetryAttempt` on the transactions',

@@ -8,6 +8,8 @@ import {
   ChannelSchema,
   Passport,
   PassportSchema,
+  RerunHold,
+  RerunHoldSchema,
   Session,
   SessionSchema,
   Task,
@@ -23,6 +25,7 @@ import { guardDriverWrites } from './driver/driver-write-guard';
 import { OpenhimIndexes } from './openhim-indexes';
 import { AutoRetriesRepository } from './repositories/auto-retries.repository';
 import { ChannelsRepository } from './repositories/channels.repository';
+import { RerunHoldsRepository } from './repositories/rerun-holds.repository';
 import { TaskItemsRepository } from './repositories/task-items.repository';
 import { TasksRepository } from './repositories/tasks.repository';
 import { TransactionsRepository } from './repositories/transactions.repository';
@@ -34,6 +37,7 @@ const REPOSITORIES = [
   TransactionsRepository,
   ChannelsRepository,
   AutoRetriesRepository,
+  RerunHoldsRepository,
 ];
 
 /**
@@ -63,6 +67,7 @@ export class DatabaseModule {
       { name: AutoRetry.name, schema: AutoRetrySchema },
       { name: Task.name, schema: TaskSchema, collection: config.TASKS_COLLECTION },
       { name: TaskItem.name, schema: TaskItemSchema },
+      { name: RerunHold.name, schema: RerunHoldSchema },
     ]);
     return {
       module: DatabaseModule,

@@ -38,3 +38,16 @@ export function decideStatusChange(current: string, target: TaskStatus): StatusD
   }
   return { kind: 'change', from: change.from, action: change.action, done: change.done };
 }
+
+/**
+ * The emergency stop (POST /tasks/pause-all and /tasks/resume-all, docs/design.md "Emergency
+ * stop"): it pauses what `PUT {status: 'Paused'}` may pause, and releases only the tasks it paused
+ * that are still Paused. Tasks created or adopted while a hold covers them start `Paused`.
+ */
+export const EMERGENCY_STOP: {
+  pause: { from: readonly TaskStatus[]; to: TaskStatus; done: HistoryAction };
+  resume: { from: readonly TaskStatus[]; to: TaskStatus; done: HistoryAction };
+} = {
+  pause: { from: RUNNABLE_STATUSES, to: 'Paused', done: 'emergency-paused' },
+  resume: { from: ['Paused'], to: 'Queued', done: 'emergency-resumed' },
+};

@@ -7,6 +7,9 @@ export const HISTORY_ACTIONS = [
   'auto-paused',
   'started',
   'completed',
+  // The emergency stop (POST /tasks/pause-all, /tasks/resume-all): who stopped or released, and why.
+  'emergency-paused',
+  'emergency-resumed',
 ] as const;
 export type HistoryAction = (typeof HISTORY_ACTIONS)[number];
 

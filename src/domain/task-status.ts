@@ -18,6 +18,9 @@ export const RUNNABLE_STATUSES: readonly TaskStatus[] = ['Queued', 'Processing',
 /** Runnable statuses in which the task still starts reruns (not only waiting for 202 answers). */
 export const STARTING_STATUSES: readonly TaskStatus[] = ['Queued', 'Processing'];
 
+/** Item statuses of a transaction still to rerun (or whose rerun is on its way). */
+export const PENDING_ITEM_STATUSES: readonly ItemStatus[] = ['Queued', 'Processing'];
+
 /** The runnable statuses and `Paused`: a task not finished, which the sweeper looks after. */
 export const UNFINISHED_STATUSES: readonly TaskStatus[] = [...RUNNABLE_STATUSES, 'Paused'];
 

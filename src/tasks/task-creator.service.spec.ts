@@ -9,6 +9,7 @@ import type { ChannelsRepository } from '../database/repositories/channels.repos
 import type { TaskItemsRepository } from '../database/repositories/task-items.repository';
 import type { TasksRepository } from '../database/repositories/tasks.repository';
 import type { TransactionsRepository } from '../database/repositories/transactions.repository';
+import type { RerunHoldsRepository } from '../database/repositories/rerun-holds.repository';
 
 /**
  * OpenHIM's side effects of creating tasks (their transactions leave auto-retry) are written in
@@ -52,6 +53,7 @@ describe('TaskCreator side effects under a burst of tasks', () => {
     queue as unknown as RerunScheduler,
     {} as RerunPermissions,
     loadConfig({}),
+    { holdFor: async () => null } as unknown as RerunHoldsRepository,
   );
   const spec = (tids: string[]): TaskSpec => ({
     tids,

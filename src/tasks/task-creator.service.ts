@@ -12,6 +12,13 @@ import { ChannelAccess, ChannelsRepository } from '../database/repositories/chan
 import { TaskItemsForApi, TaskItemsRepository } from '../database/repositories/task-items.repository';
 import { TasksForApi, TasksRepository } from '../database/repositories/tasks.repository';
 import { TransactionsForApi, TransactionsRepository } from '../database/repositories/transactions.repository';
+import {
+  HoldsForApi,
+  pausedBy,
+  recheckHold,
+  RerunHoldsRepository,
+} from '../database/repositories/rerun-holds.repository';
+import type { StoredRerunHold } from '../database/schemas';
 
 export const DISABLED_CHANNELS = 'Cannot queue task as there are transactions with disabled or deleted channels';
 
@@ -59,6 +66,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
     private readonly scheduler: RerunScheduler,
     private readonly permissions: RerunPermissions,
     private readonly config: AppConfig,
+    @Inject(RerunHoldsRepository) private readonly holds: HoldsForApi,
   ) {}
 
   /**
@@ -131,18 +139,24 @@ export class TaskCreator implements BeforeApplicationShutdown {
     const id = taskId.toHexString();
     const started = Date.now();
     try {
-      const [checked, written] = await Promise.allSettled([
+      // An emergency stop in force that covers the transactions: the task starts Paused (paused
+      // tasks stay their creator's: resume-all leaves them alone).
+      const [checked, written, holding] = await Promise.allSettled([
         check ? check() : Promise.resolve(),
         this.items.insertItems(taskId, spec.tids),
+        spec.paused ? Promise.resolve(null) : this.holds.holdFor(spec.tids),
       ]);
       // A refusal (403/400) says more than a write error it may have caused.
       if (checked.status === 'rejected') throw checked.reason;
       if (written.status === 'rejected') throw written.reason;
+      if (holding.status === 'rejected') throw holding.reason;
+      let hold: StoredRerunHold | null = holding.value;
       const itemsWritten = Date.now();
       const created = new Date();
+      const held = hold ? pausedBy(hold, created) : undefined;
       await this.tasks.insertTask({
         _id: taskId,
-        status: spec.paused ? 'Paused' : 'Queued',
+        status: held?.status ?? (spec.paused ? 'Paused' : 'Queued'),
         created,
         user: spec.user,
         total: spec.tids.length,
@@ -151,13 +165,20 @@ export class TaskCreator implements BeforeApplicationShutdown {
         pauseAfterFailures: spec.pauseAfterFailures,
         startAt: spec.startAt,
         rerunOf: spec.rerunOf,
-        history: [historyEntry('created', { at: created, user: spec.user, reason: spec.reason })],
+        heldBy: held?.heldBy ?? undefined,
+        history: [
+          historyEntry('created', { at: created, user: spec.user, reason: spec.reason }),
+          ...(held ? [held.history] : []),
+        ],
       });
-      if (!spec.paused) {
+      // A stop or a release that ran while this task was written may not have seen it.
+      if (!spec.paused) hold = await recheckHold(this.holds, this.tasks, taskId, spec.tids, hold);
+      if (!spec.paused && !hold) {
         await this.scheduler
           .schedule(id, spec.batchSize, { deadlineMs: this.config.QUEUE_TIMEOUT_MS })
           .catch(queueUnavailable(this.logger, `Could not schedule task ${id}`));
       }
+      if (hold) this.logger.log(`Task ${id} created Paused: an emergency stop holds it (${hold.reason})`);
       this.logger.debug(
         `Task ${id}: ${spec.tids.length} items written in ${itemsWritten - started} ms, task stored and queued in ${Date.now() - itemsWritten} ms`,
       );

@@ -2,14 +2,19 @@ import { Module } from '@nestjs/common';
 import { RerunQueueModule } from '../rerun/rerun-queue.module';
 import { BulkRerunController } from './bulk-rerun.controller';
 import { BulkRerunService } from './bulk-rerun.service';
+import { EmergencyStopController } from './emergency-stop/emergency-stop.controller';
+import { EmergencyStopService } from './emergency-stop/emergency-stop.service';
 import { TaskCreator } from './task-creator.service';
 import { TasksController } from './tasks.controller';
 import { TasksService } from './tasks.service';
 
-/** OpenHIM's tasks API (create, list, read, pause/resume/cancel, delete) and bulk rerun. */
+/**
+ * OpenHIM's tasks API (create, list, read, pause/resume/cancel, delete), bulk rerun, and the
+ * emergency stop (its controller first: /tasks/pause-all and /tasks/resume-all before /tasks/:id).
+ */
 @Module({
   imports: [RerunQueueModule],
-  controllers: [TasksController, BulkRerunController],
-  providers: [TaskCreator, TasksService, BulkRerunService],
+  controllers: [EmergencyStopController, TasksController, BulkRerunController],
+  providers: [TaskCreator, TasksService, BulkRerunService, EmergencyStopService],
 })
 export class TasksModule {}

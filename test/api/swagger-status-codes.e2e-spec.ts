@@ -266,6 +266,39 @@ describe('OpenAPI status codes match what the routes answer', () => {
       413,
     );
 
+    // POST /tasks/pause-all, POST /tasks/resume-all (a hold on one channel, lifted at once)
+    const channelID = '00000000000000000000c001';
+    const pauseAll = () => request(baseUrl).post('/tasks/pause-all');
+    const resumeAll = () => request(baseUrl).post('/tasks/resume-all');
+    await pauseAll().set(as('admin')).send({ reason: 'status codes', channelID }).expect(200);
+    await resumeAll().set(as('admin')).send({ channelID }).expect(200);
+    await pauseAll().set(as('admin')).send({ channelID }).expect(400);
+    await pauseAll().send({ reason: 'status codes' }).expect(401);
+    await pauseAll().set(as('viewer')).send({ reason: 'status codes' }).expect(403);
+    await pauseAll().set(as('admin')).send({ reason: 'status codes', channelID: tid() }).expect(404);
+    await pauseAll().set(as('admin')).set('Content-Type', 'text/plain').send('x').expect(415);
+    await beforeRouting(
+      api,
+      'post /tasks/pause-all',
+      pauseAll()
+        .set(as('admin'))
+        .send({ reason: 'x'.repeat(BODY_LIMIT_BYTES) }),
+      413,
+    );
+    await resumeAll().set(as('admin')).send({ channelID: 'abc' }).expect(400);
+    await resumeAll().expect(401);
+    await resumeAll().set(as('viewer')).expect(403);
+    await resumeAll().set(as('admin')).send({ channelID }).expect(404);
+    await resumeAll().set(as('admin')).set('Content-Type', 'text/plain').send('x').expect(415);
+    await beforeRouting(
+      api,
+      'post /tasks/resume-all',
+      resumeAll()
+        .set(as('admin'))
+        .send({ channelID: 'x'.repeat(BODY_LIMIT_BYTES) }),
+      413,
+    );
+
     // GET /authenticate/:email
     await request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`).expect(200);
     await request(baseUrl).get('/authenticate/nobody@example.org').set(freshIp()).expect(404);
@@ -338,6 +371,8 @@ describe('OpenAPI status codes match what the routes answer', () => {
       request(baseUrl).delete(`/tasks/${id}`).set(as('admin')),
       request(baseUrl).post(`/tasks/${id}/rerun-failed`).set(as('admin')),
       request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, dryRun: true }),
+      request(baseUrl).post('/tasks/pause-all').set(as('admin')).send({ reason: 'blocked' }),
+      request(baseUrl).post('/tasks/resume-all').set(as('admin')),
       request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`),
       request(baseUrl).post('/authenticate/local').send({ username: ROOT_EMAIL, password: ROOT_PASSWORD }),
       request(baseUrl).get('/logout').set(as('admin')),
@@ -401,6 +436,8 @@ describe('OpenAPI status codes match what the routes answer', () => {
       'DELETE /tasks/:id': request(baseUrl).delete(`/tasks/${id}`).set(as('admin')),
       'POST /tasks/:id/rerun-failed': request(baseUrl).post(`/tasks/${id}/rerun-failed`).set(as('admin')),
       'POST /bulkrerun': request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, dryRun: true }),
+      'POST /tasks/pause-all': request(baseUrl).post('/tasks/pause-all').set(as('admin')).send({ reason: 'away' }),
+      'POST /tasks/resume-all': request(baseUrl).post('/tasks/resume-all').set(as('admin')),
       'GET /authenticate/:email': request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`),
       'POST /authenticate/local': request(baseUrl)
         .post('/authenticate/local')

@@ -6,7 +6,8 @@ import { AppConfig } from '../../config/app-config';
 import { CollectionRepository, repeatable } from './collection-repository';
 import { StoredTaskItem, TaskItem, TaskTransaction } from '../schemas';
 import { chunk, mapLimit } from './chunks';
-import { batchesOf, firstBatch, noBatches, Page, projection } from './cursors';
+import { PENDING_ITEM_STATUSES } from '../../domain/task-status';
+import { batchesOf, firstBatch, ITEM_BATCH_SIZE, noBatches, Page, projection } from './cursors';
 
 export const PUBLIC_ITEM_FIELDS = ['_id', 'tid', 'tstatus', 'error', 'rerunID', 'rerunStatus'] as const;
 
@@ -92,6 +93,18 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
       )
       .toArray();
     return items.map((item) => item.tid);
+  }
+
+  /**
+   * The tids of the task's items still to rerun or on their way (`PENDING_ITEM_STATUSES`), in
+   * driver batches of ITEM_BATCH_SIZE: the emergency stop asks which channels a task still goes to.
+   */
+  async *pendingTidBatches(taskId: Types.ObjectId): AsyncGenerator<string[]> {
+    const cursor = this.collection.find<{ tid: string }>(
+      { taskId, tstatus: { $in: [...PENDING_ITEM_STATUSES] } },
+      { projection: { _id: 0, tid: 1 }, batchSize: ITEM_BATCH_SIZE },
+    );
+    for await (const batch of batchesOf(cursor)) yield batch.map((item) => item.tid);
   }
 
   /** Removes a task's items (also those of a task document already gone). */
@@ -218,7 +231,7 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
 /** What the tasks API uses: a new task's items written, read and removed. */
 export type TaskItemsForApi = Pick<
   TaskItemsRepository,
-  'insertItems' | 'itemBatches' | 'countItems' | 'failedTids' | 'deleteForTask'
+  'insertItems' | 'itemBatches' | 'countItems' | 'failedTids' | 'pendingTidBatches' | 'deleteForTask'
 >;
 
 /** What the engine uses: claims, takeovers, outcomes, adoption. */

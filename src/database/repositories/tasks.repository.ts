@@ -59,6 +59,19 @@ export interface NewTask {
   startAt?: Date;
   rerunOf?: string;
   history?: HistoryEntry[];
+  /** Created Paused by the emergency stop's hold (its id). */
+  heldBy?: Types.ObjectId;
+}
+
+/** A task the emergency stop pauses or releases: enough to find its items and its lanes. */
+export type HoldCandidate = Pick<StoredTask, '_id' | 'status'> & Partial<Pick<StoredTask, 'batchSize' | 'itemsStore'>>;
+
+/** A status change of the emergency stop: the new status, the hold the task is then held by (null: none). */
+export interface HoldChange {
+  status: TaskStatus;
+  heldBy: Types.ObjectId | null;
+  history: HistoryEntry;
+  set?: Record<string, unknown>;
 }
 
 /**
@@ -136,6 +149,7 @@ export class TasksRepository extends CollectionRepository<Task> {
       failureStreak: 0,
       ...(task.startAt !== undefined ? { startAt: task.startAt } : {}),
       ...(task.rerunOf !== undefined ? { rerunOf: task.rerunOf } : {}),
+      ...(task.heldBy !== undefined ? { heldBy: task.heldBy } : {}),
       history: task.history ?? [],
       __v: 0,
     });
@@ -185,8 +199,54 @@ export class TasksRepository extends CollectionRepository<Task> {
   ): Promise<boolean> {
     const { matchedCount } = await this.collection.updateOne({ _id: id, status: { $in: [...from] } }, {
       $set: { status: to, ...change.set },
+      // A person's change ends the emergency stop's claim on the task: resume-all leaves it alone.
+      $unset: { heldBy: '' },
       ...(change.history ? { $push: pushHistory(change.history) } : {}),
     } as UpdateFilter<Document>);
+    return matchedCount > 0;
+  }
+
+  /** The tasks in one of `statuses` (the emergency stop's candidates; few: unfinished ones). */
+  async findInStatuses(statuses: readonly TaskStatus[]): Promise<HoldCandidate[]> {
+    return this.collection
+      .find<HoldCandidate>(
+        { status: { $in: [...statuses] } },
+        { projection: { status: 1, batchSize: 1, itemsStore: 1 }, sort: { created: 1, _id: 1 } },
+      )
+      .toArray();
+  }
+
+  /** The tasks a hold paused that are in one of `statuses` still. */
+  async findHeldBy(holdId: Types.ObjectId, statuses: readonly TaskStatus[]): Promise<HoldCandidate[]> {
+    return this.collection
+      .find<HoldCandidate>(
+        { heldBy: holdId, status: { $in: [...statuses] } },
+        { projection: { status: 1, batchSize: 1, itemsStore: 1 } },
+      )
+      .toArray();
+  }
+
+  /**
+   * The emergency stop's status change, only from one of `from` (and, with `heldBy`, only while that
+   * hold holds the task), with its history entry in the same write. Returns whether it applied.
+   * The API's and the engine's (after an adoption): settles within a lease.
+   */
+  async setHoldIf(
+    id: Types.ObjectId,
+    condition: { from: readonly TaskStatus[]; heldBy?: Types.ObjectId },
+    change: HoldChange,
+  ): Promise<boolean> {
+    const { matchedCount } = await this.op('setHoldIf', (o) =>
+      this.collection.updateOne(
+        { _id: id, status: { $in: [...condition.from] }, ...(condition.heldBy ? { heldBy: condition.heldBy } : {}) },
+        arrayUpdate({
+          $set: { status: change.status, ...(change.heldBy ? { heldBy: change.heldBy } : {}), ...change.set },
+          ...(change.heldBy ? {} : { $unset: { heldBy: '' } }),
+          $push: pushHistory(change.history),
+        }),
+        o,
+      ),
+    );
     return matchedCount > 0;
   }
 
@@ -471,11 +531,23 @@ export class TasksRepository extends CollectionRepository<Task> {
    * Switches the task to the items store. The embedded array is emptied in the same update: every
    * later write to the task document stays small (the items now live in `taskitems`).
    */
-  async commitAdoption(taskId: Types.ObjectId, owner: string, total: number, remaining: number): Promise<boolean> {
+  async commitAdoption(
+    taskId: Types.ObjectId,
+    owner: string,
+    total: number,
+    remaining: number,
+    /** The emergency stop holds the task: it changes status (only from `from`) in the same update. */
+    held?: { from: readonly TaskStatus[]; change: HoldChange },
+  ): Promise<boolean> {
     const { modifiedCount } = await this.op('commitAdoption', (o) =>
       this.collection.updateOne(
-        { _id: taskId, itemsStore: { $exists: false }, 'adoptLock.owner': owner },
         {
+          _id: taskId,
+          itemsStore: { $exists: false },
+          'adoptLock.owner': owner,
+          ...(held ? { status: { $in: [...held.from] } } : {}),
+        },
+        arrayUpdate({
           $set: {
             itemsStore: 'items',
             transactions: [],
@@ -484,9 +556,11 @@ export class TasksRepository extends CollectionRepository<Task> {
             nextSeq: 0,
             leases: [],
             asyncPending: 0,
+            ...(held ? { status: held.change.status, heldBy: held.change.heldBy } : {}),
           },
           $unset: { adoptLock: '' },
-        },
+          ...(held ? { $push: pushHistory(held.change.history) } : {}),
+        }),
         o,
       ),
     );
@@ -518,6 +592,9 @@ export type TasksForApi = Pick<
   | 'listBatches'
   | 'findById'
   | 'setStatusIf'
+  | 'findInStatuses'
+  | 'findHeldBy'
+  | 'setHoldIf'
   | 'removeHistoryEntry'
   | 'countByStatus'
   | 'embeddedItems'
@@ -543,4 +620,5 @@ export type TasksForEngine = Pick<
   | 'lockAdoption'
   | 'embeddedItems'
   | 'commitAdoption'
+  | 'setHoldIf'
 >;

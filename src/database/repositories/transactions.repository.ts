@@ -96,6 +96,27 @@ export class TransactionsRepository extends CollectionRepository<Transaction> {
     );
   }
 
+  /**
+   * One of `channelIds` that a transaction among `tids` goes to, or null (the emergency stop: does a
+   * hold on those channels cover these transactions?). Slices of ID_QUERY_CHUNK ids, one after
+   * another, stopping at the first found; each settles within a lease (the engine asks too).
+   */
+  async channelAmong(tids: readonly string[], channelIds: readonly Types.ObjectId[]): Promise<Types.ObjectId | null> {
+    if (!channelIds.length) return null;
+    const ids = tids.map(toObjectId).filter((id): id is Types.ObjectId => id !== null);
+    for (const slice of chunk(ids, ID_QUERY_CHUNK)) {
+      const found = await this.op('channelAmong', (o) =>
+        this.collection.findOne(
+          { _id: { $in: slice }, channelID: { $in: [...channelIds] } },
+          { projection: { _id: 0, channelID: 1 }, ...o },
+        ),
+      );
+      const channel = toObjectId(found?.channelID);
+      if (channel) return channel;
+    }
+    return null;
+  }
+
   // The bulk rerun reads below go to the driver: their queries are built complete (ObjectIds, Dates,
   // RegExps, validated operators), and mongoose's casting against our loose schema (e.g. `childIDs`
   // declared as strings where core stores ObjectIds) could only change what they match.
@@ -241,11 +262,11 @@ export class TransactionsRepository extends CollectionRepository<Transaction> {
 /** What the tasks API uses: POST /tasks's checks, the bulk rerun's selection, the auto-retry side effect. */
 export type TransactionsForApi = Pick<
   TransactionsRepository,
-  'channelsOf' | 'disableAutoRetry' | 'count' | 'distinctChannels' | 'idsOldestFirst'
+  'channelsOf' | 'disableAutoRetry' | 'count' | 'distinctChannels' | 'idsOldestFirst' | 'channelAmong'
 >;
 
 /** What the engine uses: the transactions to rerun and their child transactions (read only). */
 export type TransactionsForEngine = Pick<
   TransactionsRepository,
-  'readOriginals' | 'primeOriginal' | 'findOriginal' | 'childStatuses' | 'findChildSince'
+  'readOriginals' | 'primeOriginal' | 'findOriginal' | 'childStatuses' | 'findChildSince' | 'channelAmong'
 >;

@@ -5,3 +5,4 @@ export * from './transaction.schema';
 export * from './auto-retry.schema';
 export * from './task.schema';
 export * from './session.schema';
+export * from './rerun-hold.schema';

@@ -64,6 +64,8 @@ export class Task {
   @Prop() rateNextAt?: Date;
   /** When the first rerun was sent (its history entry `started` is written once). */
   @Prop() startedAt?: Date;
+  /** The emergency stop's hold that paused the task (cleared by any other status change). */
+  @Prop({ type: Types.ObjectId }) heldBy?: Types.ObjectId;
   /** The worker adopting a task created by OpenHIM core, until when (one at a time). */
   @Prop({ type: Object }) adoptLock?: { owner: string; until: Date };
 }

@@ -5,6 +5,13 @@ import { RerunScheduler } from '../rerun-scheduler.service';
 import { WorkerLifecycle } from './worker-lifecycle';
 import { EngineTask, TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
 import { TaskItemsForEngine, TaskItemsRepository } from '../../database/repositories/task-items.repository';
+import {
+  HoldsForEngine,
+  pausedBy,
+  recheckHold,
+  RerunHoldsRepository,
+} from '../../database/repositories/rerun-holds.repository';
+import { EMERGENCY_STOP } from '../../domain/status-changes';
 
 const CHUNK = 1000;
 const KEPT_STATUSES = new Set(['Completed', 'Failed']);
@@ -25,6 +32,7 @@ export class TaskAdopter {
     @Inject(TaskItemsRepository) private readonly items: TaskItemsForEngine,
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
+    @Inject(RerunHoldsRepository) private readonly holds: HoldsForEngine,
   ) {}
 
   /** True when the task now uses the items store (adopted here, or already). */
@@ -52,16 +60,30 @@ export class TaskAdopter {
       await this.items.insertIgnoringDuplicates(docs.slice(start, start + CHUNK));
       await this.tasks.lockAdoption(task._id, owner, lockUntil());
     }
-    const remaining = docs.filter((doc) => doc.tstatus === 'Queued').length;
-    if (!(await this.tasks.commitAdoption(task._id, owner, docs.length, remaining))) {
+    const pending = docs.filter((doc) => doc.tstatus === 'Queued');
+    const remaining = pending.length;
+    // An emergency stop holding these transactions: the task is adopted Paused, in the same update.
+    const tids = pending.map((doc) => doc.tid);
+    const hold = remaining ? await this.holds.holdFor(tids) : null;
+    const held =
+      hold !== null &&
+      (await this.tasks.commitAdoption(task._id, owner, docs.length, remaining, {
+        from: EMERGENCY_STOP.pause.from,
+        change: pausedBy(hold),
+      }));
+    // Without a hold, or the status changed meanwhile (a person paused or cancelled it): as it is.
+    if (!held && !(await this.tasks.commitAdoption(task._id, owner, docs.length, remaining))) {
       // Deleted meanwhile: drop what was copied. Otherwise another adopter finished first.
       if (!(await this.tasks.load(task._id))) await this.items.deleteForTask(task._id);
       return false;
     }
+    // A release that ran meanwhile may have looked for the hold's tasks before this one was held.
+    const holding = held ? await recheckHold(this.holds, this.tasks, task._id, tids, hold) : null;
     this.logger.log(
-      `Adopted task ${task._id.toHexString()} created by OpenHIM core (${docs.length} items, ${remaining} to run)`,
+      `Adopted task ${task._id.toHexString()} created by OpenHIM core (${docs.length} items, ${remaining} to run)` +
+        (holding ? `, Paused: an emergency stop holds it (${holding.reason})` : ''),
     );
-    await this.scheduler.schedule(task._id.toHexString(), task.batchSize);
+    if (!holding) await this.scheduler.schedule(task._id.toHexString(), task.batchSize);
     return true;
   }
 }

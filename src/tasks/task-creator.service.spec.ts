@@ -53,7 +53,7 @@ describe('TaskCreator side effects under a burst of tasks', () => {
     queue as unknown as RerunScheduler,
     {} as RerunPermissions,
     loadConfig({}),
-    { holdFor: async () => null } as unknown as RerunHoldsRepository,
+    { holdFor: async () => null, recent: async () => [] } as unknown as RerunHoldsRepository,
   );
   const spec = (tids: string[]): TaskSpec => ({
     tids,

@@ -144,7 +144,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
       const [checked, written, holding] = await Promise.allSettled([
         check ? check() : Promise.resolve(),
         this.items.insertItems(taskId, spec.tids),
-        spec.paused ? Promise.resolve(null) : this.holds.holdFor(spec.tids),
+        spec.paused ? Promise.resolve(null) : this.holds.recent().then((holds) => this.holds.holdFor(spec.tids, holds)),
       ]);
       // A refusal (403/400) says more than a write error it may have caused.
       if (checked.status === 'rejected') throw checked.reason;

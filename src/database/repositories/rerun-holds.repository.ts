@@ -13,6 +13,11 @@ import { TransactionsRepository } from './transactions.repository';
 export type HoldScope = Types.ObjectId | null;
 
 const DUPLICATE_KEY = 11000;
+/**
+ * How long the holds read before a task is written may be reused: the read after the write
+ * (`recheckHold`) is always fresh and puts right a task written under a stale answer.
+ */
+const RECENT_MS = 1000;
 const scopeOf = (channelId: HoldScope) => (channelId ? channelId.toHexString() : HOLD_ALL);
 
 /**
@@ -29,9 +34,25 @@ export class RerunHoldsRepository extends CollectionRepository<RerunHold> {
     super(model, config);
   }
 
+  private recentHolds?: { at: number; holds: Promise<StoredRerunHold[]> };
+
   /** Every hold in force. */
   async all(): Promise<StoredRerunHold[]> {
     return (await this.op('all', (o) => this.collection.find({}, o).toArray())) as StoredRerunHold[];
+  }
+
+  /**
+   * The holds in force as read at most RECENT_MS ago in this process: for the read before a task is
+   * written (a burst of POSTs shares one), never for `recheckHold`.
+   */
+  recent(): Promise<StoredRerunHold[]> {
+    const now = Date.now();
+    if (!this.recentHolds || now - this.recentHolds.at > RECENT_MS) {
+      const holds = this.all();
+      this.recentHolds = { at: now, holds };
+      holds.catch(() => (this.recentHolds = undefined));
+    }
+    return this.recentHolds.holds;
   }
 
   async forScope(channelId: HoldScope): Promise<StoredRerunHold | null> {
@@ -52,6 +73,7 @@ export class RerunHoldsRepository extends CollectionRepository<RerunHold> {
         { $set: { ...fields, ...(channelId ? { channelID: channelId } : {}) } },
         { upsert: true, returnDocument: 'after' },
       );
+    this.recentHolds = undefined;
     // Two stops of one scope at once: the second upsert may lose the insert race (unique scope).
     const held = await upsert().catch((error: { code?: number }) => {
       if (error?.code === DUPLICATE_KEY) return upsert();
@@ -62,6 +84,7 @@ export class RerunHoldsRepository extends CollectionRepository<RerunHold> {
 
   /** Lifts a hold; whether it was there. */
   async lift(holdId: Types.ObjectId): Promise<boolean> {
+    this.recentHolds = undefined;
     const { deletedCount } = await this.collection.deleteOne({ _id: holdId });
     return deletedCount > 0;
   }
@@ -128,7 +151,7 @@ export async function recheckHold(
 }
 
 /** What the tasks API uses: the holds, putting and lifting them, and whether one covers a new task. */
-export type HoldsForApi = Pick<RerunHoldsRepository, 'all' | 'forScope' | 'hold' | 'lift' | 'holdFor'>;
+export type HoldsForApi = Pick<RerunHoldsRepository, 'all' | 'recent' | 'forScope' | 'hold' | 'lift' | 'holdFor'>;
 
 /** What the engine uses: whether a hold covers a task it adopts. */
 export type HoldsForEngine = Pick<RerunHoldsRepository, 'holdFor'>;

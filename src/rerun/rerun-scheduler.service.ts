@@ -92,6 +92,16 @@ export class RerunScheduler implements OnModuleInit {
     await bounded(remove, options, 'unscheduling');
   }
 
+  /**
+   * `unschedule`, best effort: when Redis does not answer within the deadline it is logged and left
+   * (the lanes stop by themselves on the task's status).
+   */
+  async unscheduleIfAble(taskId: string, batchSize: number, options: DeadlineOptions = {}): Promise<void> {
+    await this.unschedule(taskId, batchSize, options).catch((error: Error) =>
+      this.logger.warn(`Could not unschedule task ${taskId} (its lanes stop on their own): ${error.message}`),
+    );
+  }
+
   /** A lane that recovers the slot of a lease that expired (its worker died). */
   async takeover(taskId: string, leaseId: string, options: AddOptions = {}): Promise<void> {
     const jobId = takeoverJobId(taskId, leaseId);

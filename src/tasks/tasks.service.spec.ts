@@ -34,7 +34,7 @@ describe('TasksService.update against a concurrently changing status', () => {
     removeHistoryEntry: jest.fn(async () => undefined),
   };
   const operator = { email: 'op@example.org', groups: ['admin'], isAdmin: true };
-  const queue = { schedule: jest.fn(async () => undefined), unschedule: jest.fn(async () => undefined) };
+  const queue = { schedule: jest.fn(async () => undefined), unscheduleIfAble: jest.fn(async () => undefined) };
   const config = loadConfig({});
   const service = new TasksService(
     repository as unknown as TasksRepository,
@@ -69,7 +69,7 @@ describe('TasksService.update against a concurrently changing status', () => {
     const { status, text } = await failure(service.update(id, { status: 'Paused' }, operator));
     expect(status).toBe(400);
     expect(text).toMatch(/^Cannot change a task from Completed to Paused\./);
-    expect(queue.unschedule).not.toHaveBeenCalled();
+    expect(queue.unscheduleIfAble).not.toHaveBeenCalled();
   });
 
   it('re-reads after a missed conditional update and applies what is still allowed', async () => {
@@ -83,7 +83,7 @@ describe('TasksService.update against a concurrently changing status', () => {
     await service.update(id, { status: 'Cancelled' }, operator);
     expect(current).toBe('Cancelled');
     expect(calls).toHaveLength(2);
-    expect(queue.unschedule).toHaveBeenCalledWith(id.toHexString(), 2, { deadlineMs: config.QUEUE_TIMEOUT_MS });
+    expect(queue.unscheduleIfAble).toHaveBeenCalledWith(id.toHexString(), 2, { deadlineMs: config.QUEUE_TIMEOUT_MS });
   });
 
   it('puts a resumed task back to Paused when the queue is unavailable', async () => {

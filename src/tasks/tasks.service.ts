@@ -217,12 +217,8 @@ export class TasksService {
   }
 
   /** Drops the task's waiting jobs; best effort (lanes also stop by themselves on the task's status). */
-  private async unschedule(hexId: string, batchSize: number): Promise<void> {
-    await this.scheduler
-      .unschedule(hexId, batchSize, { deadlineMs: this.config.QUEUE_TIMEOUT_MS })
-      .catch((error: Error) =>
-        this.logger.warn(`Could not unschedule task ${hexId} (its lanes stop on their own): ${error.message}`),
-      );
+  private unschedule(hexId: string, batchSize: number): Promise<void> {
+    return this.scheduler.unscheduleIfAble(hexId, batchSize, { deadlineMs: this.config.QUEUE_TIMEOUT_MS });
   }
 }
 

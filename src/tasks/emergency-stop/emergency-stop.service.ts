@@ -66,13 +66,9 @@ export class EmergencyStopService {
     }
     // As PUT {status: 'Paused'}: the lanes' waiting jobs go; running lanes stop at their next gate.
     await this.forEach(paused, (task) =>
-      this.scheduler
-        .unschedule(task._id.toHexString(), task.batchSize ?? 1, { deadlineMs: this.config.QUEUE_TIMEOUT_MS })
-        .catch((error: Error) =>
-          this.logger.warn(
-            `Could not unschedule task ${task._id.toHexString()} (its lanes stop on their own): ${error.message}`,
-          ),
-        ),
+      this.scheduler.unscheduleIfAble(task._id.toHexString(), task.batchSize ?? 1, {
+        deadlineMs: this.config.QUEUE_TIMEOUT_MS,
+      }),
     );
     this.logger.warn(
       `Emergency stop by ${user.email} (${describeScope(hold)}): ${paused.length} tasks paused; reason: ${hold.reason}`,

@@ -292,6 +292,39 @@ export class AppConfig {
   @Min(0)
   AUTO_PAUSE_AFTER_FAILURES = 20;
 
+  /** Reruns in flight to one channel across every task and worker, for channels without their own limit (0 = no limit). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  GUARD_MAX_IN_FLIGHT = 0;
+
+  /** Reruns started per second to one channel across every task and worker, for channels without their own (0 = no limit). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  GUARD_MAX_PER_SECOND = 0;
+
+  /**
+   * A channel's circuit breaker opens when this many reruns to it end failed in a row, across every
+   * task (rerunStatus Failed or an error): its tasks are paused until a probe succeeds. 0 = no breaker.
+   */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  BREAKER_FAILURES = 20;
+
+  /** The wait before the first probe of an open breaker; it doubles after each failed probe. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  BREAKER_BACKOFF_MS = 30000;
+
+  /** The longest wait between two probes. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  BREAKER_BACKOFF_MAX_MS = 900000;
+
   /** POST /bulkrerun splits the matching transactions into tasks of this many. */
   @Transform(toInt)
   @IsInt()

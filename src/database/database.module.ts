@@ -8,6 +8,8 @@ import {
   ChannelSchema,
   Passport,
   PassportSchema,
+  RerunGuard,
+  RerunGuardSchema,
   RerunHold,
   RerunHoldSchema,
   Session,
@@ -25,6 +27,7 @@ import { guardDriverWrites } from './driver/driver-write-guard';
 import { OpenhimIndexes } from './openhim-indexes';
 import { AutoRetriesRepository } from './repositories/auto-retries.repository';
 import { ChannelsRepository } from './repositories/channels.repository';
+import { RerunGuardsRepository } from './repositories/rerun-guards.repository';
 import { RerunHoldsRepository } from './repositories/rerun-holds.repository';
 import { TaskItemsRepository } from './repositories/task-items.repository';
 import { TasksRepository } from './repositories/tasks.repository';
@@ -38,6 +41,7 @@ const REPOSITORIES = [
   ChannelsRepository,
   AutoRetriesRepository,
   RerunHoldsRepository,
+  RerunGuardsRepository,
 ];
 
 /**
@@ -68,6 +72,7 @@ export class DatabaseModule {
       { name: Task.name, schema: TaskSchema, collection: config.TASKS_COLLECTION },
       { name: TaskItem.name, schema: TaskItemSchema },
       { name: RerunHold.name, schema: RerunHoldSchema },
+      { name: RerunGuard.name, schema: RerunGuardSchema },
     ]);
     return {
       module: DatabaseModule,

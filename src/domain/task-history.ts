@@ -10,6 +10,9 @@ export const HISTORY_ACTIONS = [
   // The emergency stop (POST /tasks/pause-all, /tasks/resume-all): who stopped or released, and why.
   'emergency-paused',
   'emergency-resumed',
+  // Outage recovery: a channel's circuit breaker paused the task; a successful probe resumed it.
+  'breaker-paused',
+  'auto-resumed',
 ] as const;
 export type HistoryAction = (typeof HISTORY_ACTIONS)[number];
 

@@ -3,6 +3,7 @@ import { Module } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
 import { RERUN_QUEUE } from './rerun.constants';
 import { RerunScheduler } from './rerun-scheduler.service';
+import { ChannelLoad } from './guards/channel-load.service';
 
 /**
  * The queue without processors: what the API imports to hand work to the workers.
@@ -25,7 +26,7 @@ import { RerunScheduler } from './rerun-scheduler.service';
       }),
     }),
   ],
-  providers: [RerunScheduler],
-  exports: [RerunScheduler, BullModule],
+  providers: [RerunScheduler, ChannelLoad],
+  exports: [RerunScheduler, ChannelLoad, BullModule],
 })
 export class RerunQueueModule {}

@@ -9,12 +9,17 @@ import { RerunSender } from './sending/rerun-sender.service';
 import { RerunProcessor } from './worker/rerun.processor';
 import { Sweeper } from './worker/sweeper.service';
 import { WorkerLifecycle } from './engine/worker-lifecycle';
+import { BreakerProber } from './engine/breaker-prober.service';
+import { ChannelBreaker } from './guards/channel-breaker.service';
+import { ChannelGuards } from './guards/channel-guards.service';
 
 /** The rerun engine: processors, sweeper, sender (worker role only; the repositories are DatabaseModule's). */
 @Module({
   imports: [RerunQueueModule],
   providers: [
     WorkerLifecycle,
+    ChannelGuards,
+    ChannelBreaker,
     ProgressWriter,
     RerunSender,
     ItemRunner,
@@ -22,6 +27,7 @@ import { WorkerLifecycle } from './engine/worker-lifecycle';
     LaneRunner,
     AsyncPoller,
     Sweeper,
+    BreakerProber,
     RerunProcessor,
   ],
 })

@@ -31,6 +31,8 @@ export interface TaskSpec {
   ratePerSecond?: number;
   /** Failed reruns in a row after which the engine pauses the task (0: never). */
   pauseAfterFailures: number;
+  /** Auto-pause leaves the task waiting for its channel's probe (it resumes by itself). */
+  autoResume?: boolean;
   /** No rerun starts before this. */
   startAt?: Date;
   /** Created to rerun the failed transactions of this task. */
@@ -163,6 +165,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
         batchSize: spec.batchSize,
         ratePerSecond: spec.ratePerSecond,
         pauseAfterFailures: spec.pauseAfterFailures,
+        autoResume: spec.autoResume,
         startAt: spec.startAt,
         rerunOf: spec.rerunOf,
         heldBy: held?.heldBy ?? undefined,

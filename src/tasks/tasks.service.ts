@@ -197,6 +197,7 @@ export class TasksService {
       paused: dto.paused === true,
       ...(typeof source.ratePerSecond === 'number' ? { ratePerSecond: source.ratePerSecond } : {}),
       pauseAfterFailures: source.pauseAfterFailures ?? this.config.AUTO_PAUSE_AFTER_FAILURES,
+      ...(source.autoResume === true ? { autoResume: true } : {}),
       rerunOf: hexId,
       reason: `rerun of the failed transactions of task ${hexId}`,
     });

@@ -74,6 +74,8 @@ export class OpenhimCoreStub {
   private rule: BehaviourRule = {};
   private readonly inFlight = new Map<string, number>();
   private readonly maxInFlightByTask = new Map<string, number>();
+  private inFlightNow = 0;
+  private maxInFlightAll = 0;
   private readonly sockets = new Set<import('node:net').Socket>();
   private readonly writes = new Set<Promise<unknown>>();
   private readonly perSocket = new WeakMap<import('node:net').Socket, number>();
@@ -116,6 +118,20 @@ export class OpenhimCoreStub {
   /** The highest number of requests of the task that were in flight at once. */
   maxInFlight(taskId: string): number {
     return this.maxInFlightByTask.get(taskId) ?? 0;
+  }
+
+  /** Requests in flight now, of every task. */
+  get inFlightOverall(): number {
+    return this.inFlightNow;
+  }
+
+  /** The highest number of requests, of every task, in flight at once since the last reset. */
+  get maxInFlightOverall(): number {
+    return this.maxInFlightAll;
+  }
+
+  resetMaxInFlightOverall(): void {
+    this.maxInFlightAll = this.inFlightNow;
   }
 
   /** Requests of the task that core accepted: it stored their child transaction. */
@@ -204,11 +220,14 @@ export class OpenhimCoreStub {
     const now = (this.inFlight.get(key) ?? 0) + 1;
     this.inFlight.set(key, now);
     this.maxInFlightByTask.set(key, Math.max(now, this.maxInFlight(key)));
+    this.inFlightNow++;
+    this.maxInFlightAll = Math.max(this.maxInFlightAll, this.inFlightNow);
     let done = false;
     const finished = () => {
       if (done) return;
       done = true;
       this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
+      this.inFlightNow--;
     };
     res.once('finish', finished);
     res.once('close', finished);

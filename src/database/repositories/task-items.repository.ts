@@ -193,6 +193,34 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
     return modifiedCount === 1;
   }
 
+  /**
+   * Gives back an item claimed but never sent (its channel's breaker opened, or its guard kept it
+   * waiting until the task stopped): Queued again, for whoever runs the task next.
+   */
+  async unclaim(taskId: Types.ObjectId, seq: number, leaseId: string): Promise<boolean> {
+    const { modifiedCount } = await this.op('unclaim', (o) =>
+      this.collection.updateOne(
+        { taskId, seq, tstatus: 'Processing', leaseId, asyncSince: { $exists: false } },
+        { $set: { tstatus: 'Queued' }, $unset: { leaseId: '', startedAt: '' } },
+        o,
+      ),
+    );
+    return modifiedCount === 1;
+  }
+
+  /** What an item recorded (the breaker's probe: did it succeed?). */
+  async outcomeOf(
+    taskId: Types.ObjectId,
+    seq: number,
+  ): Promise<Pick<StoredTaskItem, 'tstatus' | 'error' | 'rerunID' | 'rerunStatus'> | null> {
+    return (await this.op('outcomeOf', (o) =>
+      this.collection.findOne(
+        { taskId, seq },
+        { projection: { _id: 0, tstatus: 1, error: 1, rerunID: 1, rerunStatus: 1 }, ...o },
+      ),
+    )) as Pick<StoredTaskItem, 'tstatus' | 'error' | 'rerunID' | 'rerunStatus'> | null;
+  }
+
   /** A reconciled item that has to be sent again: its new start time. */
   async restart(taskId: Types.ObjectId, seq: number, leaseId: string, now: Date): Promise<boolean> {
     const { modifiedCount } = await this.op('restart', (o) =>
@@ -242,6 +270,9 @@ export type TaskItemsForEngine = Pick<
   | 'bySeq'
   | 'takeOver'
   | 'restart'
+  | 'unclaim'
+  | 'outcomeOf'
+  | 'pendingTidBatches'
   | 'withStatus'
   | 'bulkWrite'
   | 'insertIgnoringDuplicates'

@@ -21,6 +21,7 @@ export const PUBLIC_TASK_FIELDS = [
   'batchSize',
   'ratePerSecond',
   'pauseAfterFailures',
+  'autoResume',
   'startAt',
   'rerunOf',
   '__v',
@@ -56,6 +57,7 @@ export interface NewTask {
   ratePerSecond?: number;
   /** Absent: the engine applies AUTO_PAUSE_AFTER_FAILURES. */
   pauseAfterFailures?: number;
+  autoResume?: boolean;
   startAt?: Date;
   rerunOf?: string;
   history?: HistoryEntry[];
@@ -146,6 +148,7 @@ export class TasksRepository extends CollectionRepository<Task> {
       asyncPending: 0,
       ...(task.ratePerSecond !== undefined ? { ratePerSecond: task.ratePerSecond } : {}),
       ...(task.pauseAfterFailures !== undefined ? { pauseAfterFailures: task.pauseAfterFailures } : {}),
+      ...(task.autoResume ? { autoResume: true } : {}),
       failureStreak: 0,
       ...(task.startAt !== undefined ? { startAt: task.startAt } : {}),
       ...(task.rerunOf !== undefined ? { rerunOf: task.rerunOf } : {}),
@@ -199,8 +202,9 @@ export class TasksRepository extends CollectionRepository<Task> {
   ): Promise<boolean> {
     const { matchedCount } = await this.collection.updateOne({ _id: id, status: { $in: [...from] } }, {
       $set: { status: to, ...change.set },
-      // A person's change ends the emergency stop's claim on the task: resume-all leaves it alone.
-      $unset: { heldBy: '' },
+      // A person's change ends the emergency stop's and the breaker's claims on the task: neither
+      // resume-all nor a probe resumes it afterwards.
+      $unset: { heldBy: '', waitingFor: '' },
       ...(change.history ? { $push: pushHistory(change.history) } : {}),
     } as UpdateFilter<Document>);
     return matchedCount > 0;
@@ -460,7 +464,7 @@ export class TasksRepository extends CollectionRepository<Task> {
     done: number,
     asyncDelta: number,
     streak?: StreakChange,
-  ): Promise<{ failureStreak: number; pauseAfterFailures?: number } | null> {
+  ): Promise<{ failureStreak: number; pauseAfterFailures?: number; autoResume?: boolean } | null> {
     const inc: Record<string, number> = {};
     const set: Record<string, number> = {};
     if (done) inc.remainingTransactions = -done;
@@ -480,7 +484,7 @@ export class TasksRepository extends CollectionRepository<Task> {
     }
     const after = await this.op('addCounters', (o) =>
       this.collection.findOneAndUpdate(filter, update, {
-        projection: { failureStreak: 1, pauseAfterFailures: 1 },
+        projection: { failureStreak: 1, pauseAfterFailures: 1, autoResume: 1 },
         returnDocument: 'after',
         ...o,
       }),
@@ -489,6 +493,7 @@ export class TasksRepository extends CollectionRepository<Task> {
     return {
       failureStreak: Number(after.failureStreak ?? 0),
       ...(typeof after.pauseAfterFailures === 'number' ? { pauseAfterFailures: after.pauseAfterFailures } : {}),
+      ...(after.autoResume === true ? { autoResume: true } : {}),
     };
   }
 
@@ -496,11 +501,86 @@ export class TasksRepository extends CollectionRepository<Task> {
    * Pauses a running task whose reruns keep failing (at least `threshold` in a row), with the
    * history entry saying why. Returns whether this call paused it.
    */
-  async autoPause(taskId: Types.ObjectId, threshold: number, reason: string): Promise<boolean> {
+  async autoPause(
+    taskId: Types.ObjectId,
+    threshold: number,
+    reason: string,
+    /** The task has `autoResume`: it waits for this channel's probe. */
+    waitingFor?: Types.ObjectId,
+  ): Promise<boolean> {
     const { modifiedCount } = await this.op('autoPause', (o) =>
       this.collection.updateOne(
         { _id: taskId, status: { $in: RUNNABLE_STATUSES }, failureStreak: { $gte: threshold } },
-        arrayUpdate({ $set: { status: 'Paused' }, $push: pushHistory(historyEntry('auto-paused', { reason })) }),
+        arrayUpdate({
+          $set: { status: 'Paused', ...(waitingFor ? { waitingFor } : {}) },
+          $push: pushHistory(historyEntry('auto-paused', { reason })),
+        }),
+        o,
+      ),
+    );
+    return modifiedCount === 1;
+  }
+
+  // ---- outage recovery: tasks waiting for a channel's downstream ----------------------------------
+
+  /** A channel's breaker pauses a runnable task, which then waits for the channel's probe. */
+  async pauseForChannel(taskId: Types.ObjectId, channelId: Types.ObjectId, reason: string): Promise<boolean> {
+    const { modifiedCount } = await this.op('pauseForChannel', (o) =>
+      this.collection.updateOne(
+        { _id: taskId, status: { $in: RUNNABLE_STATUSES } },
+        arrayUpdate({
+          $set: { status: 'Paused', waitingFor: channelId },
+          $unset: { heldBy: '' },
+          $push: pushHistory(historyEntry('breaker-paused', { reason })),
+        }),
+        o,
+      ),
+    );
+    return modifiedCount === 1;
+  }
+
+  /** The tasks waiting (Paused) for a channel's probe, oldest first. */
+  async findWaitingFor(channelId: Types.ObjectId): Promise<HoldCandidate[]> {
+    return this.op('findWaitingFor', (o) =>
+      this.collection
+        .find<HoldCandidate>(
+          { waitingFor: channelId, status: 'Paused' },
+          { projection: { status: 1, batchSize: 1, itemsStore: 1 }, sort: { created: 1, _id: 1 }, ...o },
+        )
+        .toArray(),
+    );
+  }
+
+  /** The channels tasks are waiting for (Paused, for a probe). */
+  async channelsWaitedFor(): Promise<Types.ObjectId[]> {
+    const values = await this.op('channelsWaitedFor', (o) =>
+      this.collection.distinct('waitingFor', { status: 'Paused', waitingFor: { $exists: true } }, o),
+    );
+    return values.filter((value): value is Types.ObjectId => value instanceof Types.ObjectId);
+  }
+
+  /** A probe succeeded: a task still waiting for the channel runs again. */
+  async resumeWaiting(taskId: Types.ObjectId, channelId: Types.ObjectId, reason: string): Promise<boolean> {
+    const { modifiedCount } = await this.op('resumeWaiting', (o) =>
+      this.collection.updateOne(
+        { _id: taskId, status: 'Paused', waitingFor: channelId },
+        arrayUpdate({
+          $set: { status: 'Queued', failureStreak: 0 },
+          $unset: { waitingFor: '' },
+          $push: pushHistory(historyEntry('auto-resumed', { reason })),
+        }),
+        o,
+      ),
+    );
+    return modifiedCount === 1;
+  }
+
+  /** The probe's slot in a task waiting for its channel (Paused, so the gates stay closed). */
+  async pushProbeLease(taskId: Types.ObjectId, channelId: Types.ObjectId, lease: Lease): Promise<boolean> {
+    const { modifiedCount } = await this.op('pushProbeLease', (o) =>
+      this.collection.updateOne(
+        { _id: taskId, status: 'Paused', waitingFor: channelId, itemsStore: 'items' },
+        arrayUpdate({ $push: { leases: lease } }),
         o,
       ),
     );
@@ -617,6 +697,12 @@ export type TasksForEngine = Pick<
   | 'markStarted'
   | 'addCounters'
   | 'autoPause'
+  | 'pauseForChannel'
+  | 'findWaitingFor'
+  | 'channelsWaitedFor'
+  | 'resumeWaiting'
+  | 'pushProbeLease'
+  | 'findInStatuses'
   | 'lockAdoption'
   | 'embeddedItems'
   | 'commitAdoption'

@@ -6,3 +6,4 @@ export * from './auto-retry.schema';
 export * from './task.schema';
 export * from './session.schema';
 export * from './rerun-hold.schema';
+export * from './rerun-guard.schema';

@@ -66,6 +66,13 @@ export class Task {
   @Prop() startedAt?: Date;
   /** The emergency stop's hold that paused the task (cleared by any other status change). */
   @Prop({ type: Types.ObjectId }) heldBy?: Types.ObjectId;
+  /**
+   * Paused for a channel's downstream (its circuit breaker, or auto-pause with `autoResume`): the
+   * channel whose successful probe resumes the task (cleared by any other status change).
+   */
+  @Prop({ type: Types.ObjectId }) waitingFor?: Types.ObjectId;
+  /** Auto-pause (pauseAfterFailures) leaves the task waiting for its channel's probe, like the breaker. */
+  @Prop() autoResume?: boolean;
   /** The worker adopting a task created by OpenHIM core, until when (one at a time). */
   @Prop({ type: Object }) adoptLock?: { owner: string; until: Date };
 }

@@ -18,12 +18,19 @@ import {
   TransactionsRepository,
 } from '../../database/repositories/transactions.repository';
 import { TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
+import { ChannelGuards, Permit } from '../guards/channel-guards.service';
+import { ChannelBreaker } from '../guards/channel-breaker.service';
 
 /** The longest wait between two sends of a rerun that did not reach OpenHIM core. */
 const MAX_RETRY_DELAY_MS = 30000;
 
 /** How running one claimed item ended for the lane. */
 export type ItemEnd = 'recorded' | 'abandoned';
+
+/** The breaker's probe: sent while the channel's breaker is open, once, without the retries. */
+export interface ProbeRun {
+  probe: true;
+}
 
 /**
  * Runs one item the slot has claimed (tstatus Processing under the slot's lease): loads the
@@ -44,10 +51,13 @@ export class ItemRunner {
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
     private readonly metrics: RerunMetrics,
+    private readonly guards: ChannelGuards,
+    private readonly breaker: ChannelBreaker,
   ) {}
 
-  async run(slot: Slot, item: EngineItem): Promise<ItemEnd> {
+  async run(slot: Slot, item: EngineItem, probe?: ProbeRun): Promise<ItemEnd> {
     slot.dirty = true;
+    slot.channel = undefined;
     const tid = item.tid;
     const transaction = await this.transactions.findOriginal(tid);
     if (!transaction) return this.notRerunnable(slot, item, notFoundError(tid));
@@ -62,20 +72,29 @@ export class ItemRunner {
         `Transaction ${tid} cannot be rerun as its ${channel.type} channel has no tcpHost/tcpPort`,
       );
     }
+    slot.channel = channelKeyOf(transaction.channelID);
     const firstSentAt = Date.now();
     for (let attempt = 1; ; attempt++) {
       // Never start a send on a lease that may have run out (another worker may own the slot now).
       if (!slot.valid()) return 'abandoned';
+      const permit = await this.admit(slot, item, !!probe);
+      if (!permit) return 'abandoned';
+      if (!slot.valid()) {
+        permit.release();
+        return 'abandoned';
+      }
       const sentAt = new Date();
       const timer = new SendTimer(this.metrics);
-      const result: SendResult = tcp
-        ? await this.sender.tcp(
-            channel.tcpHost!,
-            Number(channel.tcpPort),
-            transaction.request?.body ?? '',
-            this.lifecycle.signal,
-          )
-        : await this.sender.http(buildHttpRerun(transaction, slot.taskKey), this.lifecycle.signal);
+      const result: SendResult = await (
+        tcp
+          ? this.sender.tcp(
+              channel.tcpHost!,
+              Number(channel.tcpPort),
+              transaction.request?.body ?? '',
+              this.lifecycle.signal,
+            )
+          : this.sender.http(buildHttpRerun(transaction, slot.taskKey), this.lifecycle.signal)
+      ).finally(() => permit.release());
       timer.answered();
       const answeredAt = Date.now();
       if (result.kind === 'aborted') {
@@ -99,7 +118,8 @@ export class ItemRunner {
           }
           child = null;
         }
-        delay = this.retryDelay(attempt, firstSentAt, answeredAt, result, tcp);
+        // A probe is sent once: its outcome is the verdict.
+        delay = probe ? null : this.retryDelay(attempt, firstSentAt, answeredAt, result, tcp);
         timer.end(delay === null ? sendOutcome(result, tcp) : 'retried');
       } catch (error) {
         timer.end('abandoned');
@@ -109,6 +129,31 @@ export class ItemRunner {
       const again = await this.beforeRetry(slot, item, result, tcp, delay, attempt);
       if (again !== 'send') return again;
     }
+  }
+
+  /**
+   * The channel's guard admits the send (null: it must not be sent). Refused because the channel's
+   * breaker is open, or because the rerun stopped being wanted while it waited for a permit, the
+   * item was never sent: it is given back (Queued) and, for the breaker, the task waits for the
+   * channel's probe. An item that cannot be given back stays claimed for reconciliation.
+   */
+  private async admit(slot: Slot, item: EngineItem, probe: boolean): Promise<Permit | null> {
+    const waiter = {
+      taskKey: slot.taskKey,
+      stillWanted: async () =>
+        !this.lifecycle.stopping &&
+        slot.valid() &&
+        (probe || (await this.tasks.check(slot.taskId, slot.leaseId, slot.until).catch(() => false))),
+    };
+    const admission = await this.guards.admit(slot.channel, waiter, probe);
+    if (typeof admission === 'object') return admission;
+    if (await this.items.unclaim(slot.taskId, item.seq, slot.leaseId).catch(() => false)) slot.dirty = false;
+    if (admission === 'breaker-open') {
+      await this.breaker.pauseTask(slot.taskId, slot.channel!).catch((error: Error) => {
+        this.logger.warn(`Task ${slot.taskKey}: could not pause it for its channel's breaker: ${error.message}`);
+      });
+    }
+    return null;
   }
 
   /**
@@ -298,6 +343,7 @@ export class ItemRunner {
   }
 
   private record(slot: Slot, outcome: ItemOutcome): void {
+    if (slot.channel && outcome.kind === 'final') outcome.channel = slot.channel;
     slot.track(this.writer.record(slot.taskId, outcome));
     slot.dirty = false;
   }
@@ -310,6 +356,13 @@ export class ItemRunner {
         this.logger.warn(`Could not schedule the async poll of task ${taskKey}: ${error.message}`),
       );
   }
+}
+
+/** A transaction's channel as a hex id (undefined when it has none). */
+function channelKeyOf(channelId: unknown): string | undefined {
+  if (channelId && typeof (channelId as { toHexString?: unknown }).toHexString === 'function')
+    return (channelId as { toHexString(): string }).toHexString();
+  return typeof channelId === 'string' && /^[0-9a-f]{24}$/i.test(channelId) ? channelId.toLowerCase() : undefined;
 }
 
 /** An HTTP answer without `X-OpenHIM-TransactionID`: core may still have stored the child. */

@@ -15,6 +15,8 @@ export class Slot {
   readonly taskKey: string;
   /** Set between claiming an item and recording its outcome. */
   dirty = false;
+  /** The channel (hex id) of the item being run, once its transaction is read: its breaker counts the outcome. */
+  channel?: string;
   private validUntil: number;
   private lost = false;
   private readonly pending = new Set<Promise<void>>();

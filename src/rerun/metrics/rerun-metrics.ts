@@ -19,6 +19,8 @@ export class RerunMetrics {
   private readonly running: Gauge;
   private readonly asyncResults: Counter<'outcome'>;
   private readonly autoPauses: Counter;
+  private readonly breakerOpenings: Counter;
+  private readonly probes: Counter<'result'>;
 
   constructor(registry: MetricsRegistry) {
     const registers = [registry];
@@ -51,6 +53,18 @@ export class RerunMetrics {
       help: 'Tasks this process paused because their reruns kept failing (pauseAfterFailures in a row)',
       registers,
     });
+    this.breakerOpenings = new Counter({
+      name: `${METRIC_PREFIX}breaker_opened_total`,
+      help: "Channels' circuit breakers this process opened (BREAKER_FAILURES reruns to the channel failed in a row)",
+      registers,
+    });
+    this.probes = new Counter({
+      name: `${METRIC_PREFIX}breaker_probes_total`,
+      help: 'Probes this process sent to a channel whose breaker is open (or whose tasks wait to auto-resume), by result',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of ['succeeded', 'failed']) this.probes.inc({ result }, 0);
     for (const outcome of RERUN_OUTCOMES) {
       this.reruns.inc({ outcome }, 0);
     }
@@ -58,6 +72,14 @@ export class RerunMetrics {
 
   recordAutoPause(): void {
     this.autoPauses.inc();
+  }
+
+  recordBreakerOpened(): void {
+    this.breakerOpenings.inc();
+  }
+
+  recordProbe(succeeded: boolean): void {
+    this.probes.inc({ result: succeeded ? 'succeeded' : 'failed' });
   }
 
   /** Counts a finished rerun and observes how long it took. */

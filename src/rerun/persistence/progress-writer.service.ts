@@ -4,6 +4,7 @@ import { Types } from 'mongoose';
 import { AppConfig } from '../../config/app-config';
 import { isFinalTransactionStatus } from '../../domain/transaction-status';
 import { RerunMetrics } from '../metrics/rerun-metrics';
+import { ChannelBreaker, ChannelOutcomes } from '../guards/channel-breaker.service';
 import { TaskItemsForEngine, TaskItemsRepository } from '../../database/repositories/task-items.repository';
 import { type StreakChange, TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
 import { TransactionsForEngine, TransactionsRepository } from '../../database/repositories/transactions.repository';
@@ -28,6 +29,8 @@ export interface ItemOutcome {
    * written (it is often final by then); `fallback` when it is not final or not there.
    */
   childStatus?: { rerunId: string; fallback: string };
+  /** The channel (hex id) the rerun went to: its breaker counts the outcome. */
+  channel?: string;
 }
 
 interface TaskBatch {
@@ -39,6 +42,8 @@ interface TaskBatch {
   /** Outcomes written, in order: whether each ended failed (for the failed-in-a-row count). */
   ended: boolean[];
   lastFailure?: string;
+  /** The channel of the last failed outcome (auto-pause with `autoResume` waits for its probe). */
+  lastFailureChannel?: string;
   waiters: Array<() => void>;
 }
 
@@ -67,6 +72,7 @@ export class ProgressWriter implements OnApplicationShutdown {
     @Inject(TasksRepository) private readonly tasks: TasksForEngine,
     @Inject(TransactionsRepository) private readonly transactions: TransactionsForEngine,
     private readonly metrics: RerunMetrics,
+    private readonly breaker: ChannelBreaker,
   ) {}
 
   record(taskId: Types.ObjectId, outcome: ItemOutcome): Promise<void> {
@@ -126,10 +132,11 @@ export class ProgressWriter implements OnApplicationShutdown {
     this.flushing = (async () => {
       const failed: TaskBatch[] = [];
       const statuses = await this.childStatuses(batches).catch(() => new Map<string, string | undefined>());
+      const byChannel = new Map<string, ChannelOutcomes>();
       await Promise.all(
         batches.map(async (batch) => {
           try {
-            await this.write(batch, statuses);
+            await this.write(batch, statuses, byChannel);
             for (const resolve of batch.waiters) resolve();
           } catch (error) {
             failed.push(batch);
@@ -141,6 +148,7 @@ export class ProgressWriter implements OnApplicationShutdown {
       );
       for (const batch of failed) this.requeue(batch);
       this.failures = failed.length ? this.failures + 1 : 0;
+      if (byChannel.size) await this.breaker.record(byChannel);
     })().finally(() => {
       this.flushing = undefined;
       if (this.batches.size)
@@ -150,7 +158,11 @@ export class ProgressWriter implements OnApplicationShutdown {
   }
 
   /** Items first (in order, per kind), then the counters; a retry repeats only what did not happen. */
-  private async write(batch: TaskBatch, statuses: Map<string, string | undefined>): Promise<void> {
+  private async write(
+    batch: TaskBatch,
+    statuses: Map<string, string | undefined>,
+    byChannel: Map<string, ChannelOutcomes>,
+  ): Promise<void> {
     for (const kind of KIND_ORDER) {
       const outcomes = batch.ops[kind];
       if (!outcomes.length) continue;
@@ -161,36 +173,57 @@ export class ProgressWriter implements OnApplicationShutdown {
       if (kind === 'asyncStart') batch.asyncDelta += changed;
       if (kind === 'asyncFinal') batch.asyncDelta -= changed;
       if (kind !== 'asyncStart') {
-        for (const operation of operations) {
+        operations.forEach((operation, index) => {
           const failure = failureOf(operation.updateOne.update.$set);
           batch.ended.push(failure !== undefined);
-          if (failure !== undefined) batch.lastFailure = failure;
-        }
+          const channel = outcomes[index].channel;
+          if (failure !== undefined) {
+            batch.lastFailure = failure;
+            batch.lastFailureChannel = channel;
+          }
+          if (!channel) return;
+          let ofChannel = byChannel.get(channel);
+          if (!ofChannel) byChannel.set(channel, (ofChannel = { ended: [] }));
+          ofChannel.ended.push(failure !== undefined);
+          if (failure !== undefined) ofChannel.lastFailure = failure;
+        });
       }
     }
     const after = await this.tasks.addCounters(batch.taskId, batch.done, batch.asyncDelta, streakChange(batch.ended));
     batch.done = 0;
     batch.asyncDelta = 0;
     batch.ended = [];
-    if (after) await this.pauseIfFailing(batch.taskId, after, batch.lastFailure);
+    if (after) await this.pauseIfFailing(batch.taskId, after, batch.lastFailure, batch.lastFailureChannel);
   }
 
   /** The engine's auto-pause: a task whose last `pauseAfterFailures` reruns all failed is paused. */
   private async pauseIfFailing(
     taskId: Types.ObjectId,
-    task: { failureStreak: number; pauseAfterFailures?: number },
+    task: { failureStreak: number; pauseAfterFailures?: number; autoResume?: boolean },
     lastFailure: string | undefined,
+    lastFailureChannel: string | undefined,
   ): Promise<void> {
     const threshold = task.pauseAfterFailures ?? this.config.AUTO_PAUSE_AFTER_FAILURES;
     if (threshold <= 0 || task.failureStreak < threshold) return;
     const reason = `${task.failureStreak} reruns in a row failed (pauseAfterFailures ${threshold}); the last: ${lastFailure ?? 'rerunStatus Failed'}`;
+    // With autoResume, the task waits for its last failure's channel to answer a probe.
+    const waitingFor = task.autoResume && lastFailureChannel ? new Types.ObjectId(lastFailureChannel) : undefined;
     // Best effort: a failed pause is tried again by the next failed outcome.
-    const paused = await this.tasks.autoPause(taskId, threshold, reason).catch((error: Error) => {
+    const paused = await this.tasks.autoPause(taskId, threshold, reason, waitingFor).catch((error: Error) => {
       this.logger.warn(`Could not pause task ${taskId.toHexString()}: ${error.message}`);
       return false;
     });
     if (!paused) return;
     this.metrics.recordAutoPause();
+    if (waitingFor) {
+      await this.breaker.awaitProbe(waitingFor).catch((error: Error) => {
+        this.logger.warn(`Could not schedule the probe of channel ${lastFailureChannel}: ${error.message}`);
+      });
+      this.logger.warn(
+        `Task ${taskId.toHexString()} paused: ${reason}. It resumes once a probe of channel ${lastFailureChannel} succeeds.`,
+      );
+      return;
+    }
     this.logger.warn(`Task ${taskId.toHexString()} paused: ${reason}. Resume it once the downstream is back.`);
   }
 

@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsOptional } from 'class-validator';
+import { IsBoolean, IsOptional } from 'class-validator';
 import { IsIsoDateTime, IsNonNegativeInteger, toNumberIfNumeric } from '../validation/checks';
 
 /** Options of the tasks `POST /tasks` and `POST /bulkrerun` create (beyond OpenHIM). */
@@ -29,15 +29,28 @@ export class RerunOptionsDto {
   @IsOptional()
   @IsIsoDateTime()
   startAt?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'Beyond OpenHIM: when the engine pauses the task for pauseAfterFailures, the task waits for the channel of ' +
+      'its last failure like the tasks its circuit breaker pauses, and resumes by itself once a probe of that ' +
+      'channel succeeds (history entry auto-resumed). Default false.',
+    example: true,
+    type: 'boolean',
+  })
+  @IsOptional()
+  @IsBoolean({ message: 'autoResume must be true or false' })
+  autoResume?: boolean;
 }
 
 /** The options as a task stores them: the configured default filled in, the time parsed. */
 export function resolveRerunOptions(
   options: RerunOptionsDto,
   defaults: { AUTO_PAUSE_AFTER_FAILURES: number },
-): { pauseAfterFailures: number; startAt?: Date } {
+): { pauseAfterFailures: number; startAt?: Date; autoResume?: boolean } {
   return {
     pauseAfterFailures: options.pauseAfterFailures ?? defaults.AUTO_PAUSE_AFTER_FAILURES,
+    ...(options.autoResume === true ? { autoResume: true } : {}),
     ...(options.startAt !== undefined ? { startAt: new Date(options.startAt) } : {}),
   };
 }

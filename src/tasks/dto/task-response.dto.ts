@@ -33,6 +33,11 @@ export class TaskView {
   })
   pauseAfterFailures?: number;
   @ApiPropertyOptional({
+    description: 'Beyond OpenHIM: auto-pause leaves the task waiting for its channel, resumed by a successful probe',
+    example: true,
+  })
+  autoResume?: boolean;
+  @ApiPropertyOptional({
     description: 'Beyond OpenHIM: no rerun starts before this',
     example: '2026-12-03T22:00:00.000Z',
   })

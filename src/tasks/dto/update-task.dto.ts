@@ -43,6 +43,7 @@ export class UpdateTaskDto {
   @Allow() batchSize?: unknown;
   @Allow() ratePerSecond?: unknown;
   @Allow() pauseAfterFailures?: unknown;
+  @Allow() autoResume?: unknown;
   @Allow() startAt?: unknown;
   @Allow() rerunOf?: unknown;
   @Allow() history?: unknown;

@@ -12,7 +12,15 @@ import type { AuthenticatedUser } from './authenticated-user';
 export const ADMIN_ONLY_KEY = 'auth:adminOnly';
 
 /** The OpenHIM operation names used in its "is not an admin" message. */
-export type AdminOperation = 'getTasks' | 'updateTask' | 'removeTask' | 'pauseAllTasks' | 'resumeAllTasks';
+export type AdminOperation =
+  | 'getTasks'
+  | 'updateTask'
+  | 'removeTask'
+  | 'pauseAllTasks'
+  | 'resumeAllTasks'
+  | 'getRerunGuards'
+  | 'updateRerunGuard'
+  | 'removeRerunGuard';
 
 /** The answers of every authenticated route (the global guard's), documented once by `Auth()`. */
 export const AUTH_RESPONSES = {

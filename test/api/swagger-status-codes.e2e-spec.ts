@@ -299,6 +299,32 @@ describe('OpenAPI status codes match what the routes answer', () => {
       413,
     );
 
+    // GET /rerun-guards, PUT and DELETE /rerun-guards/:channelId (admins)
+    const guards = (method: 'get' | 'put' | 'delete', channel?: string) =>
+      request(baseUrl)[method](channel === undefined ? '/rerun-guards' : `/rerun-guards/${channel}`);
+    await guards('put', channelID).set(as('admin')).send({ maxInFlight: 2 }).expect(200);
+    await guards('get').set(as('admin')).expect(200);
+    await guards('delete', channelID).set(as('admin')).expect(200);
+    await guards('get').expect(401);
+    await guards('get').set(as('viewer')).expect(403);
+    await guards('put', 'abc').set(as('admin')).send({ maxInFlight: 2 }).expect(400);
+    await guards('put', channelID).send({ maxInFlight: 2 }).expect(401);
+    await guards('put', channelID).set(as('viewer')).send({ maxInFlight: 2 }).expect(403);
+    await guards('put', tid()).set(as('admin')).send({ maxInFlight: 2 }).expect(404);
+    await guards('put', channelID).set(as('admin')).set('Content-Type', 'text/plain').send('x').expect(415);
+    await beforeRouting(
+      api,
+      'put /rerun-guards/{channelId}',
+      guards('put', channelID)
+        .set(as('admin'))
+        .send({ maxInFlight: 'x'.repeat(BODY_LIMIT_BYTES) }),
+      413,
+    );
+    await guards('delete', 'abc').set(as('admin')).expect(400);
+    await guards('delete', channelID).expect(401);
+    await guards('delete', channelID).set(as('viewer')).expect(403);
+    await guards('delete', tid()).set(as('admin')).expect(404);
+
     // GET /authenticate/:email
     await request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`).expect(200);
     await request(baseUrl).get('/authenticate/nobody@example.org').set(freshIp()).expect(404);
@@ -373,6 +399,9 @@ describe('OpenAPI status codes match what the routes answer', () => {
       request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, dryRun: true }),
       request(baseUrl).post('/tasks/pause-all').set(as('admin')).send({ reason: 'blocked' }),
       request(baseUrl).post('/tasks/resume-all').set(as('admin')),
+      request(baseUrl).get('/rerun-guards').set(as('admin')),
+      request(baseUrl).put(`/rerun-guards/${id}`).set(as('admin')).send({ maxInFlight: 1 }),
+      request(baseUrl).delete(`/rerun-guards/${id}`).set(as('admin')),
       request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`),
       request(baseUrl).post('/authenticate/local').send({ username: ROOT_EMAIL, password: ROOT_PASSWORD }),
       request(baseUrl).get('/logout').set(as('admin')),
@@ -399,6 +428,9 @@ describe('OpenAPI status codes match what the routes answer', () => {
   it('answers 503 where Redis is needed while it is away', async () => {
     const paused = await createTask({ tids: [aclTid.toHexString()], paused: true });
     const failed = await failedTask();
+    // A limit in force: GET /rerun-guards then reads the reruns in flight from Redis.
+    const guarded = '00000000000000000000c001';
+    await request(api.baseUrl).put(`/rerun-guards/${guarded}`).set(as('admin')).send({ maxInFlight: 2 }).expect(200);
     await env.redis.stop();
     const { baseUrl } = api;
     try {
@@ -411,6 +443,9 @@ describe('OpenAPI status codes match what the routes answer', () => {
         request(baseUrl).put(`/tasks/${paused}`).set(as('admin')).send({ status: 'Queued' }).expect(503),
         request(baseUrl).post(`/tasks/${failed}/rerun-failed`).set(as('admin')).expect(503),
         request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {} }).expect(503),
+        request(baseUrl).get('/rerun-guards').set(as('admin')).expect(503),
+        request(baseUrl).put(`/rerun-guards/${guarded}`).set(as('admin')).send({ maxInFlight: 3 }).expect(503),
+        request(baseUrl).delete(`/rerun-guards/${guarded}`).set(as('admin')).expect(503),
         request(baseUrl).get('/health').expect(503),
         request(baseUrl).get('/health/ready').expect(503),
       ]);
@@ -438,6 +473,14 @@ describe('OpenAPI status codes match what the routes answer', () => {
       'POST /bulkrerun': request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, dryRun: true }),
       'POST /tasks/pause-all': request(baseUrl).post('/tasks/pause-all').set(as('admin')).send({ reason: 'away' }),
       'POST /tasks/resume-all': request(baseUrl).post('/tasks/resume-all').set(as('admin')),
+      'GET /rerun-guards': request(baseUrl).get('/rerun-guards').set(as('admin')),
+      'PUT /rerun-guards/:channelId': request(baseUrl)
+        .put('/rerun-guards/00000000000000000000c001')
+        .set(as('admin'))
+        .send({ maxInFlight: 1 }),
+      'DELETE /rerun-guards/:channelId': request(baseUrl)
+        .delete('/rerun-guards/00000000000000000000c001')
+        .set(as('admin')),
       'GET /authenticate/:email': request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`),
       'POST /authenticate/local': request(baseUrl)
         .post('/authenticate/local')

@@ -26,7 +26,18 @@ for (const file of sourceFiles(SRC)) {
 describe('the repositories of src/', () => {
   it('finds the models of every collection the service uses', () => {
     expect([...injections.keys()].sort()).toEqual(
-      ['AutoRetry', 'Channel', 'Passport', 'RerunHold', 'Session', 'Task', 'TaskItem', 'Transaction', 'User'].sort(),
+      [
+        'AutoRetry',
+        'Channel',
+        'Passport',
+        'RerunGuard',
+        'RerunHold',
+        'Session',
+        'Task',
+        'TaskItem',
+        'Transaction',
+        'User',
+      ].sort(),
     );
   });
 

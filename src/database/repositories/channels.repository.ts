@@ -36,6 +36,11 @@ export class ChannelsRepository extends CollectionRepository<Channel> {
       .exec();
   }
 
+  /** Every channel's id and name (GET /rerun-guards and the guards' gauges, when default limits apply to all). */
+  async idsAndNames(): Promise<Array<{ _id: Types.ObjectId; name?: string }>> {
+    return this.model.find({}, { _id: 1, name: 1 }).lean<Array<{ _id: Types.ObjectId; name?: string }>>().exec();
+  }
+
   /** Channels whose `txRerunAcl` shares a group with `groups`. */
   async findRerunnableBy(groups: readonly string[]): Promise<ChannelAccess[]> {
     if (!groups.length) return [];

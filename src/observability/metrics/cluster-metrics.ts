@@ -1,5 +1,5 @@
 import { InjectQueue } from '@nestjs/bull';
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { Queue } from 'bull';
 import { Gauge } from 'prom-client';
 import { AppConfig } from '../../config/app-config';
@@ -7,7 +7,11 @@ import { TASK_STATUSES } from '../../domain/task-status';
 import { RERUN_QUEUE } from '../../rerun/rerun.constants';
 import { withDeadline } from '../../common/deadline';
 import { METRIC_PREFIX, MetricsRegistry } from '../../common/metrics/metrics.registry';
+import { RerunGuardsRepository } from '../../database/repositories/rerun-guards.repository';
 import { TasksRepository } from '../../database/repositories/tasks.repository';
+import { ChannelsRepository } from '../../database/repositories/channels.repository';
+import { ChannelLoad } from '../../rerun/guards/channel-load.service';
+import { limitsOf } from '../../rerun/guards/channel-guards.service';
 
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'failed', 'paused'] as const;
 const SOURCE_TIMEOUT_MS = 2000;
@@ -38,23 +42,36 @@ class CachedRead<T> {
   }
 }
 
+/** The channels' guards as the gauges need them (hex channel ids). */
+interface GuardStates {
+  /** Breaker state of every channel with a guard document. */
+  breakers: Array<{ channel: string; open: boolean }>;
+  /** Channels with a limit in force (their own, or the defaults for every channel). */
+  limited: string[];
+}
+
 /**
- * Gauges of state shared by every process (tasks in MongoDB, jobs in Redis), read when scraped and
- * cached for METRICS_CACHE_MS. Every replica reports the same values: aggregate them with max(),
- * not sum(). A source that does not answer leaves its gauge out of that scrape and shows as down in
- * `openhim_rerun_metrics_source_up`.
+ * Gauges of state shared by every process (tasks in MongoDB, jobs in Redis, the channels' guards in
+ * both), read when scraped and cached for METRICS_CACHE_MS. Every replica reports the same values:
+ * aggregate them with max(), not sum(). A source that does not answer leaves its gauges out of that
+ * scrape; MongoDB (tasks) and Redis (queue jobs) show as down in `openhim_rerun_metrics_source_up`.
  */
 @Injectable()
 export class ClusterMetrics {
   private readonly logger = new Logger('Metrics');
   private readonly taskCounts: CachedRead<Map<string, number>>;
   private readonly jobCounts: CachedRead<Record<string, number>>;
+  private readonly guardStates: CachedRead<GuardStates>;
+  private readonly channelsInFlight: CachedRead<Map<string, number>>;
 
   constructor(
     registry: MetricsRegistry,
     config: AppConfig,
     repository: TasksRepository,
     @InjectQueue(RERUN_QUEUE) queue: Queue,
+    @Inject(RerunGuardsRepository) guards: Pick<RerunGuardsRepository, 'all'>,
+    channels: ChannelsRepository,
+    load: ChannelLoad,
   ) {
     const registers = [registry];
     this.taskCounts = new CachedRead(config.METRICS_CACHE_MS, () =>
@@ -67,9 +84,18 @@ export class ClusterMetrics {
         'Redis',
       ),
     );
+    this.guardStates = new CachedRead(config.METRICS_CACHE_MS, () =>
+      withDeadline(readGuardStates(guards, channels, config), SOURCE_TIMEOUT_MS, 'MongoDB'),
+    );
+    this.channelsInFlight = new CachedRead(config.METRICS_CACHE_MS, async () => {
+      const { limited } = await this.guardStates.get();
+      return withDeadline(load.inFlight(limited), SOURCE_TIMEOUT_MS, 'Redis');
+    });
     const fill = this.fill.bind(this);
     const taskCounts = () => this.taskCounts.get();
     const jobCounts = () => this.jobCounts.get();
+    const guardStates = () => this.guardStates.get();
+    const channelsInFlight = () => this.channelsInFlight.get();
     // Shares the reads of the gauges below (one read per source and scrape).
     new Gauge({
       name: `${METRIC_PREFIX}metrics_source_up`,
@@ -106,6 +132,30 @@ export class ClusterMetrics {
         });
       },
     });
+    new Gauge({
+      name: `${METRIC_PREFIX}channel_reruns_in_flight`,
+      help:
+        'Reruns in flight to a channel across every task and worker, per channel (id) with a downstream limit in ' +
+        'force (GET /rerun-guards)',
+      labelNames: ['channel'],
+      registers,
+      async collect() {
+        await fill(this, 'redis', async () =>
+          [...(await channelsInFlight())].map(([channel, count]) => [{ channel }, count] as const),
+        );
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}channel_breaker_open`,
+      help: "Whether a channel's circuit breaker is open (1) or closed (0), per channel (id) with a guard",
+      labelNames: ['channel'],
+      registers,
+      async collect() {
+        await fill(this, 'mongodb', async () =>
+          (await guardStates()).breakers.map(({ channel, open }) => [{ channel }, open ? 1 : 0] as const),
+        );
+      },
+    });
   }
 
   private async fill<L extends string>(
@@ -120,4 +170,27 @@ export class ClusterMetrics {
       this.logger.warn(`Metrics without ${source} figures: ${(error as Error).message}`);
     }
   }
+}
+
+async function readGuardStates(
+  guards: Pick<RerunGuardsRepository, 'all'>,
+  channels: Pick<ChannelsRepository, 'idsAndNames'>,
+  config: AppConfig,
+): Promise<GuardStates> {
+  const all = await guards.all();
+  const limitsInForce = (limits: { maxInFlight: number; maxPerSecond: number }) =>
+    limits.maxInFlight > 0 || limits.maxPerSecond > 0;
+  const limited = new Set(
+    all.filter((guard) => limitsInForce(limitsOf(guard, config))).map((guard) => guard.channelID.toHexString()),
+  );
+  if (limitsInForce(limitsOf(undefined, config))) {
+    // The defaults apply to every channel without limits of its own.
+    const own = new Set(all.map((guard) => guard.channelID.toHexString()));
+    const ids = await channels.idsAndNames();
+    for (const { _id } of ids) if (!own.has(_id.toHexString())) limited.add(_id.toHexString());
+  }
+  return {
+    breakers: all.map((guard) => ({ channel: guard.channelID.toHexString(), open: guard.breaker?.state === 'open' })),
+    limited: [...limited].sort(),
+  };
 }

@@ -213,4 +213,87 @@ describe('Outage recovery: downstream guards and circuit breakers', () => {
     expect(await statusOf(personal)).toBe('Paused');
     expect(stub.forTask(personal)).toHaveLength(0);
   }, 180000);
+
+  it('spaces the starts of a channel with maxPerSecond across tasks and workers', async () => {
+    const channelID = await insertChannel(env.db, {});
+    await setLimits(channelID, { maxPerSecond: 10 });
+    const tasks = await tasksOn(channelID, 2, 15, 5);
+    await Promise.all(tasks.map((task) => producer.scheduler.schedule(task.id, 5)));
+    for (const task of tasks) await waitForStatus(task.id, 'Completed');
+    const arrivals = tasks
+      .flatMap((task) => stub.forTask(task.id))
+      .map((request) => request.arrivedAt)
+      .sort((a, b) => a - b);
+    expect(arrivals).toHaveLength(30);
+    // 30 starts at 10 a second: at least three one-second windows.
+    expect(arrivals[29] - arrivals[0]).toBeGreaterThanOrEqual(1900);
+    // No second holds more than twice the rate (windows are fixed: a burst can straddle two).
+    for (let i = 0; i + 20 < arrivals.length; i++) expect(arrivals[i + 20] - arrivals[i]).toBeGreaterThan(1000);
+  }, 60000);
+
+  it('pauses a task created while the breaker is open before it sends anything, and resumes it with the others', async () => {
+    const channelID = await insertChannel(env.db, {});
+    let down = true;
+    stub.behave(() => (down ? { status: 500, latencyMs: 10 } : { latencyMs: 10 }));
+    const [first] = await tasksOn(channelID, 1, 15, 1);
+    await producer.scheduler.schedule(first.id, 1);
+    await waitForStatus(first.id, 'Paused', 30000);
+    await waitFor(
+      'the breaker to be open',
+      async () => (await guards().findOne({ channelID }))?.breaker?.state === 'open',
+    );
+    // Probes are far apart meanwhile: a new task must not reach core before recovery.
+    await guards().updateOne({ channelID }, { $set: { 'breaker.nextProbeAt': new Date(Date.now() + 60000) } });
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the workers' cached view of the breaker
+
+    const [late] = await tasksOn(channelID, 1, 5, 2);
+    await producer.scheduler.schedule(late.id, 2);
+    await waitForStatus(late.id, 'Paused', 30000);
+    expect(stub.forTask(late.id)).toHaveLength(0);
+    const stored = await readTask(env.db, late.id);
+    expect(stored?.waitingFor?.toHexString()).toBe(channelID.toHexString());
+    expect(stored?.history?.map((h: { action: string }) => h.action)).toContain('breaker-paused');
+    expect((await readItems(env.db, late.id)).map((item) => item.tstatus)).toEqual(Array(5).fill('Queued'));
+
+    down = false;
+    await guards().updateOne({ channelID }, { $set: { 'breaker.nextProbeAt': new Date() } });
+    await waitForStatus(first.id, 'Completed', 30000);
+    await waitForStatus(late.id, 'Completed', 30000);
+    const counts = stub.countsByTid(late.id);
+    expect([...counts.values()]).toEqual(Array(5).fill(1));
+  }, 90000);
+
+  it('probes for a task auto-paused with autoResume and resumes it after recovery; one without stays paused', async () => {
+    const channelID = await insertChannel(env.db, {});
+    let down = true;
+    stub.behave(() => (down ? { status: 500, latencyMs: 10 } : { latencyMs: 10 }));
+    const [auto, manual] = await tasksOn(channelID, 2, 12, 1);
+    await env.db
+      .collection('tasks')
+      .updateOne({ _id: new ObjectId(auto.id) }, { $set: { pauseAfterFailures: 3, autoResume: true } });
+    await env.db.collection('tasks').updateOne({ _id: new ObjectId(manual.id) }, { $set: { pauseAfterFailures: 3 } });
+    await producer.scheduler.schedule(auto.id, 1);
+    await producer.scheduler.schedule(manual.id, 1);
+    await waitForStatus(auto.id, 'Paused', 30000);
+    await waitForStatus(manual.id, 'Paused', 30000);
+    // 6 failures in all: the breaker (10) stays closed; the auto-resuming task waits for a probe.
+    expect((await readTask(env.db, auto.id))?.waitingFor?.toHexString()).toBe(channelID.toHexString());
+    expect((await readTask(env.db, manual.id))?.waitingFor).toBeUndefined();
+    await waitFor(
+      'a failed probe',
+      async () => ((await guards().findOne({ channelID }))?.breaker?.probes ?? 0) >= 1,
+      20000,
+    );
+    expect(await statusOf(auto.id)).toBe('Paused');
+    const manualSent = stub.forTask(manual.id).length;
+
+    down = false;
+    await waitForStatus(auto.id, 'Completed', 30000);
+    const history = (await readTask(env.db, auto.id))?.history?.map((h: { action: string }) => h.action);
+    expect(history).toEqual(expect.arrayContaining(['auto-paused', 'auto-resumed', 'completed']));
+    expect([...stub.countsByTid(auto.id).values()]).toEqual(Array(12).fill(1));
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(await statusOf(manual.id)).toBe('Paused');
+    expect(stub.forTask(manual.id)).toHaveLength(manualSent);
+  }, 90000);
 });

@@ -61,6 +61,7 @@ const RECHECK_MS = 1000;
 export class ChannelGuards {
   private readonly logger = new Logger(ChannelGuards.name);
   private readonly limiters = new Map<string, { points: number; limiter: RateLimiterRedis }>();
+  private readonly lastTrouble = new Map<string, number>();
 
   constructor(
     private readonly config: AppConfig,
@@ -94,11 +95,12 @@ export class ChannelGuards {
     try {
       for (;;) {
         const permit = await this.tryPermit(keys, channelKey, limits).catch((error: Error) => {
-          this.logger.warn(`Channel ${channelKey}: could not ask Redis for a permit (${error.message})`);
-          return null;
+          this.redisTrouble(channelKey, error);
+          // Redis away: asked again after a check, not in a tight loop.
+          return { waitMs: RECHECK_MS };
         });
-        if (permit && 'release' in permit) return permit;
-        const wait = permit?.waitMs ?? RETRY_MS;
+        if ('release' in permit) return permit;
+        const wait = permit.waitMs;
         if (Date.now() + wait >= nextCheck) {
           nextCheck = Date.now() + RECHECK_MS;
           if (!(await waiter.stillWanted())) return 'not-wanted';
@@ -118,6 +120,14 @@ export class ChannelGuards {
     } finally {
       if (listed) await this.redis.zrem(keys.waiting, waiter.taskKey).catch(() => undefined);
     }
+  }
+
+  /** Logs Redis failing the guards at most every 10 s per channel (every waiting lane asks). */
+  private redisTrouble(channelKey: string, error: Error): void {
+    const now = Date.now();
+    if ((this.lastTrouble.get(channelKey) ?? 0) > now - 10000) return;
+    this.lastTrouble.set(channelKey, now);
+    this.logger.warn(`Channel ${channelKey}: reruns wait, the guard cannot ask Redis for a permit (${error.message})`);
   }
 
   /** A permit, or how long to wait before asking again. */

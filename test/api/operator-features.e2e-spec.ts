@@ -110,6 +110,10 @@ describe('operator features (API)', () => {
         await create({ tids: [tid], paused: true, pauseAfterFailures: 0, startAt: '2030-01-02T03:04:05+02:00' }),
       );
       expect(own).toMatchObject({ pauseAfterFailures: 0, startAt: '2030-01-02T01:04:05.000Z' });
+      expect(byDefault).not.toHaveProperty('autoResume');
+      expect(await read(await create({ tids: [tid], paused: true, autoResume: true }))).toMatchObject({
+        autoResume: true,
+      });
     });
 
     it.each([
@@ -120,6 +124,7 @@ describe('operator features (API)', () => {
       [{ pauseAfterFailures: -1 }, 'pauseAfterFailures must be a whole number, 0 or more (got -1)'],
       [{ pauseAfterFailures: 2.5 }, 'pauseAfterFailures must be a whole number, 0 or more (got 2.5)'],
       [{ pauseAfterFailures: 'many' }, 'pauseAfterFailures must be a whole number, 0 or more (got "many")'],
+      [{ autoResume: 'yes' }, 'autoResume must be true or false'],
     ])('refuses %j with a 400 naming the field, and creates nothing', async (options, message) => {
       const [tid] = await insertTransactions(env.db, [transactionDoc()]);
       const before = await tasks().countDocuments();

@@ -145,8 +145,9 @@ export class ItemRunner {
         slot.valid() &&
         (probe || (await this.tasks.check(slot.taskId, slot.leaseId, slot.until).catch(() => false))),
     };
-    const admission = await this.guards.admit(slot.channel, waiter, probe);
+    const admission = await this.guards.admit(slot.channel, waiter, slot, probe);
     if (typeof admission === 'object') return admission;
+    slot.keptPermit?.drop();
     if (await this.items.unclaim(slot.taskId, item.seq, slot.leaseId).catch(() => false)) slot.dirty = false;
     if (admission === 'breaker-open') {
       await this.breaker.pauseTask(slot.taskId, slot.channel!).catch((error: Error) => {
@@ -173,6 +174,7 @@ export class ItemRunner {
     if (child) return child;
     const settle = sentAt.getTime() + this.config.RERUN_RETRY_SETTLE_MS - Date.now();
     if (settle <= 0) return null;
+    slot.keptPermit?.drop();
     this.logger.warn(
       `Task ${slot.taskKey}: OpenHIM answered the rerun of ${item.tid} without X-OpenHIM-TransactionID and no child is stored yet; looking again in ${settle} ms`,
     );
@@ -228,6 +230,8 @@ export class ItemRunner {
     this.logger.warn(
       `Task ${slot.taskKey}: the rerun of ${item.tid} may not have reached OpenHIM (${cause}); attempt ${attempt + 1} in ${delay} ms unless it did`,
     );
+    // Nothing is on the wire while it waits: others may use the channel's permit.
+    slot.keptPermit?.drop();
     // The wait also lets core finish storing a child for a request it did read before the cut.
     if (!(await this.lifecycle.waitUnlessStopping(delay))) return 'abandoned';
     const reached = !(result.kind === 'error' && !result.reached);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Types } from 'mongoose';
 import type { TasksForEngine } from '../../database/repositories/tasks.repository';
+import type { KeptPermit, PermitHolder } from '../guards/channel-guards.service';
 
 /**
  * One of a task's `batchSize` slots, held by a lane through a lease in the task document.
@@ -10,13 +11,15 @@ import type { TasksForEngine } from '../../database/repositories/tasks.repositor
  * Locally the slot counts as valid only while at least a third of the lease is left, so a lane that
  * was frozen (or cut off from MongoDB) never starts a send on a lease another worker may have taken.
  */
-export class Slot {
+export class Slot implements PermitHolder {
   readonly leaseId = randomUUID();
   readonly taskKey: string;
   /** Set between claiming an item and recording its outcome. */
   dirty = false;
   /** The channel (hex id) of the item being run, once its transaction is read: its breaker counts the outcome. */
   channel?: string;
+  /** The channel's permit the lane keeps between two reruns (guards with limits far off). */
+  keptPermit?: KeptPermit;
   private validUntil: number;
   private lost = false;
   private readonly pending = new Set<Promise<void>>();
@@ -66,6 +69,7 @@ export class Slot {
    */
   async release(): Promise<void> {
     clearInterval(this.timer);
+    this.keptPermit?.drop();
     await Promise.all(this.pending);
     if (this.dirty) await this.tasks.expire(this.taskId, this.leaseId);
     else await this.tasks.release(this.taskId, this.leaseId);

@@ -5,14 +5,13 @@ import { AppConfig } from '../../config/app-config';
 import { withDeadline } from '../../common/deadline';
 import { RERUN_QUEUE } from '../rerun.constants';
 
-/** Redis keys of a channel's guard (the semaphore's key is redis-semaphore's: `semaphore:` + ours). */
+/** Redis keys of a channel's guard (the permits' key keeps the name of the first version's, redis-semaphore's). */
 export function guardKeys(prefix: string, channelKey: string) {
   const base = `${prefix}:guard:${channelKey}`;
   return {
-    /** redis-semaphore's key argument: its sorted set of permits (score: taken or refreshed at). */
-    semaphore: `${base}:in-flight`,
+    /** The permits held: a sorted set of permit ids scored with when each was taken or last renewed. */
     inFlight: `semaphore:${base}:in-flight`,
-    /** rate-limiter-flexible's key prefix. */
+    /** Points taken in the current one-second window (expires with it). */
     rate: `${base}:rate`,
     /** Tasks whose lanes wait for a permit (score: until when the entry counts). */
     waiting: `${base}:waiting`,

@@ -45,9 +45,19 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
 
   // ---- the API ------------------------------------------------------------------------------------
 
-  /** One `taskitems` document per tid, `seq` = position; ordered chunks, a few in flight. */
-  async insertItems(taskId: Types.ObjectId, tids: readonly string[]): Promise<void> {
-    const docs = tids.map((tid, seq) => ({ taskId, seq, tid, tstatus: 'Queued' }));
+  /**
+   * One `taskitems` document per tid, `seq` = position, with its `edit` when `edits` has one for the
+   * tid (lower-case hex keys); ordered chunks, a few in flight.
+   */
+  async insertItems(
+    taskId: Types.ObjectId,
+    tids: readonly string[],
+    edits?: ReadonlyMap<string, { body?: string; headers?: Record<string, string> }>,
+  ): Promise<void> {
+    const docs = tids.map((tid, seq) => {
+      const edit = edits?.get(tid.toLowerCase());
+      return { taskId, seq, tid, tstatus: 'Queued', ...(edit ? { edit } : {}) };
+    });
     // The driver's bulk path costs a small task more CPU than the write itself.
     if (docs.length === 1) {
       await this.collection.insertOne(docs[0]);
@@ -208,6 +218,17 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
     return modifiedCount === 1;
   }
 
+  /** An item's own edit (tasks with `hasEdits`; read once per item of such a task). */
+  async editOf(
+    taskId: Types.ObjectId,
+    seq: number,
+  ): Promise<{ body?: string; headers?: Record<string, string> } | undefined> {
+    const found = await this.op('editOf', (o) =>
+      this.collection.findOne({ taskId, seq }, { projection: { _id: 0, edit: 1 }, ...o }),
+    );
+    return (found?.edit as { body?: string; headers?: Record<string, string> } | undefined) ?? undefined;
+  }
+
   /** What an item recorded (the breaker's probe: did it succeed?). */
   async outcomeOf(
     taskId: Types.ObjectId,
@@ -272,6 +293,7 @@ export type TaskItemsForEngine = Pick<
   | 'restart'
   | 'unclaim'
   | 'outcomeOf'
+  | 'editOf'
   | 'pendingTidBatches'
   | 'withStatus'
   | 'bulkWrite'

@@ -22,6 +22,7 @@ export const PUBLIC_TASK_FIELDS = [
   'ratePerSecond',
   'pauseAfterFailures',
   'autoResume',
+  'transform',
   'startAt',
   'rerunOf',
   '__v',
@@ -40,7 +41,15 @@ export type EngineTask = Pick<StoredTask, '_id' | 'status' | 'batchSize' | 'tota
   Required<Pick<StoredTask, 'nextSeq' | 'leases'>> &
   Pick<
     StoredTask,
-    'itemsStore' | 'ratePerSecond' | 'rateNextAt' | 'asyncPending' | 'startAt' | 'startedAt' | 'pauseAfterFailures'
+    | 'itemsStore'
+    | 'ratePerSecond'
+    | 'rateNextAt'
+    | 'asyncPending'
+    | 'startAt'
+    | 'startedAt'
+    | 'pauseAfterFailures'
+    | 'transform'
+    | 'hasEdits'
   >;
 
 /** An item embedded in `transactions[]` by OpenHIM core. */
@@ -58,6 +67,10 @@ export interface NewTask {
   /** Absent: the engine applies AUTO_PAUSE_AFTER_FAILURES. */
   pauseAfterFailures?: number;
   autoResume?: boolean;
+  /** A validated TransformSpec (src/rerun/transform). */
+  transform?: Record<string, unknown>;
+  /** Some items have an `edit`. */
+  hasEdits?: boolean;
   startAt?: Date;
   rerunOf?: string;
   history?: HistoryEntry[];
@@ -98,6 +111,8 @@ const ENGINE_FIELDS: Record<Exclude<keyof EngineTask, '_id'>, 1> = {
   startAt: 1,
   startedAt: 1,
   pauseAfterFailures: 1,
+  transform: 1,
+  hasEdits: 1,
 };
 /**
  * Not before the task's `startAt`. `startAt` is written once, when the task is created, so a lane
@@ -149,6 +164,8 @@ export class TasksRepository extends CollectionRepository<Task> {
       ...(task.ratePerSecond !== undefined ? { ratePerSecond: task.ratePerSecond } : {}),
       ...(task.pauseAfterFailures !== undefined ? { pauseAfterFailures: task.pauseAfterFailures } : {}),
       ...(task.autoResume ? { autoResume: true } : {}),
+      ...(task.transform ? { transform: task.transform } : {}),
+      ...(task.hasEdits ? { hasEdits: true } : {}),
       failureStreak: 0,
       ...(task.startAt !== undefined ? { startAt: task.startAt } : {}),
       ...(task.rerunOf !== undefined ? { rerunOf: task.rerunOf } : {}),

@@ -73,6 +73,13 @@ export class Task {
   @Prop({ type: Types.ObjectId }) waitingFor?: Types.ObjectId;
   /** Auto-pause (pauseAfterFailures) leaves the task waiting for its channel's probe, like the breaker. */
   @Prop() autoResume?: boolean;
+  /**
+   * Applied by the engine to each rerun request before it is sent ("Fix, then rerun"): a validated
+   * `TransformSpec` (src/rerun/transform), stored as given.
+   */
+  @Prop({ type: Object }) transform?: Record<string, unknown>;
+  /** Some items carry an `edit` of their own (their request replaced in part). */
+  @Prop() hasEdits?: boolean;
   /** The worker adopting a task created by OpenHIM core, until when (one at a time). */
   @Prop({ type: Object }) adoptLock?: { owner: string; until: Date };
 }
@@ -101,6 +108,10 @@ export class TaskItem {
   @Prop() leaseId?: string;
   /** When OpenHIM answered 202: the item waits for its child transaction from then on. */
   @Prop() asyncSince?: Date;
+  /** This transaction's own replacement of body and/or headers (a task's `edits`). */
+  @Prop({ type: Object }) edit?: { body?: string; headers?: Record<string, string> };
+  /** Of a task that transforms its requests: the SHA-256 (hex) of the body sent. */
+  @Prop() bodySha256?: string;
 }
 /** An item as stored. */
 export type StoredTaskItem = TaskItem & { _id: Types.ObjectId };

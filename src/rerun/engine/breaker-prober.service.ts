@@ -80,7 +80,10 @@ export class BreakerProber implements OnModuleInit, OnModuleDestroy {
     if (!candidate) return this.nothingToProbe(channelId, guard);
 
     const { taskId, item } = candidate;
-    const slot = new Slot(taskId, this.tasks, leaseMs, Date.now());
+    // The probe is sent as the task sends its reruns (its transform, the item's edit).
+    const task = await this.tasks.load(taskId);
+    if (!task) return this.guards.dropProbe(channelId, owner, new Date());
+    const slot = new Slot(taskId, this.tasks, leaseMs, Date.now(), task);
     const lease = { id: slot.leaseId, owner, until: new Date(Date.now() + leaseMs) };
     if (!(await this.tasks.pushProbeLease(taskId, channelId, lease))) {
       return this.guards.dropProbe(channelId, owner, new Date());

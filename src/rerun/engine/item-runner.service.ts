@@ -7,6 +7,7 @@ import { cannotRerunError, notFoundError, statusFromHttp } from '../outcome';
 import { ItemOutcome, ProgressWriter } from '../persistence/progress-writer.service';
 import { RerunScheduler } from '../rerun-scheduler.service';
 import { buildHttpRerun } from '../sending/rerun-request';
+import { transformRerun } from '../transform/transformed-rerun';
 import { RerunSender, SendResult } from '../sending/rerun-sender.service';
 import { WorkerLifecycle } from './worker-lifecycle';
 import { Slot } from './slot';
@@ -58,6 +59,7 @@ export class ItemRunner {
   async run(slot: Slot, item: EngineItem, probe?: ProbeRun): Promise<ItemEnd> {
     slot.dirty = true;
     slot.channel = undefined;
+    slot.bodySha256 = undefined;
     const tid = item.tid;
     const transaction = await this.transactions.findOriginal(tid);
     if (!transaction) return this.notRerunnable(slot, item, notFoundError(tid));
@@ -71,6 +73,17 @@ export class ItemRunner {
         item,
         `Transaction ${tid} cannot be rerun as its ${channel.type} channel has no tcpHost/tcpPort`,
       );
+    }
+    let http = tcp ? undefined : buildHttpRerun(transaction, slot.taskKey);
+    let tcpBody = transaction.request?.body ?? '';
+    if (slot.transform || slot.hasEdits) {
+      const edit = slot.hasEdits ? await this.items.editOf(slot.taskId, item.seq) : undefined;
+      const transformed = transformRerun(slot.transform, edit, tid, http ? { http } : { tcpBody });
+      // Not sent: failed like a rerun that cannot be attempted, with the operation that failed.
+      if (!transformed.ok) return this.notRerunnable(slot, item, transformed.error);
+      http = transformed.http;
+      tcpBody = transformed.tcpBody ?? tcpBody;
+      slot.bodySha256 = transformed.bodySha256;
     }
     slot.channel = channelKeyOf(transaction.channelID);
     const firstSentAt = Date.now();
@@ -87,13 +100,8 @@ export class ItemRunner {
       const timer = new SendTimer(this.metrics);
       const result: SendResult = await (
         tcp
-          ? this.sender.tcp(
-              channel.tcpHost!,
-              Number(channel.tcpPort),
-              transaction.request?.body ?? '',
-              this.lifecycle.signal,
-            )
-          : this.sender.http(buildHttpRerun(transaction, slot.taskKey), this.lifecycle.signal)
+          ? this.sender.tcp(channel.tcpHost!, Number(channel.tcpPort), tcpBody, this.lifecycle.signal)
+          : this.sender.http(http!, this.lifecycle.signal)
       ).finally(() => permit.release());
       timer.answered();
       const answeredAt = Date.now();
@@ -348,6 +356,7 @@ export class ItemRunner {
 
   private record(slot: Slot, outcome: ItemOutcome): void {
     if (slot.channel && outcome.kind === 'final') outcome.channel = slot.channel;
+    if (slot.bodySha256 && outcome.kind !== 'asyncFinal') outcome.set.bodySha256 = slot.bodySha256;
     slot.track(this.writer.record(slot.taskId, outcome));
     slot.dirty = false;
   }

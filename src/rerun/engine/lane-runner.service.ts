@@ -107,7 +107,7 @@ export class LaneRunner {
       } else if (current.leases.length >= current.batchSize) {
         return null;
       }
-      const slot = new Slot(current._id, this.tasks, this.config.WORKER_LEASE_MS, now);
+      const slot = new Slot(current._id, this.tasks, this.config.WORKER_LEASE_MS, now, current);
       if (
         await this.tasks.pushLease(current._id, current.batchSize, {
           id: slot.leaseId,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Types } from 'mongoose';
 import type { TasksForEngine } from '../../database/repositories/tasks.repository';
 import type { KeptPermit, PermitHolder } from '../guards/channel-guards.service';
+import type { TransformSpec } from '../transform/request-transform';
 
 /**
  * One of a task's `batchSize` slots, held by a lane through a lease in the task document.
@@ -20,6 +21,11 @@ export class Slot implements PermitHolder {
   channel?: string;
   /** The channel's permit the lane keeps between two reruns (guards with limits far off). */
   keptPermit?: KeptPermit;
+  /** The task's transform and whether its items may carry edits (read with the task). */
+  transform?: TransformSpec;
+  hasEdits = false;
+  /** Of a transformed rerun: the SHA-256 of the body sent (recorded with the outcome). */
+  bodySha256?: string;
   private validUntil: number;
   private lost = false;
   private readonly pending = new Set<Promise<void>>();
@@ -30,9 +36,13 @@ export class Slot implements PermitHolder {
     private readonly tasks: TasksForEngine,
     private readonly leaseMs: number,
     acquiredAt: number,
+    /** What the task asks of its requests ("Fix, then rerun"). */
+    task?: { transform?: Record<string, unknown>; hasEdits?: boolean },
   ) {
     this.taskKey = taskId.toHexString();
     this.validUntil = acquiredAt + leaseMs;
+    this.transform = task?.transform as TransformSpec | undefined;
+    this.hasEdits = task?.hasEdits === true;
   }
 
   get until(): Date {

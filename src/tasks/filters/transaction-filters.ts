@@ -1,11 +1,12 @@
 import { Types } from 'mongoose';
+import { MAX_REGEX_LENGTH, repeatsARepetition } from '../../common/safe-regex';
 import { TRANSACTION_STATUSES } from '../../domain/transaction-status';
 import { reservedKeyPath } from '../validation/body-validation.pipe';
 import { describeValue, HEX_ID, isPlainObject } from '../validation/checks';
 import { assertKnownKeys, badRequest, parseDateRange, parseStringFilter } from './query-params';
 
-/** Longest regular expression a client may send (`request.path` and the like). */
-export const MAX_REGEX_LENGTH = 500;
+/** The regular expressions' limit (src/common/safe-regex.ts), re-exported for the DTO's description. */
+export { MAX_REGEX_LENGTH };
 /** Longest plain text value (host, route name, property value). */
 const MAX_TEXT_LENGTH = 1000;
 
@@ -153,40 +154,6 @@ function regex(field: string, raw: unknown): RegExp {
     );
   }
   return compiled;
-}
-
-const QUANTIFIER_BRACES = /^\{\d+(,\d*)?\}/;
-
-/**
- * Whether a (compiling) pattern applies `*`, `+` or `{n,m}` to a group that contains one of them,
- * like `(a+)+` or `(x*y)*`: the classic catastrophic-backtracking shape, refused so that one
- * request cannot keep the database busy. `?` repeats nothing; escapes and classes are skipped.
- */
-export function repeatsARepetition(pattern: string): boolean {
-  const groups: boolean[] = []; // per open group: whether it holds a repetition
-  const isQuantifier = (at: number) =>
-    pattern[at] === '*' || pattern[at] === '+' || (pattern[at] === '{' && QUANTIFIER_BRACES.test(pattern.slice(at)));
-  let inClass = false;
-  for (let at = 0; at < pattern.length; at++) {
-    const char = pattern[at];
-    if (char === '\\') {
-      at++;
-    } else if (inClass) {
-      if (char === ']') inClass = false;
-    } else if (char === '[') {
-      inClass = true;
-    } else if (char === '(') {
-      groups.push(false);
-    } else if (char === ')') {
-      const repeatsInside = groups.pop() ?? false;
-      const repeated = isQuantifier(at + 1);
-      if (repeatsInside && repeated) return true;
-      if ((repeatsInside || repeated) && groups.length) groups[groups.length - 1] = true;
-    } else if (isQuantifier(at) && groups.length) {
-      groups[groups.length - 1] = true;
-    }
-  }
-  return false;
 }
 
 /** A status code (`404`, `"404"`) or a class (`"4xx"`), as OpenHIM's `statusCodePatternMatch`. */

@@ -27,6 +27,18 @@ export const FAULT_ENGINE = {
   RERUN_RETRY_SETTLE_MS: '6000',
 };
 
+/**
+ * The channels' circuit breakers (docs/design.md, "Outage recovery"), quick enough for a scenario:
+ * opened by 10 failed reruns in a row, probed after 0.5 s, then 1 s, then every 2 s. Only reruns
+ * of transactions with a `channelID` count; the other scenarios' transactions have none, so their
+ * outages never open a breaker.
+ */
+export const FAULT_BREAKER = {
+  BREAKER_FAILURES: '10',
+  BREAKER_BACKOFF_MS: '500',
+  BREAKER_BACKOFF_MAX_MS: '2000',
+};
+
 /** One answer (or non-answer) of the API while faults were injected. */
 export interface Probe {
   at: number;
@@ -73,6 +85,7 @@ export class FaultBench {
       RERUN_HTTP_PORT: String(this.stub.port),
       LOG_LEVEL: 'warn',
       ...FAULT_ENGINE,
+      ...FAULT_BREAKER,
       ...extra,
     };
   }
@@ -153,6 +166,23 @@ export class FaultBench {
     worker.kill('SIGKILL');
     await worker.exited;
     this.workers.splice(this.workers.indexOf(worker), 1);
+  }
+
+  /** The running worker a lease or probe `owner` (host:pid:random) names, if it is one of ours. */
+  workerOf(owner: string): RunningProcess | undefined {
+    const pid = Number(/:(\d+):[^:]*$/.exec(owner)?.[1]);
+    return this.workers.find((worker) => worker.child.pid === pid);
+  }
+
+  /** Every log line of every worker (dead ones included) that `pattern` matches, with the worker's pid. */
+  workerLines(pattern: RegExp): Array<{ pid: number; line: string }> {
+    return this.allWorkers.flatMap((worker) =>
+      worker
+        .output()
+        .split('\n')
+        .filter((line) => pattern.test(line))
+        .map((line) => ({ pid: worker.child.pid!, line })),
+    );
   }
 
   headers(): Record<string, string> {

@@ -24,6 +24,10 @@ export interface StubRequest {
   rawHeaderNames: string[];
   body: string;
   arrivedAt: number;
+  /** When the stub answered, or the connection closed before it did (unset while in flight). */
+  finishedAt?: number;
+  /** Whether the answer was written (false: the connection closed first, e.g. the sender died). */
+  answered?: boolean;
   taskId?: string;
   parentId?: string;
   childId?: string;
@@ -223,14 +227,16 @@ export class OpenhimCoreStub {
     this.inFlightNow++;
     this.maxInFlightAll = Math.max(this.maxInFlightAll, this.inFlightNow);
     let done = false;
-    const finished = () => {
+    const finished = (answered: boolean) => {
       if (done) return;
       done = true;
+      request.finishedAt = Date.now();
+      request.answered = answered;
       this.inFlight.set(key, (this.inFlight.get(key) ?? 1) - 1);
       this.inFlightNow--;
     };
-    res.once('finish', finished);
-    res.once('close', finished);
+    res.once('finish', () => finished(true));
+    res.once('close', () => finished(false));
 
     if (behaviour.mode === 'reset') {
       req.socket.destroy();

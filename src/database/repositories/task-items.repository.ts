@@ -14,6 +14,9 @@ export const PUBLIC_ITEM_FIELDS = ['_id', 'tid', 'tstatus', 'error', 'rerunID', 
 /** The API's view of an item: OpenHIM's shape of a task's transaction (an embedded item has it too). */
 export type ItemRecord = Partial<Pick<TaskTransaction, (typeof PUBLIC_ITEM_FIELDS)[number]>>;
 
+/** An item's own edit (a task's `edits`), as stored. */
+type ItemEditRecord = { body?: string; headers?: Record<string, string> };
+
 /** The engine's view of an item. */
 export type EngineItem = Pick<StoredTaskItem, '_id' | 'seq' | 'tid' | 'tstatus'> &
   Pick<StoredTaskItem, 'leaseId' | 'startedAt' | 'asyncSince' | 'rerunID'>;
@@ -106,6 +109,19 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
   }
 
   /**
+   * The items that ended failed (as `failedTids`), in task order, with their `edit` if they have one:
+   * POST /tasks/:id/rerun-failed carries the edits of the failed items over.
+   */
+  async failedItems(taskId: Types.ObjectId): Promise<Array<{ tid: string; edit?: ItemEditRecord }>> {
+    return this.collection
+      .find<{ tid: string; edit?: ItemEditRecord }>(
+        { taskId, $or: [{ rerunStatus: 'Failed' }, { error: { $exists: true, $nin: [null, ''] } }] },
+        { projection: { _id: 0, tid: 1, edit: 1 }, sort: { seq: 1 } },
+      )
+      .toArray();
+  }
+
+  /**
    * The tids of the task's items still to rerun or on their way (`PENDING_ITEM_STATUSES`), in
    * driver batches of ITEM_BATCH_SIZE: the emergency stop asks which channels a task still goes to.
    */
@@ -171,9 +187,18 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
       claims.map((claim) => claim.seq),
     );
     const leaseOf = new Map(claims.map((claim) => [claim.seq, claim.leaseId]));
+    // Claimed by this write: its lease and its start time. An item under the same lease that started
+    // before is one this lane took over (a killed probe's, claimed ahead of the cursor) and reconciles:
+    // never to be sent again here.
     return new Map(
       found
-        .filter((item) => item.tstatus === 'Processing' && item.leaseId === leaseOf.get(item.seq))
+        .filter(
+          (item) =>
+            item.tstatus === 'Processing' &&
+            item.leaseId === leaseOf.get(item.seq) &&
+            item.startedAt !== undefined &&
+            new Date(item.startedAt).getTime() === now.getTime(),
+        )
         .map((item) => [item.seq, item]),
     );
   }
@@ -280,7 +305,7 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
 /** What the tasks API uses: a new task's items written, read and removed. */
 export type TaskItemsForApi = Pick<
   TaskItemsRepository,
-  'insertItems' | 'itemBatches' | 'countItems' | 'failedTids' | 'pendingTidBatches' | 'deleteForTask'
+  'insertItems' | 'itemBatches' | 'countItems' | 'failedTids' | 'failedItems' | 'pendingTidBatches' | 'deleteForTask'
 >;
 
 /** What the engine uses: claims, takeovers, outcomes, adoption. */

@@ -29,6 +29,14 @@ const toList = ({ value }: { value: unknown }) =>
         .filter(Boolean)
     : value;
 const emptyToUndefined = ({ value }: { value: unknown }) => (value === '' ? undefined : value);
+/** OpenHIM group names, comma-separated: trimmed, their case kept (OpenHIM compares groups exactly). */
+const toGroups = ({ value }: { value: unknown }) =>
+  typeof value === 'string'
+    ? value
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean)
+    : value;
 
 /** OpenHIM core's default `api.sessionKey`; it contains a comma, so it is never split. */
 export const OPENHIM_DEFAULT_SESSION_KEY = 'r8q,+&1LM3)CD*zAGpx1xm{NeQhc;#';
@@ -331,6 +339,16 @@ export class AppConfig {
   @Min(1)
   @Max(100000)
   BULK_RERUN_TASK_SIZE = 10000;
+
+  /**
+   * "Fix, then rerun": only users in one of these OpenHIM groups may create tasks that transform
+   * their requests (`transform`, `edits`) or preview requests (`dryRun` with a preview): admins too
+   * need one of them (the default names `admin`). Comma-separated.
+   */
+  @Transform(toGroups)
+  @IsString({ each: true, message: 'TRANSFORM_GROUPS must list OpenHIM group names, comma-separated' })
+  @ArrayNotEmpty({ message: 'TRANSFORM_GROUPS must name at least one group' })
+  TRANSFORM_GROUPS: string[] = ['admin'];
 
   /** How long the API waits for Redis when handing a task to the queue before answering 503. */
   @Transform(toInt)

@@ -15,14 +15,29 @@ import { TaskCreator } from './task-creator.service';
 import { queueUnavailable } from './queue-unavailable';
 import { ChannelsRepository } from '../database/repositories/channels.repository';
 import { TransactionsForApi, TransactionsRepository } from '../database/repositories/transactions.repository';
+import { PREVIEW_LIMIT_DEFAULT } from './dto/rerun-options.dto';
+import {
+  assertEditsAmong,
+  assertMayTransform,
+  StoredEdit,
+  storedEdits,
+  TransformOptions,
+  transformOptionsOf,
+  transforms,
+} from './task-transforms';
+import { TransformPreview, TransformPreviewer } from './transform-preview.service';
+import type { ItemEdit } from '../rerun/transform/request-transform';
 
 export const BULK_RERUN_STARTED = { success: true, message: 'Tasks created for bulk rerun of transactions' } as const;
 
-export interface BulkRerunPlan {
+export interface BulkRerunPlan extends Partial<TransformPreview> {
   dryRun: true;
   count: number;
   tasks: number[];
 }
+
+/** Edits' tids looked up at once among the matching transactions. */
+const EDIT_LOOKUP_SIZE = 1000;
 
 /** Sizes of the tasks that `count` transactions make, `taskSize` at most each. */
 export function planTasks(count: number, taskSize: number): number[] {
@@ -49,9 +64,18 @@ export class BulkRerunService implements BeforeApplicationShutdown {
     @InjectQueue(RERUN_QUEUE) private readonly queue: Queue,
     private readonly permissions: RerunPermissions,
     private readonly config: AppConfig,
+    private readonly previewer: TransformPreviewer,
   ) {}
 
+  /**
+   * With `transform` or `edits`, or a preview (`dryRun` with one of them or `previewLimit`): 403 first
+   * unless the user is in a group of TRANSFORM_GROUPS; an edit of a transaction the filters do not
+   * match is a 400. Every task created gets the transform, and the edits of its own transactions.
+   */
   async start(user: AuthenticatedUser, dto: BulkRerunDto): Promise<typeof BULK_RERUN_STARTED | BulkRerunPlan> {
+    const options = transformOptionsOf(dto);
+    const previewing = dto.dryRun === true && (transforms(options) || dto.previewLimit !== undefined);
+    if (transforms(options) || previewing) assertMayTransform(user, this.config);
     const query: Record<string, unknown> = { ...toTransactionQuery(dto.filters) };
     if (!user.isAdmin) await this.limitToRerunnableChannels(user, query);
     // Reruns create new (child) transactions that may match the filters too: only what exists now counts.
@@ -67,8 +91,18 @@ export class BulkRerunService implements BeforeApplicationShutdown {
       const { channelIds, someWithoutChannel } = await this.transactions.distinctChannels(snapshot);
       await this.creator.checkChannels(user, channelIds, someWithoutChannel);
     }
+    if (options.edits.length) await this.checkEditsMatch(snapshot, options.edits);
     const taskSize = Math.min(this.config.BULK_RERUN_TASK_SIZE, this.config.MAX_TASK_TIDS);
-    if (dto.dryRun) return { dryRun: true, count, tasks: planTasks(count, taskSize) };
+    if (dto.dryRun) {
+      const plan: BulkRerunPlan = { dryRun: true, count, tasks: planTasks(count, taskSize) };
+      if (!previewing) return plan;
+      const preview = await this.previewer.ofQuery(snapshot, count, {
+        transform: options.transform,
+        edits: storedEdits(options.edits),
+        limit: dto.previewLimit ?? PREVIEW_LIMIT_DEFAULT,
+      });
+      return { ...plan, ...preview };
+    }
     if (count === 0) return BULK_RERUN_STARTED;
     if (!dto.pauseQueue) {
       // Throws a 503 unless Redis answers now.
@@ -77,7 +111,9 @@ export class BulkRerunService implements BeforeApplicationShutdown {
       );
     }
 
-    const work = this.createTasks(user.email, snapshot, count, taskSize, dto).finally(() => this.running.delete(work));
+    const work = this.createTasks(user.email, snapshot, count, taskSize, dto, options).finally(() =>
+      this.running.delete(work),
+    );
     this.running.add(work);
     return BULK_RERUN_STARTED;
   }
@@ -90,6 +126,17 @@ export class BulkRerunService implements BeforeApplicationShutdown {
 
   async beforeApplicationShutdown(): Promise<void> {
     await this.idle();
+  }
+
+  /** 400 naming the first edit whose transaction the filters (`query`) do not match. */
+  private async checkEditsMatch(query: Record<string, unknown>, edits: readonly ItemEdit[]): Promise<void> {
+    const ids = edits.map((edit) => new Types.ObjectId(edit.tid));
+    const matched = new Set<string>();
+    const among = { $and: [query, { _id: { $in: ids } }] };
+    for await (const slice of this.transactions.idsOldestFirst(among, EDIT_LOOKUP_SIZE, 0)) {
+      for (const id of slice) matched.add(id.toHexString());
+    }
+    assertEditsAmong(edits, matched, 'the transactions the filters match');
   }
 
   /** OpenHIM limits non-admins to their channels: here, the channels they may rerun. */
@@ -114,8 +161,10 @@ export class BulkRerunService implements BeforeApplicationShutdown {
     count: number,
     taskSize: number,
     dto: BulkRerunDto,
+    options: TransformOptions,
   ) {
     const created: string[] = [];
+    const edits: Map<string, StoredEdit> | undefined = options.edits.length ? storedEdits(options.edits) : undefined;
     try {
       for await (const ids of this.transactions.idsOldestFirst(query, taskSize, count)) {
         const id = await this.creator.store({
@@ -126,6 +175,9 @@ export class BulkRerunService implements BeforeApplicationShutdown {
           ratePerSecond: dto.ratePerSecond,
           ...resolveRerunOptions(dto, this.config),
           reason: 'bulk rerun',
+          ...(options.transform ? { transform: options.transform } : {}),
+          // Each task keeps the edits of its own transactions (TaskCreator).
+          ...(edits ? { edits } : {}),
         });
         created.push(id);
       }

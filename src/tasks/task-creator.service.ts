@@ -19,6 +19,8 @@ import {
   RerunHoldsRepository,
 } from '../database/repositories/rerun-holds.repository';
 import type { StoredRerunHold } from '../database/schemas';
+import type { TransformSpec } from '../rerun/transform/request-transform';
+import { editsOf, joinReasons, StoredEdit, transformReason } from './task-transforms';
 
 export const DISABLED_CHANNELS = 'Cannot queue task as there are transactions with disabled or deleted channels';
 
@@ -37,8 +39,15 @@ export interface TaskSpec {
   startAt?: Date;
   /** Created to rerun the failed transactions of this task. */
   rerunOf?: string;
-  /** Why it was created, for its history (`created`). */
+  /** Why it was created, for its history (`created`; a task that transforms its requests says so after it). */
   reason?: string;
+  /** Validated (`validateTransform`): the engine applies it to each rerun request before sending it. */
+  transform?: TransformSpec;
+  /**
+   * Single edits by tid (lower case). The task's items keep those of its own tids (a bulk rerun passes
+   * the same map to each of its tasks).
+   */
+  edits?: ReadonlyMap<string, StoredEdit>;
 }
 
 /** Distinct ids in order of first occurrence (ids are case-insensitive hex). */
@@ -79,6 +88,17 @@ export class TaskCreator implements BeforeApplicationShutdown {
   async create(user: AuthenticatedUser, spec: Omit<TaskSpec, 'user'>): Promise<string> {
     const ids = spec.tids.map((tid) => new Types.ObjectId(tid));
     return this.write({ ...spec, user: user.email }, () => this.checkTransactions(user, ids));
+  }
+
+  /**
+   * The checks `create` makes, alone (a preview): 403 unless the user may rerun every channel of the
+   * transactions, then 400 if one is disabled or deleted.
+   */
+  checkTids(user: AuthenticatedUser, tids: readonly string[]): Promise<void> {
+    return this.checkTransactions(
+      user,
+      tids.map((tid) => new Types.ObjectId(tid)),
+    );
   }
 
   /** 403 unless the user may rerun every channel involved; then 400 if one is disabled or deleted. */
@@ -140,12 +160,13 @@ export class TaskCreator implements BeforeApplicationShutdown {
     const taskId = this.tasks.newId();
     const id = taskId.toHexString();
     const started = Date.now();
+    const edits = editsOf(spec.tids, spec.edits);
     try {
       // An emergency stop in force that covers the transactions: the task starts Paused (paused
       // tasks stay their creator's: resume-all leaves them alone).
       const [checked, written, holding] = await Promise.allSettled([
         check ? check() : Promise.resolve(),
-        this.items.insertItems(taskId, spec.tids),
+        this.items.insertItems(taskId, spec.tids, edits.size ? edits : undefined),
         spec.paused ? Promise.resolve(null) : this.holds.recent().then((holds) => this.holds.holdFor(spec.tids, holds)),
       ]);
       // A refusal (403/400) says more than a write error it may have caused.
@@ -166,11 +187,17 @@ export class TaskCreator implements BeforeApplicationShutdown {
         ratePerSecond: spec.ratePerSecond,
         pauseAfterFailures: spec.pauseAfterFailures,
         autoResume: spec.autoResume,
+        ...(spec.transform ? { transform: spec.transform as Record<string, unknown> } : {}),
+        ...(edits.size ? { hasEdits: true } : {}),
         startAt: spec.startAt,
         rerunOf: spec.rerunOf,
         heldBy: held?.heldBy ?? undefined,
         history: [
-          historyEntry('created', { at: created, user: spec.user, reason: spec.reason }),
+          historyEntry('created', {
+            at: created,
+            user: spec.user,
+            reason: joinReasons(spec.reason, transformReason(spec.transform, edits.size)),
+          }),
           ...(held ? [held.history] : []),
         ],
       });

@@ -18,12 +18,15 @@ import {
 import {
   ApiBody,
   ApiConsumes,
+  ApiExtraModels,
   ApiOkResponse,
+  ApiResponse,
   ApiOperation,
   ApiParam,
   ApiProduces,
   ApiQuery,
   ApiTags,
+  getSchemaPath,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Types } from 'mongoose';
@@ -32,7 +35,10 @@ import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { INSUFFICIENT_RERUN_PERMISSIONS } from '../auth/rerun-permissions';
 import { CreateTaskDto, SAMPLE_TASK } from './dto/create-task.dto';
 import { RerunFailedDto } from './dto/rerun-failed.dto';
-import { TaskDetailView, TaskView } from './dto/task-response.dto';
+import { TaskDetailView, TaskView, TransformPreviewResponse } from './dto/task-response.dto';
+import { TRANSFORM_TASK_EXAMPLES } from './dto/transform-docs';
+import { TRANSFORM_FORBIDDEN } from './task-transforms';
+import type { TransformPreview } from './transform-preview.service';
 import { UpdateTaskDto } from './dto/update-task.dto';
 import { TASK_ITEM_PAGING, TASK_LIST_PAGING } from './filters/task-filters';
 import { ApiTextErrors, ApiTextResponse } from './swagger-responses';
@@ -88,24 +94,40 @@ export class TasksController {
     description:
       'Reruns the given transactions (OpenHIM). Admins may rerun any transaction; other users only transactions ' +
       "of channels whose txRerunAcl lists one of their groups. The transactions leave OpenHIM's automatic retries. " +
-      'The response carries `Location: /tasks/{id}`.',
+      'The response carries `Location: /tasks/{id}`. Beyond OpenHIM ("Fix, then rerun"): `transform` and ' +
+      '`edits` change the rerun requests before they are sent (users of TRANSFORM_GROUPS only), and `dryRun` ' +
+      'previews them (200, nothing created).',
   })
   @ApiConsumes('application/json')
   @ApiBody({
     type: CreateTaskDto,
-    examples: { sample: { summary: "OpenHIM's documentation sample", value: SAMPLE_TASK } },
+    examples: { sample: { summary: "OpenHIM's documentation sample", value: SAMPLE_TASK }, ...TRANSFORM_TASK_EXAMPLES },
   })
   @ApiProduces('text/plain')
   @ApiTextResponse(201, 'Created', `User root@openhim.org created task with id ${EXAMPLE_ID}`)
+  @ApiExtraModels(TransformPreviewResponse)
+  @ApiResponse({
+    status: 200,
+    description: 'dryRun: the preview of the requests; nothing was created',
+    content: { 'application/json': { schema: { $ref: getSchemaPath(TransformPreviewResponse) } } },
+  })
   @ApiSessionOriginRefusal()
   @ApiTextErrors(
     [
       400,
       `Invalid body (each bad field is named; ${MALFORMED_JSON}), batch size <= 0 or above MAX_BATCH_SIZE, more ` +
-        'than MAX_TASK_TIDS transactions, or a transaction on a disabled or deleted channel',
+        'than MAX_TASK_TIDS transactions, a transaction on a disabled or deleted channel, an invalid transform or ' +
+        'edit (named: `transform.body[1].op`, an unsafe regular expression, body with bodyReplace, a header the ' +
+        'rerun sets itself such as content-length, more than 1000 edits), an edit of a tid not in tids, or ' +
+        'previewLimit above 50 or without dryRun',
       DISABLED_CHANNELS,
     ],
-    [403, 'The user may not rerun a channel of these transactions', INSUFFICIENT_RERUN_PERMISSIONS],
+    [
+      403,
+      'The user may not rerun a channel of these transactions; or sent transform, edits or dryRun without being in ' +
+        `a group of TRANSFORM_GROUPS (\`${TRANSFORM_FORBIDDEN}\`); nothing was created`,
+      INSUFFICIENT_RERUN_PERMISSIONS,
+    ],
     TOO_LARGE,
     WRONG_TYPE,
     [503, 'The queue (Redis) is unavailable; nothing was created', QUEUE_UNAVAILABLE],
@@ -114,7 +136,12 @@ export class TasksController {
     @CurrentUser() user: AuthenticatedUser,
     @Body(BodyValidationPipe) dto: CreateTaskDto,
     @Res({ passthrough: true }) response: Response,
-  ): Promise<string> {
+  ): Promise<string | ({ dryRun: true } & TransformPreview)> {
+    if (dto.dryRun) {
+      const preview = await this.tasks.preview(user, dto);
+      response.status(200).type('application/json');
+      return preview;
+    }
     const id = await this.tasks.create(user, dto);
     response.location(`/tasks/${id}`);
     return `User ${user.email} created task with id ${id}`;
@@ -130,7 +157,8 @@ export class TasksController {
     description:
       "A new task of the items of this task that ended with rerunStatus Failed or an error, in the task's order, " +
       "with the same permission checks as POST /tasks. The body is optional (defaults: the source task's " +
-      "batchSize, not paused). The new task's history names its source. The response carries `Location`.",
+      "batchSize, not paused). The new task's history names its source. The response carries `Location`. The " +
+      "source's transform, and the edits of the failed items, are carried over.",
   })
   @ApiParam({ name: 'id', example: EXAMPLE_ID })
   @ApiConsumes('application/json')
@@ -148,7 +176,12 @@ export class TasksController {
       'Malformed id, invalid body, or nothing failed in the task',
       `Task ${EXAMPLE_ID} has no failed transactions to rerun`,
     ],
-    [403, 'The user may not rerun a channel of these transactions', INSUFFICIENT_RERUN_PERMISSIONS],
+    [
+      403,
+      'The user may not rerun a channel of these transactions; or the source task transforms its requests (its ' +
+        'transform, edits of the failed items: carried over) and the user is not in a group of TRANSFORM_GROUPS',
+      INSUFFICIENT_RERUN_PERMISSIONS,
+    ],
     NOT_FOUND,
     [
       409,

@@ -9,6 +9,7 @@ import { RerunGuardsService } from './rerun-guards/rerun-guards.service';
 import { TaskCreator } from './task-creator.service';
 import { TasksController } from './tasks.controller';
 import { TasksService } from './tasks.service';
+import { TransformPreviewer } from './transform-preview.service';
 
 /**
  * OpenHIM's tasks API (create, list, read, pause/resume/cancel, delete), bulk rerun, the emergency
@@ -18,6 +19,13 @@ import { TasksService } from './tasks.service';
 @Module({
   imports: [RerunQueueModule],
   controllers: [EmergencyStopController, TasksController, BulkRerunController, RerunGuardsController],
-  providers: [TaskCreator, TasksService, BulkRerunService, EmergencyStopService, RerunGuardsService],
+  providers: [
+    TaskCreator,
+    TasksService,
+    BulkRerunService,
+    EmergencyStopService,
+    RerunGuardsService,
+    TransformPreviewer,
+  ],
 })
 export class TasksModule {}

@@ -4,6 +4,7 @@ import { TaskStatus } from '../domain/task-status';
 import { serviceUnavailable } from './errors';
 import type { TaskCreator } from './task-creator.service';
 import type { RerunScheduler } from '../rerun/rerun-scheduler.service';
+import { TransformPreviewer } from './transform-preview.service';
 import { TasksService } from './tasks.service';
 import { loadConfig } from '../config/app-config';
 import type { TaskItemsRepository } from '../database/repositories/task-items.repository';
@@ -42,6 +43,7 @@ describe('TasksService.update against a concurrently changing status', () => {
     {} as TaskCreator,
     queue as unknown as RerunScheduler,
     config,
+    {} as TransformPreviewer,
   );
   const failure = async (work: Promise<unknown>) => {
     const error = await work.then(

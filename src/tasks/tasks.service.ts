@@ -25,6 +25,17 @@ import { decideStatusChange } from '../domain/status-changes';
 import { isRunnable, TaskStatus } from '../domain/task-status';
 import { RerunFailedDto } from './dto/rerun-failed.dto';
 import { HEX_ID } from './validation/checks';
+import { PREVIEW_LIMIT_DEFAULT } from './dto/rerun-options.dto';
+import type { TransformSpec } from '../rerun/transform/request-transform';
+import { TransformPreview, TransformPreviewer } from './transform-preview.service';
+import {
+  assertEditsAmong,
+  assertMayTransform,
+  StoredEdit,
+  storedEdits,
+  transformOptionsOf,
+  transforms,
+} from './task-transforms';
 import {
   ItemRecord,
   PUBLIC_ITEM_FIELDS,
@@ -57,22 +68,55 @@ export class TasksService {
     private readonly creator: TaskCreator,
     private readonly scheduler: RerunScheduler,
     private readonly config: AppConfig,
+    private readonly previewer: TransformPreviewer,
   ) {}
 
-  /** POST /tasks: returns the new task's id. */
+  /**
+   * POST /tasks: returns the new task's id. A `transform` or `edits`: 403 unless the user is in a
+   * group of TRANSFORM_GROUPS, 400 for an edit of a tid not in `tids`; both before anything is written.
+   */
   async create(user: AuthenticatedUser, dto: CreateTaskDto): Promise<string> {
     const tids = distinctTids(dto.tids);
+    const options = transformOptionsOf(dto);
+    if (transforms(options)) assertMayTransform(user, this.config);
+    if (options.edits.length) assertEditsAmong(options.edits, new Set(tids), "the task's tids");
     const id = await this.creator.create(user, {
       tids,
       batchSize: dto.batchSize ?? 1,
       paused: dto.paused === true,
       ratePerSecond: dto.ratePerSecond,
       ...resolveRerunOptions(dto, this.config),
+      ...(options.transform ? { transform: options.transform } : {}),
+      ...(options.edits.length ? { edits: storedEdits(options.edits) } : {}),
     });
+    const transformed = transforms(options) ? ', transforming its requests' : '';
     this.logger.log(
-      `User ${user.email} created task ${id} (${tids.length} transactions${dto.paused ? ', paused' : ''})`,
+      `User ${user.email} created task ${id} (${tids.length} transactions${dto.paused ? ', paused' : ''}${transformed})`,
     );
     return id;
+  }
+
+  /**
+   * POST /tasks with `dryRun`: what the task would send, created nothing. The checks of `create`
+   * (TRANSFORM_GROUPS, the edits' tids, then the channels' 403 and 400), then the preview.
+   */
+  async preview(user: AuthenticatedUser, dto: CreateTaskDto): Promise<{ dryRun: true } & TransformPreview> {
+    const tids = distinctTids(dto.tids);
+    const options = transformOptionsOf(dto);
+    assertMayTransform(user, this.config);
+    if (options.edits.length) assertEditsAmong(options.edits, new Set(tids), "the task's tids");
+    await this.creator.checkTids(user, tids);
+    const preview = await this.previewer.ofTids(tids, {
+      transform: options.transform,
+      edits: storedEdits(options.edits),
+      limit: dto.previewLimit ?? PREVIEW_LIMIT_DEFAULT,
+    });
+    // A preview shows request bodies: on record, as a creation is.
+    this.logger.log(
+      `User ${user.email} previewed the requests of ${tids.length} transactions (applies ${preview.applies}, ` +
+        `unchanged ${preview.unchanged}, fails ${preview.fails}; ${preview.samples.length} shown)`,
+    );
+    return { dryRun: true, ...preview };
   }
 
   /**
@@ -173,7 +217,9 @@ export class TasksService {
 
   /**
    * POST /tasks/:id/rerun-failed: a new task of the source task's items that ended failed
-   * (`rerunStatus: Failed` or an error), in their order, checked like POST /tasks. Returns its id.
+   * (`rerunStatus: Failed` or an error), in their order, checked like POST /tasks, with the source's
+   * transform and the edits of those items (then the user must be in a group of TRANSFORM_GROUPS, as
+   * for POST /tasks). Returns its id.
    */
   async rerunFailed(user: AuthenticatedUser, id: Types.ObjectId, dto: RerunFailedDto): Promise<string> {
     const hexId = id.toHexString();
@@ -185,12 +231,19 @@ export class TasksService {
           'or pause or cancel it first',
       );
     }
-    const failed =
+    const failed: Array<{ tid: string; edit?: StoredEdit }> =
       source.itemsStore === 'items'
-        ? await this.items.failedTids(id)
-        : (await this.tasks.embeddedItems(id)).filter(endedFailed).map((item) => String(item.tid));
-    const tids = distinctTids(failed.filter((tid) => HEX_ID.test(tid)));
+        ? await this.items.failedItems(id)
+        : (await this.tasks.embeddedItems(id)).filter(endedFailed).map((item) => ({ tid: String(item.tid) }));
+    const rerunnable = failed.filter((item) => HEX_ID.test(item.tid));
+    const tids = distinctTids(rerunnable.map((item) => item.tid));
     if (!tids.length) throw badRequest(`Task ${hexId} has no failed transactions to rerun`);
+    const edits = new Map<string, StoredEdit>();
+    for (const { tid, edit } of rerunnable) {
+      if (edit && !edits.has(tid.toLowerCase())) edits.set(tid.toLowerCase(), edit);
+    }
+    const transform = source.transform as TransformSpec | undefined;
+    if (transform || edits.size) assertMayTransform(user, this.config);
     const newId = await this.creator.create(user, {
       tids,
       batchSize: dto.batchSize ?? source.batchSize ?? 1,
@@ -200,6 +253,8 @@ export class TasksService {
       ...(source.autoResume === true ? { autoResume: true } : {}),
       rerunOf: hexId,
       reason: `rerun of the failed transactions of task ${hexId}`,
+      ...(transform ? { transform } : {}),
+      ...(edits.size ? { edits } : {}),
     });
     this.logger.log(
       `User ${user.email} created task ${newId}: the ${tids.length} failed transactions of task ${hexId}`,

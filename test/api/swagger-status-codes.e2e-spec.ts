@@ -158,8 +158,25 @@ describe('OpenAPI status codes match what the routes answer', () => {
     const unknown = tid();
     const big = { tids: Array.from({ length: Math.ceil(BODY_LIMIT_BYTES / 24) + 1 }, tid) };
 
-    // POST /tasks: 201 above; 400, 401, 403 (ACL; a session cookie from another site), 413, 415.
+    // POST /tasks: 201 above; 200 (dryRun: a preview); 400, 401, 403 (ACL; TRANSFORM_GROUPS; a session
+    // cookie from another site), 413, 415.
+    const transform = { body: [{ op: 'replace', path: '/resourceType', value: 'Patient' }] };
+    await request(baseUrl)
+      .post('/tasks')
+      .set(as('admin'))
+      .send({ tids: [aclTid.toHexString()], transform, dryRun: true })
+      .expect(200);
     await request(baseUrl).post('/tasks').set(as('admin')).send({ tids: [] }).expect(400);
+    await request(baseUrl)
+      .post('/tasks')
+      .set(as('admin'))
+      .send({ tids: [tid()], transform: { body: [{ op: 'frobnicate', path: '/' }] } })
+      .expect(400);
+    await request(baseUrl)
+      .post('/tasks')
+      .set(as('rerunner'))
+      .send({ tids: [aclTid.toHexString()], transform })
+      .expect(403);
     await request(baseUrl)
       .post('/tasks')
       .send({ tids: [tid()] })
@@ -235,6 +252,15 @@ describe('OpenAPI status codes match what the routes answer', () => {
     await rerun(await failedTask([adminsOnlyTid.toHexString()]))
       .set(as('rerunner'))
       .expect(403);
+    // The source transforms its requests: only users of TRANSFORM_GROUPS may rerun its failures.
+    const transforming = await failedTask([aclTid.toHexString()]);
+    await env.db
+      .collection('tasks')
+      .updateOne(
+        { _id: new ObjectId(transforming) },
+        { $set: { transform: { path: { pattern: '^/', replacement: '/' } } } },
+      );
+    await rerun(transforming).set(as('rerunner')).expect(403);
     await rerun(unknown).set(as('admin')).expect(404);
     await rerun(failed).set(as('admin')).set('Content-Type', 'text/plain').send('x').expect(415);
     await beforeRouting(
@@ -246,8 +272,14 @@ describe('OpenAPI status codes match what the routes answer', () => {
       413,
     );
 
-    // POST /bulkrerun
+    // POST /bulkrerun (200: started, the plan, or the plan with a preview; 403: a channel, or TRANSFORM_GROUPS)
     await request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, dryRun: true }).expect(200);
+    await request(baseUrl)
+      .post('/bulkrerun')
+      .set(as('admin'))
+      .send({ filters: {}, transform, dryRun: true, previewLimit: 1 })
+      .expect(200);
+    await request(baseUrl).post('/bulkrerun').set(as('rerunner')).send({ filters: {}, transform }).expect(403);
     await request(baseUrl).post('/bulkrerun').set(as('admin')).send({ filters: {}, limit: 1 }).expect(400);
     await request(baseUrl).post('/bulkrerun').send({ filters: {} }).expect(401);
     await request(baseUrl)

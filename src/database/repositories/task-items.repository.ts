@@ -9,7 +9,7 @@ import { chunk, mapLimit } from './chunks';
 import { PENDING_ITEM_STATUSES } from '../../domain/task-status';
 import { batchesOf, firstBatch, ITEM_BATCH_SIZE, noBatches, Page, projection } from './cursors';
 
-export const PUBLIC_ITEM_FIELDS = ['_id', 'tid', 'tstatus', 'error', 'rerunID', 'rerunStatus'] as const;
+export const PUBLIC_ITEM_FIELDS = ['_id', 'tid', 'tstatus', 'error', 'rerunID', 'rerunStatus', 'bodySha256'] as const;
 
 /** The API's view of an item: OpenHIM's shape of a task's transaction (an embedded item has it too). */
 export type ItemRecord = Partial<Pick<TaskTransaction, (typeof PUBLIC_ITEM_FIELDS)[number]>>;
@@ -97,19 +97,8 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
     return this.model.countDocuments({ ...query, taskId }).exec();
   }
 
-  /** The tids of the items that ended failed (`rerunStatus: Failed` or an error), in task order. */
-  async failedTids(taskId: Types.ObjectId): Promise<string[]> {
-    const items = await this.collection
-      .find<{ tid: string }>(
-        { taskId, $or: [{ rerunStatus: 'Failed' }, { error: { $exists: true, $nin: [null, ''] } }] },
-        { projection: { _id: 0, tid: 1 }, sort: { seq: 1 } },
-      )
-      .toArray();
-    return items.map((item) => item.tid);
-  }
-
   /**
-   * The items that ended failed (as `failedTids`), in task order, with their `edit` if they have one:
+   * The items that ended failed (`rerunStatus: Failed` or an error), in task order, with their `edit` if they have one:
    * POST /tasks/:id/rerun-failed carries the edits of the failed items over.
    */
   async failedItems(taskId: Types.ObjectId): Promise<Array<{ tid: string; edit?: ItemEditRecord }>> {
@@ -305,7 +294,7 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
 /** What the tasks API uses: a new task's items written, read and removed. */
 export type TaskItemsForApi = Pick<
   TaskItemsRepository,
-  'insertItems' | 'itemBatches' | 'countItems' | 'failedTids' | 'failedItems' | 'pendingTidBatches' | 'deleteForTask'
+  'insertItems' | 'itemBatches' | 'countItems' | 'failedItems' | 'pendingTidBatches' | 'deleteForTask'
 >;
 
 /** What the engine uses: claims, takeovers, outcomes, adoption. */

@@ -262,7 +262,7 @@ export class TransactionsRepository extends CollectionRepository<Transaction> {
 /** What the tasks API uses: POST /tasks's checks, the bulk rerun's selection, the auto-retry side effect. */
 export type TransactionsForApi = Pick<
   TransactionsRepository,
-  'channelsOf' | 'disableAutoRetry' | 'count' | 'distinctChannels' | 'idsOldestFirst' | 'channelAmong'
+  'channelsOf' | 'disableAutoRetry' | 'count' | 'distinctChannels' | 'idsOldestFirst' | 'channelAmong' | 'readOriginals'
 >;
 
 /** What the engine uses: the transactions to rerun and their child transactions (read only). */

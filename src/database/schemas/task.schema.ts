@@ -12,6 +12,8 @@ export class TaskTransaction {
   @Prop() error?: string;
   @Prop() rerunID?: string;
   @Prop() rerunStatus?: string;
+  /** Ours, for tasks that transform their requests: the SHA-256 (hex) of the body sent. */
+  bodySha256?: string;
 }
 export const TaskTransactionSchema = SchemaFactory.createForClass(TaskTransaction);
 

@@ -5,7 +5,14 @@ import { AppConfig } from '../../config/app-config';
 import { isPlainObject } from '../validation/checks';
 import { MAX_REGEX_LENGTH } from '../filters/transaction-filters';
 import { HasLimitChecks } from '../validation/body-validation.pipe';
-import { RerunOptionsDto } from './rerun-options.dto';
+import {
+  IsPreviewLimit,
+  PREVIEW_LIMIT_DEFAULT,
+  PREVIEW_LIMIT_DESCRIPTION,
+  PREVIEW_LIMIT_MAX,
+  previewLimitProblems,
+  RerunOptionsDto,
+} from './rerun-options.dto';
 import {
   batchSizeProblems,
   Check,
@@ -110,12 +117,28 @@ export class BulkRerunDto extends RerunOptionsDto implements HasLimitChecks {
 
   @ApiPropertyOptional({
     description:
-      'Beyond OpenHIM: answer how many transactions match and the tasks that would be created; create nothing.',
+      'Beyond OpenHIM: answer how many transactions match and the tasks that would be created; create nothing. ' +
+      'With transform, edits or previewLimit, the answer adds the preview of POST /tasks with dryRun (every ' +
+      'matching transaction is read and counted; the samples are the oldest first, as the tasks would rerun ' +
+      'them); only users in a group of TRANSFORM_GROUPS may ask for it (403).',
     example: false,
   })
   @IsOptional()
   @IsStrictBoolean()
   dryRun?: boolean;
+
+  @ApiPropertyOptional({
+    description: PREVIEW_LIMIT_DESCRIPTION,
+    example: PREVIEW_LIMIT_DEFAULT,
+    type: 'integer',
+    minimum: 0,
+    maximum: PREVIEW_LIMIT_MAX,
+    default: PREVIEW_LIMIT_DEFAULT,
+  })
+  @IsOptional()
+  @Transform(toNumberIfNumeric)
+  @IsPreviewLimit()
+  previewLimit?: number;
 
   @ApiPropertyOptional({
     description: 'Beyond OpenHIM: ratePerSecond of every task created, a number above 0 (default: no limit).',
@@ -129,6 +152,6 @@ export class BulkRerunDto extends RerunOptionsDto implements HasLimitChecks {
   ratePerSecond?: number;
 
   limitProblems(config: AppConfig): string[] {
-    return batchSizeProblems(this.batchSize, config);
+    return [...batchSizeProblems(this.batchSize, config), ...previewLimitProblems(this)];
   }
 }

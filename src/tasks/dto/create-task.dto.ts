@@ -3,7 +3,14 @@ import { Transform } from 'class-transformer';
 import { IsOptional } from 'class-validator';
 import { AppConfig } from '../../config/app-config';
 import { HasLimitChecks } from '../validation/body-validation.pipe';
-import { RerunOptionsDto } from './rerun-options.dto';
+import {
+  IsPreviewLimit,
+  PREVIEW_LIMIT_DEFAULT,
+  PREVIEW_LIMIT_DESCRIPTION,
+  PREVIEW_LIMIT_MAX,
+  previewLimitProblems,
+  RerunOptionsDto,
+} from './rerun-options.dto';
 import {
   batchSizeProblems,
   IsBatchSize,
@@ -66,8 +73,34 @@ export class CreateTaskDto extends RerunOptionsDto implements HasLimitChecks {
   @IsPositiveNumber()
   ratePerSecond?: number;
 
+  @ApiPropertyOptional({
+    description:
+      'Beyond OpenHIM: create nothing; answer 200 with a preview of the requests as the task would send them ' +
+      '(with its transform and edits): how many of the transactions the transform applies to, fails on (they ' +
+      'would end failed, unsent; a transaction that does not exist counts here too) or leaves unchanged, and ' +
+      'the first previewLimit requests before and after. The checks of a creation apply (400, 403); only users ' +
+      'in a group of TRANSFORM_GROUPS may preview (the preview shows request bodies).',
+    example: false,
+  })
+  @IsOptional()
+  @IsStrictBoolean()
+  dryRun?: boolean;
+
+  @ApiPropertyOptional({
+    description: PREVIEW_LIMIT_DESCRIPTION,
+    example: PREVIEW_LIMIT_DEFAULT,
+    type: 'integer',
+    minimum: 0,
+    maximum: PREVIEW_LIMIT_MAX,
+    default: PREVIEW_LIMIT_DEFAULT,
+  })
+  @IsOptional()
+  @Transform(toNumberIfNumeric)
+  @IsPreviewLimit()
+  previewLimit?: number;
+
   limitProblems(config: AppConfig): string[] {
-    const problems: string[] = [];
+    const problems: string[] = [...previewLimitProblems(this)];
     if (this.tids.length > config.MAX_TASK_TIDS) {
       problems.push(`tids may contain at most ${config.MAX_TASK_TIDS} transaction ids (got ${this.tids.length})`);
     }

@@ -1,7 +1,15 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsOptional } from 'class-validator';
-import { IsIsoDateTime, IsNonNegativeInteger, toNumberIfNumeric } from '../validation/checks';
+import { Check, describeValue, IsIsoDateTime, IsNonNegativeInteger, toNumberIfNumeric } from '../validation/checks';
+import type { ItemEdit, TransformSpec } from '../../rerun/transform/request-transform';
+import {
+  InvalidTransformError,
+  MAX_EDITS,
+  validateEdits,
+  validateTransform,
+} from '../../rerun/transform/request-transform';
+import { EDITS_SCHEMA, SAMPLE_EDITS, SAMPLE_FHIR_TRANSFORM, TRANSFORM_SCHEMA } from './transform-docs';
 
 /** Options of the tasks `POST /tasks` and `POST /bulkrerun` create (beyond OpenHIM). */
 export class RerunOptionsDto {
@@ -41,6 +49,56 @@ export class RerunOptionsDto {
   @IsOptional()
   @IsBoolean({ message: 'autoResume must be true or false' })
   autoResume?: boolean;
+
+  @ApiPropertyOptional({
+    ...TRANSFORM_SCHEMA,
+    description:
+      'Beyond OpenHIM ("Fix, then rerun"): applied by the worker to each rerun request just before it is sent; ' +
+      'the original transaction is never changed. One or more of: `body`, a JSON Patch (RFC 6902) for JSON ' +
+      'bodies (application/json, application/fhir+json, any +json); `bodyReplace`, a regular expression ' +
+      'replacement for text bodies (HL7 v2, XML, CSV; not with `body`); `headers`, `{set, remove}`; `path`, a ' +
+      'regular expression replacement on the path and query string. A request the transform cannot be applied to ' +
+      "(a patch's `test` fails, a path is missing, the body is not JSON) is not sent: its item ends failed with " +
+      "an error naming the operation. Only users in a group of TRANSFORM_GROUPS may send it (403). The task's " +
+      'GET shows it, its history says that it transforms its requests. See the examples of the request body.',
+    example: SAMPLE_FHIR_TRANSFORM,
+  })
+  @IsOptional()
+  @Check(
+    'isTransform',
+    (value) => !problemOf(() => validateTransform(value)),
+    (value) => problemOf(() => validateTransform(value))!,
+  )
+  transform?: TransformSpec;
+
+  @ApiPropertyOptional({
+    ...EDITS_SCHEMA,
+    description:
+      'Beyond OpenHIM: explicit replacements for single transactions, at most ' +
+      `${MAX_EDITS}: \`{tid, body?, headers?}\`, \`body\` the whole new body (a string; no body transform ` +
+      "applies to it), `headers` header values to set (after the transform's). Each `tid` must be one of the " +
+      "task's (POST /tasks: of `tids`; POST /bulkrerun: of the transactions the filters match), else 400. Only " +
+      'users in a group of TRANSFORM_GROUPS may send them (403).',
+    example: SAMPLE_EDITS,
+  })
+  @IsOptional()
+  @Check(
+    'isEdits',
+    (value) => !problemOf(() => validateEdits(value, MAX_EDITS)),
+    (value) => problemOf(() => validateEdits(value, MAX_EDITS))!,
+  )
+  edits?: ItemEdit[];
+}
+
+/** The message of the InvalidTransformError `validate` throws (it names the field), or undefined. */
+function problemOf(validate: () => unknown): string | undefined {
+  try {
+    validate();
+    return undefined;
+  } catch (error) {
+    if (error instanceof InvalidTransformError) return error.message;
+    throw error;
+  }
 }
 
 /** The options as a task stores them: the configured default filled in, the time parsed. */
@@ -53,4 +111,30 @@ export function resolveRerunOptions(
     ...(options.autoResume === true ? { autoResume: true } : {}),
     ...(options.startAt !== undefined ? { startAt: new Date(options.startAt) } : {}),
   };
+}
+
+/** `previewLimit` of a dry run: samples shown by default, at most. */
+export const PREVIEW_LIMIT_DEFAULT = 5;
+export const PREVIEW_LIMIT_MAX = 50;
+
+/** `previewLimit`: a whole number from 0 to PREVIEW_LIMIT_MAX. */
+export function IsPreviewLimit(): PropertyDecorator {
+  return Check(
+    'isPreviewLimit',
+    (value) => Number.isSafeInteger(value) && (value as number) >= 0 && (value as number) <= PREVIEW_LIMIT_MAX,
+    (value, property) =>
+      `${property} must be a whole number from 0 to ${PREVIEW_LIMIT_MAX} (got ${describeValue(value)})`,
+  );
+}
+
+/** The swagger description of `previewLimit`. */
+export const PREVIEW_LIMIT_DESCRIPTION =
+  `Beyond OpenHIM: with dryRun, how many of the first transactions the preview shows before and after ` +
+  `(default ${PREVIEW_LIMIT_DEFAULT}, at most ${PREVIEW_LIMIT_MAX}); only with dryRun: true.`;
+
+/** A cross-field problem of a body: `previewLimit` without `dryRun: true`. */
+export function previewLimitProblems(dto: { dryRun?: boolean; previewLimit?: number }): string[] {
+  return dto.previewLimit !== undefined && dto.dryRun !== true
+    ? ['previewLimit is only used with dryRun: true (a preview creates nothing)']
+    : [];
 }

@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { HISTORY_ACTIONS, HISTORY_LIMIT } from '../../domain/task-history';
 import { ITEM_STATUSES, TASK_STATUSES } from '../../domain/task-status';
+import { SAMPLE_FHIR_TRANSFORM, TRANSFORM_SCHEMA } from './transform-docs';
 
 /** Documentation of the response shapes (OpenHIM's task document). */
 export class TaskTransactionView {
@@ -14,6 +15,11 @@ export class TaskTransactionView {
   })
   rerunID?: string;
   @ApiPropertyOptional({ description: "The child transaction's status", example: 'Successful' }) rerunStatus?: string;
+  @ApiPropertyOptional({
+    description: 'Beyond OpenHIM, for a task that transforms its requests: the SHA-256 (hex) of the body sent',
+    example: '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+  })
+  bodySha256?: string;
 }
 
 export class TaskView {
@@ -47,6 +53,14 @@ export class TaskView {
     example: '65f0c0ffee0000000000c000',
   })
   rerunOf?: string;
+  @ApiPropertyOptional({
+    ...TRANSFORM_SCHEMA,
+    description:
+      "Beyond OpenHIM: the task's transform, as given (normalised: flags filled in), applied to each rerun request " +
+      'before it is sent',
+    example: SAMPLE_FHIR_TRANSFORM,
+  })
+  transform?: Record<string, unknown>;
   @ApiPropertyOptional({ example: 0 }) __v?: number;
 }
 
@@ -56,7 +70,9 @@ export class TaskHistoryEntryView {
   @ApiPropertyOptional({ description: 'Who did it (absent for what the engine does)', example: 'root@openhim.org' })
   user?: string;
   @ApiPropertyOptional({
-    description: 'Why (auto-paused: the count and the last error; created: the source of a rerun of failures)',
+    description:
+      'Why (auto-paused: the count and the last error; created: the source of a rerun of failures, and whether ' +
+      'and how the task transforms its requests)',
     example: '20 reruns in a row failed; the last: OpenHIM answered 500',
   })
   reason?: string;
@@ -82,12 +98,96 @@ export class BulkRerunResponse {
   @ApiProperty({ example: 'Tasks created for bulk rerun of transactions' }) message: string;
 }
 
+/** One request of a preview, as the rerun sends it. */
+export class PreviewRequestView {
+  @ApiProperty({ description: 'TCP for a transaction of a tcp/tls channel (only its body is sent)', example: 'POST' })
+  method: string;
+  @ApiProperty({
+    description: "Path and query string (a tcp/tls channel: the channel's host:port)",
+    example: '/fhir/Patient',
+  })
+  path: string;
+  @ApiProperty({
+    description:
+      'The headers sent (with clientID and parentID), except taskID (the id of a task not created) and ' +
+      'content-length (computed from the body sent)',
+    example: { 'content-type': 'application/fhir+json', clientID: '5bb777777bbb66cc5d4444aa' },
+    type: 'object',
+    additionalProperties: { oneOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] },
+  })
+  headers: Record<string, string | string[]>;
+  @ApiPropertyOptional({
+    description: 'The body (methods without one: absent)',
+    example: '{"resourceType":"Patient","identifier":[{"system":"http://old.example.org/id","value":"123"}]}',
+  })
+  body?: string;
+}
+
+export class PreviewSampleView {
+  @ApiProperty({ example: '5bb777777bbb66cc5d4444ee' }) tid: string;
+  @ApiProperty({
+    type: PreviewRequestView,
+    nullable: true,
+    description: 'The request without the transform (null: the transaction does not exist)',
+  })
+  before: PreviewRequestView | null;
+  @ApiProperty({
+    type: PreviewRequestView,
+    nullable: true,
+    description: 'The request with the transform and the edit (null: it would not be sent, see error)',
+  })
+  after: PreviewRequestView | null;
+  @ApiPropertyOptional({
+    description: 'Why it would end failed, unsent: the error its item would record',
+    example: 'The transform could not be applied: transform.body[0] (test /resourceType) failed: Test operation failed',
+  })
+  error?: string;
+}
+
+/** What `dryRun` answers with a preview (POST /tasks; POST /bulkrerun adds it to its plan). */
+export class TransformPreviewFields {
+  @ApiProperty({ description: 'Transactions previewed: all of the task (or that the filters match)', example: 120 })
+  matched: number;
+  @ApiProperty({ description: 'Those whose request the transform (or an edit) changes', example: 110 })
+  applies: number;
+  @ApiProperty({ description: 'Those sent as they are (the transform changes nothing in them)', example: 4 })
+  unchanged: number;
+  @ApiProperty({
+    description: 'Those that would end failed, unsent: the transform cannot be applied, or the transaction is missing',
+    example: 6,
+  })
+  fails: number;
+  @ApiProperty({ type: [PreviewSampleView], description: 'The first previewLimit transactions, in task order' })
+  samples: PreviewSampleView[];
+}
+
+export class TransformPreviewResponse extends TransformPreviewFields {
+  @ApiProperty({ example: true }) dryRun: boolean;
+}
+
 export class BulkRerunDryRunResponse {
   @ApiProperty({ example: true }) dryRun: boolean;
   @ApiProperty({ description: 'Transactions matching the filters', example: 25000 }) count: number;
   @ApiProperty({
     description: 'Sizes of the tasks that would be created, oldest transactions first',
     example: [10000, 10000, 5000],
+    type: [Number],
   })
   tasks: number[];
+  @ApiPropertyOptional({
+    description: 'With transform, edits or previewLimit (the preview, as POST /tasks with dryRun): transactions read',
+    example: 25000,
+  })
+  matched?: number;
+  @ApiPropertyOptional({ description: 'The preview: requests the transform changes', example: 24000 })
+  applies?: number;
+  @ApiPropertyOptional({ description: 'The preview: requests sent as they are', example: 990 })
+  unchanged?: number;
+  @ApiPropertyOptional({ description: 'The preview: items that would end failed, unsent', example: 10 })
+  fails?: number;
+  @ApiPropertyOptional({
+    type: [PreviewSampleView],
+    description: 'The preview: the first previewLimit transactions, oldest first',
+  })
+  samples?: PreviewSampleView[];
 }

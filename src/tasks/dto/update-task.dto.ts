@@ -46,6 +46,7 @@ export class UpdateTaskDto {
   @Allow() autoResume?: unknown;
   @Allow() startAt?: unknown;
   @Allow() rerunOf?: unknown;
+  @Allow() transform?: unknown;
   @Allow() history?: unknown;
   @Allow() __v?: unknown;
 }

@@ -7,6 +7,11 @@
  *
  * BENCH_SCALE (default 1): multiplies every size (20 000 reruns, 10k/100k/300k large tasks, API requests).
  * Not part of npm test.
+ *
+ * Sections: 1. rerun throughput (vs the same requests replayed to the stub) and scale-out, 2. the API,
+ * 3. large tasks, 4. a channel guard never reached vs none (ABBA), 5. a task that transforms its
+ * requests ("Fix, then rerun", issue 24: a 3-operation JSON Patch on ~1 KB FHIR bodies) vs the same
+ * task without (ABBA).
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -42,13 +47,70 @@ const GUARD_UNREACHED = { maxInFlight: 10 * BATCH_SIZE, maxPerSecond: 100000 };
 const GUARD_SMALL = { maxInFlight: 5, maxPerSecond: 100000 };
 /** Workers re-read `rerunguards` at most once a second: a change is waited out for this long. */
 const GUARD_SETTLE_MS = 1500;
+/** Reruns per run of the transform section (one task; warm-up runs are half of it). */
+const TRANSFORM_RERUNS = size(5000);
+/**
+ * The transform section's patch: 3 operations that apply to every body of `fhirPatient` (a `test`
+ * that holds, a `replace` of the wrong code, an `add` of a tag), as a task stores it.
+ */
+const TRANSFORM_PATCH = {
+  body: [
+    { op: 'test', path: '/resourceType', value: 'Patient' },
+    { op: 'replace', path: '/gender', value: 'female' },
+    { op: 'add', path: '/meta/tag', value: [{ system: 'urn:example:fix', code: 'incident-4711' }] },
+  ],
+};
+
+/** A FHIR Patient of about 1 KB (compact JSON) as a buggy mapping sent it: `gender` holds a code FHIR does not know. */
+function fhirPatient(index: number): Record<string, unknown> {
+  return {
+    resourceType: 'Patient',
+    id: `bench-${index}`,
+    meta: {
+      versionId: '1',
+      lastUpdated: '2026-12-01T08:30:00.000Z',
+      profile: ['http://hl7.org/fhir/StructureDefinition/Patient'],
+    },
+    text: {
+      status: 'generated',
+      div: `<div xmlns="http://www.w3.org/1999/xhtml">Jane Marie Doe${index}, born 1980-04-12</div>`,
+    },
+    identifier: [
+      { use: 'official', system: 'urn:oid:2.16.840.1.113883.2.1.4.1', value: String(9000000000 + index) },
+      { use: 'secondary', system: 'http://hospital.example.org/mrn', value: `MRN-${index}` },
+    ],
+    active: true,
+    name: [{ use: 'official', family: `Doe${index}`, given: ['Jane', 'Marie'], prefix: ['Ms'] }],
+    telecom: [
+      { system: 'phone', value: '+27 21 555 0100', use: 'mobile' },
+      { system: 'email', value: `jane.doe${index}@example.org`, use: 'home' },
+    ],
+    gender: 'F',
+    birthDate: '1980-04-12',
+    address: [
+      { use: 'home', line: ['12 Long Street', 'Apartment 4'], city: 'Cape Town', postalCode: '8001', country: 'ZA' },
+    ],
+    maritalStatus: {
+      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-MaritalStatus', code: 'M', display: 'Married' }],
+    },
+    managingOrganization: { reference: 'Organization/hospital-1', display: 'Example Hospital' },
+  };
+}
+
+/** The body the transform section stores, and the one its transformed runs must send (TRANSFORM_PATCH applied). */
+const fhirBody = (index: number) => JSON.stringify(fhirPatient(index));
+function fhirBodyPatched(index: number): string {
+  const patient = fhirPatient(index);
+  const meta = patient.meta as Record<string, unknown>;
+  return JSON.stringify({ ...patient, gender: 'female', meta: { ...meta, tag: TRANSFORM_PATCH.body[2].value } });
+}
 
 const print = (text: string) => process.stdout.write(`${text}\n`);
 /**
  * Profiling hooks: BENCH_WORKER_NODE_OPTIONS / BENCH_API_NODE_OPTIONS / BENCH_MONGO_NODE_OPTIONS become the
  * NODE_OPTIONS of the worker / API / MongoDB-compatible server processes (`--cpu-prof` is refused there: use
  * `--require <abs path>/bench/cpu-profile.cjs` with CPU_PROFILE_DIR, or `--max-old-space-size=…`).
- * BENCH_ONLY (comma-separated, default all): `latency20`, `latency0`, `scaleout`, `guard`, `large`, `api`.
+ * BENCH_ONLY (comma-separated, default all): `latency20`, `latency0`, `scaleout`, `guard`, `transform`, `large`, `api`.
  */
 const WORKER_NODE_OPTIONS = process.env.BENCH_WORKER_NODE_OPTIONS;
 const API_NODE_OPTIONS = process.env.BENCH_API_NODE_OPTIONS;
@@ -282,8 +344,8 @@ it(
         }
       };
 
-      const createTask = async (port: number, auth: () => Record<string, string>, tids: string[]) => {
-        const body = JSON.stringify({ tids, batchSize: BATCH_SIZE });
+      const createTask = async (port: number, auth: () => Record<string, string>, tids: string[], paused = false) => {
+        const body = JSON.stringify({ tids, batchSize: BATCH_SIZE, ...(paused ? { paused } : {}) });
         const t0 = Date.now();
         const answer = await request(new http.Agent(), port, {
           method: 'POST',
@@ -295,10 +357,26 @@ it(
         return { id: answer.body.match(/id ([0-9a-f]{24})/)![1], ms: Date.now() - t0 };
       };
 
-      /** Wall clock from before the first POST until every task is Completed (polled every 50 ms). */
+      /** PUT /tasks/:id {status: 'Queued'}: resumes a paused task. */
+      const resumeTask = async (port: number, auth: () => Record<string, string>, id: string) => {
+        const body = JSON.stringify({ status: 'Queued' });
+        const answer = await request(new http.Agent(), port, {
+          method: 'PUT',
+          path: `/tasks/${id}`,
+          headers: { ...auth(), 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) },
+          body,
+        });
+        if (answer.status !== 200) throw new Error(`PUT /tasks/${id}: ${answer.status} ${answer.body.slice(0, 300)}`);
+      };
+
+      /**
+       * Wall clock from before the first POST until every task is Completed (polled every 50 ms).
+       * With `prepare`, each task is created paused, `prepare` writes to it, then it is resumed.
+       */
       const runTasks = async (
         ctx: { port: number; auth: () => Record<string, string>; workers: RunningProcess[]; api: RunningProcess },
         tidSets: string[][],
+        prepare?: (taskId: ObjectId) => Promise<void>,
       ) => {
         stubRef.requests.length = 0;
         const watched = [mongo!, ctx.api, ...ctx.workers];
@@ -306,7 +384,14 @@ it(
         const selfBefore = process.cpuUsage();
         const t0 = Date.now();
         const ids = [];
-        for (const tids of tidSets) ids.push(new ObjectId((await createTask(ctx.port, ctx.auth, tids)).id));
+        for (const tids of tidSets) {
+          const id = (await createTask(ctx.port, ctx.auth, tids, !!prepare)).id;
+          if (prepare) {
+            await prepare(new ObjectId(id));
+            await resumeTask(ctx.port, ctx.auth, id);
+          }
+          ids.push(new ObjectId(id));
+        }
         const deadline = Date.now() + TASK_TIMEOUT_MS;
         for (;;) {
           const done = await db.collection('tasks').countDocuments({ _id: { $in: ids }, status: 'Completed' });
@@ -561,6 +646,112 @@ it(
         if (guardRow.othersMax >= 0.3)
           print(
             `4. note: other work on the machine reached ${guardRow.othersMax.toFixed(2)} cores during a run: the ratio is noise-bound, compare the CPU ms per rerun`,
+          );
+      }
+
+      // 5. A task that transforms its requests ("Fix, then rerun", issue 24) ---------------------------
+      // One worker, one API, for every run (same processes, same JIT state). Every task is created
+      // paused; the transformed ones get their `transform` written to the task document (as the API
+      // stores it), the plain ones the same write without it; then each is resumed. Order: warm-up
+      // (transformed, then plain), then A B B A.
+      if (runs('transform')) {
+        stubRef.behave({ latencyMs: 20 });
+        const bodyBytes = Buffer.byteLength(fhirBody(0));
+        const transformRow = await phase(1, async (ctx) => {
+          const tasks = db.collection('tasks');
+          /** One task of `count` reruns of FHIR POSTs, with the patch or without. */
+          const transformRun = async (count: number, transformed: boolean) => {
+            const tids = await insertTransactions(db, count, (index) => ({
+              method: 'POST',
+              path: '/fhir/Patient',
+              headers: { 'content-type': 'application/fhir+json', accept: 'application/fhir+json' },
+              body: fhirBody(index),
+            }));
+            const watched = [ctx.workers[0].child.pid, mongo!.child.pid, ctx.api.child.pid];
+            const cpuBefore = watched.map(cpuSeconds);
+            const machineBefore = machineCpuSeconds();
+            const selfBefore = process.cpuUsage();
+            const run = await runTasks(ctx, [tids], async (taskId) => {
+              await tasks.updateOne(
+                { _id: taskId },
+                transformed ? { $set: { transform: TRANSFORM_PATCH } } : { $unset: { transform: '' } },
+              );
+            });
+            // CPU per rerun (ms) of the worker and the MongoDB-compatible server: less exposed than
+            // throughput to other work on the machine.
+            const used = watched.map((pid, i) => cpuSeconds(pid) - cpuBefore[i]);
+            const [worker, mongoMs] = used.map((seconds) => (seconds * 1000) / count);
+            const machine = machineCpuSeconds();
+            const self = process.cpuUsage(selfBefore);
+            const ours = used.reduce((a, b) => a + b, 0) + (self.user + self.system) / 1e6;
+            const others = Math.max(0, machine.busy - machineBefore.busy - ours) / run.seconds;
+            // What reached the stub (after the clock stopped): every body as the run must send it,
+            // byte for byte, and (only when transformed) each item's bodySha256 recorded.
+            const indexOf = new Map(tids.map((tid, index) => [tid, index]));
+            const wrong = run.requests.filter((received) => {
+              const index = indexOf.get(received.parentId ?? '');
+              if (index === undefined) return true;
+              return received.body !== (transformed ? fhirBodyPatched(index) : fhirBody(index));
+            }).length;
+            const hashed = await db
+              .collection('taskitems')
+              .countDocuments({ taskId: new ObjectId(run.requests[0].taskId), bodySha256: { $exists: true } });
+            const verified = wrong === 0 && hashed === (transformed ? count : 0);
+            const { requests: _requests, ...figures } = run;
+            return { ...figures, transformed, verified, wrong, hashed, others, cpuMs: { worker, mongo: mongoMs } };
+          };
+          const cpuText = (ms: { worker: number; mongo: number }) =>
+            `worker ${ms.worker.toFixed(3)}, mongo ${ms.mongo.toFixed(3)}`;
+          const meanCpu = (x: { cpuMs: { worker: number; mongo: number } }, y: typeof x) => ({
+            worker: (x.cpuMs.worker + y.cpuMs.worker) / 2,
+            mongo: (x.cpuMs.mongo + y.cpuMs.mongo) / 2,
+          });
+          const warmTransformed = await transformRun(Math.round(TRANSFORM_RERUNS / 2), true);
+          const warm = await transformRun(Math.round(TRANSFORM_RERUNS / 2), false);
+          print(
+            `5. warm-up: transformed ${warmTransformed.perSecond.toFixed(0)}/s, plain ${warm.perSecond.toFixed(0)}/s`,
+          );
+          const a1 = await transformRun(TRANSFORM_RERUNS, false);
+          const b1 = await transformRun(TRANSFORM_RERUNS, true);
+          const b2 = await transformRun(TRANSFORM_RERUNS, true);
+          const a2 = await transformRun(TRANSFORM_RERUNS, false);
+          const all = [warmTransformed, warm, a1, b1, b2, a2];
+          for (const [label, run] of [
+            ['plain', a1],
+            ['transformed', b1],
+            ['transformed', b2],
+            ['plain', a2],
+          ] as const)
+            print(
+              `5. ${label}: ${run.perSecond.toFixed(0)}/s (${run.seconds.toFixed(1)} s), bodies as expected ${run.verified ? 'yes' : `NO (${run.wrong} wrong, ${run.hashed} bodySha256)`}; CPU ms per rerun: ${cpuText(run.cpuMs)}; other work on the machine ${run.others.toFixed(2)} cores`,
+            );
+          const verified = all.every((run) => run.verified);
+          const transformed = (b1.perSecond + b2.perSecond) / 2;
+          const plain = (a1.perSecond + a2.perSecond) / 2;
+          const ratio = transformed / plain;
+          const othersMax = Math.max(...[a1, b1, b2, a2].map((run) => run.others));
+          const row = {
+            bench: `5. ${TRANSFORM_RERUNS} reruns, 1 task, batchSize ${BATCH_SIZE}, 20 ms, 1 worker: 3-operation JSON Patch on ${bodyBytes} B FHIR bodies vs none, ABBA`,
+            figure: `transformed ${transformed.toFixed(0)}/s (${b1.perSecond.toFixed(0)}, ${b2.perSecond.toFixed(0)})`,
+            baseline: `plain ${plain.toFixed(0)}/s (${a1.perSecond.toFixed(0)}, ${a2.perSecond.toFixed(0)})`,
+            ratio,
+            target: verified ? '>= 0.9' : '>= 0.9 (bodies NOT as expected)',
+            pass: verified && ratio >= 0.9,
+            limits:
+              `stub received ${verified ? 'the patched bodies in the transformed runs and the stored ones in the plain runs, each item of the transformed runs with its bodySha256' : 'bodies NOT as expected'}; ` +
+              `CPU ms per rerun transformed ${cpuText(meanCpu(b1, b2))} | plain ${cpuText(meanCpu(a1, a2))}; ` +
+              `other work on the machine (cores) ${[a1, b1, b2, a2].map((run) => run.others.toFixed(2)).join('/')} in ABBA order; ` +
+              `transformed ${b1.load} | plain ${a1.load}`,
+          } satisfies Row;
+          return { row, othersMax };
+        });
+        rows.push(transformRow.row);
+        print(
+          `${transformRow.row.bench}: ${transformRow.row.figure} vs ${transformRow.row.baseline}, ratio ${transformRow.row.ratio.toFixed(3)}`,
+        );
+        if (transformRow.othersMax >= 0.3)
+          print(
+            `5. note: other work on the machine reached ${transformRow.othersMax.toFixed(2)} cores during a run: the ratio is noise-bound, compare the CPU ms per rerun`,
           );
       }
 

@@ -15,6 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['domain', 'common', 'config'],
   ['database'],
   ['auth'],
+  ['notifications'],
   ['rerun', 'tasks'],
   ['observability', 'health'],
   ['app', 'bootstrap'],

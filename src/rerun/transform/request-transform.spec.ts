@@ -174,7 +174,7 @@ describe('applyTransform: examples', () => {
     ].join('\r');
     const spec = validateTransform({
       // MSH-4 (sending facility) only: OLDHOSP stays where it is an assigning authority.
-      bodyReplace: { pattern: '^(MSH\\|[^|]*\\|[^|]*\\|)OLDHOSP(?=\\|)', replacement: '$1NEWHOSP', flags: 'gm' },
+      bodyReplace: { pattern: '^(MSH\\|[^|]*\\|[^|]*\\|)OLDHOSP(\\|)', replacement: '$1NEWHOSP$2', flags: 'gm' },
     });
     const request = { method: 'POST', path: '/hl7', headers: { 'content-type': 'application/hl7-v2' }, body: message };
     const result = applied(applyTransform(spec, undefined, request));
@@ -949,3 +949,24 @@ const equalJson = (a: unknown, b: unknown): boolean => {
         : value;
   return JSON.stringify(sorted(a)) === JSON.stringify(sorted(b));
 };
+
+describe('text replacement: time bounded by the pattern, not the body', () => {
+  it('runs a backtracking pattern the validator lets through in linear time on a long body', () => {
+    const spec = validateTransform({ bodyReplace: { pattern: '(a|a)*b', replacement: 'x' } });
+    const body = 'a'.repeat(5000);
+    const started = Date.now();
+    const result = applyTransform(spec, undefined, { method: 'POST', path: '/', headers: {}, body });
+    // Backtracking alone would take longer than the age of the universe on this body.
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(result).toEqual({ ok: true, request: { method: 'POST', path: '/', headers: {}, body }, changed: false });
+  });
+
+  it.each(['(a)\\1', '(?<x>a)\\k<x>', 'a(?=b)', 'a(?!b)', '(?<=a)b', '(?<!a)b'])(
+    'refuses %s, which the linear-time engine cannot run',
+    (pattern) => {
+      expect(() => validateTransform({ bodyReplace: { pattern, replacement: '' } })).toThrow(
+        /transform\.bodyReplace\.pattern must not use backreferences .* or lookarounds/,
+      );
+    },
+  );
+});

@@ -60,7 +60,16 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { applyOperation, JsonPatchError, validate } from 'fast-json-patch';
 import type { Operation } from 'fast-json-patch';
+import { setFlagsFromString } from 'node:v8';
 import { MAX_REGEX_LENGTH, repeatsARepetition } from '../../common/safe-regex';
+
+// A text replacement runs on a worker's event loop: a pattern that backtracks too much falls back to
+// V8's linear-time engine (for regexes compiled from now on), so no body can stall the worker. The
+// patterns that engine cannot run (backreferences, lookarounds) are refused by the validator.
+setFlagsFromString('--enable-experimental-regexp-engine-on-excessive-backtracks');
+
+/** Backreferences and lookarounds: what V8's linear-time engine cannot run. */
+const NOT_LINEAR = /\\[1-9]|\\k<|\(\?<?[=!]/;
 
 /** As a task stores it (plain JSON). */
 export interface TransformSpec {
@@ -313,6 +322,12 @@ function validateReplace(raw: unknown, field: string): RegexReplace {
     new RegExp(pattern, flags);
   } catch (error) {
     throw invalid(`${field}.pattern is not a valid regular expression: ${(error as Error).message}`);
+  }
+  if (NOT_LINEAR.test(pattern)) {
+    throw invalid(
+      `${field}.pattern must not use backreferences (\\1, \\k<name>) or lookarounds ((?=, (?!, (?<=, (?<!): ` +
+        'patterns are run so that no body can make them take exponential time, which these would prevent',
+    );
   }
   if (repeatsARepetition(pattern)) {
     throw invalid(

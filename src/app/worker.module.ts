@@ -3,6 +3,7 @@ import { APP_FILTER } from '@nestjs/core';
 import { GlobalExceptionFilter } from '../common/filters/global-exception.filter';
 import { AppConfig } from '../config/app-config';
 import { HealthModule } from '../health/health.module';
+import { NotificationsModule, NotificationsWorkerModule } from '../notifications/notifications.module';
 import { ObservabilityModule } from '../observability/observability.module';
 import { RerunWorkerModule } from '../rerun/rerun-worker.module';
 import { CoreModule } from './core.module';
@@ -20,6 +21,8 @@ export class WorkerModule {
         CoreModule.forRoot(config),
         ObservabilityModule.forRoot(config, { role: 'worker', http: options.http }),
         RerunWorkerModule,
+        NotificationsModule,
+        NotificationsWorkerModule,
         ...(options.http ? [HealthModule] : []),
       ],
       providers: options.http ? [{ provide: APP_FILTER, useClass: GlobalExceptionFilter }] : [],

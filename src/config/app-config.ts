@@ -9,6 +9,7 @@ import {
   Matches,
   Max,
   Min,
+  ValidateIf,
   validateSync,
 } from 'class-validator';
 
@@ -333,6 +334,87 @@ export class AppConfig {
   @Min(100)
   BREAKER_BACKOFF_MAX_MS = 900000;
 
+  // Notifications (issue 25, README "Notifications"): webhooks, and how every delivery is retried.
+
+  /**
+   * Where every notification event is POSTed, signed with WEBHOOK_SECRET: comma-separated http(s)
+   * URLs. Unset: no webhooks. An entry that is not an http(s) URL, or WEBHOOK_SECRET missing or
+   * shorter than 16 characters while this is set, stops the start (the secret itself is never printed).
+   */
+  @Transform(({ value, obj }: { value: unknown; obj: Record<string, unknown> }) => {
+    if (typeof value !== 'string') return value;
+    const urls = value
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean)
+      .map((url) => {
+        try {
+          const parsed = new URL(url);
+          return ['http:', 'https:'].includes(parsed.protocol) && parsed.hostname ? url : ` ${url}`;
+        } catch {
+          return ` ${url}`;
+        }
+      });
+    const secret = obj.WEBHOOK_SECRET;
+    // A marker that fails the check below, reported as the secret's problem.
+    if (urls.length && (typeof secret !== 'string' || secret.length < 16)) urls.push(' WEBHOOK_SECRET');
+    return urls;
+  })
+  @Matches(/^https?:\/\/\S+$/i, {
+    each: true,
+    message: ({ value }: { value: unknown }) => {
+      const entries = (Array.isArray(value) ? value : [value]).map(String);
+      const bad = entries.find((url) => url !== ' WEBHOOK_SECRET' && !/^https?:\/\/\S+$/i.test(url));
+      return [
+        ...(bad === undefined
+          ? []
+          : [`WEBHOOK_URLS must list http(s) URLs, comma-separated: ${JSON.stringify(bad.trim())} is not one`]),
+        ...(entries.includes(' WEBHOOK_SECRET')
+          ? ['WEBHOOK_SECRET must be set, to at least 16 characters, when WEBHOOK_URLS is set: it signs every webhook']
+          : []),
+      ].join('; ');
+    },
+  })
+  WEBHOOK_URLS: string[] = [];
+
+  /**
+   * The HMAC-SHA256 key of the webhooks' `X-Webhook-Signature` (their receivers hold it too); at least
+   * 16 characters, required with WEBHOOK_URLS (checked there, so that it is never printed).
+   */
+  @IsString()
+  WEBHOOK_SECRET = '';
+
+  /** OpenHIM contact groups e-mailed about every event that names none of its own (comma-separated). */
+  @Transform(toGroups)
+  @IsString({ each: true, message: 'NOTIFY_GROUPS must list OpenHIM contact group names, comma-separated' })
+  NOTIFY_GROUPS: string[] = [];
+
+  /** A delivery (webhook or e-mail) that keeps failing is retried until this long after its event, then given up. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(0)
+  NOTIFY_RETRY_MS = 86400000;
+
+  /** The wait before a failed delivery's first retry; it doubles after each failure, up to 5 minutes. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(10)
+  @Max(300000)
+  NOTIFY_RETRY_DELAY_MS = 1000;
+
+  /** How long one webhook request may take (connect to end of the answer) before it counts as failed. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(100)
+  NOTIFY_TIMEOUT_MS = 10000;
+
+  /** Deliveries one worker process makes at once (their own queue: they never take a rerun's place). */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  NOTIFY_CONCURRENCY = 20;
+
   /** POST /bulkrerun splits the matching transactions into tasks of this many. */
   @Transform(toInt)
   @IsInt()
@@ -355,6 +437,64 @@ export class AppConfig {
   @IsInt()
   @Min(100)
   QUEUE_TIMEOUT_MS = 5000;
+
+  // E-mail notifications to OpenHIM contact groups (README "Notifications"), in the shapes of OpenHIM
+  // core's settings: `email.nodemailer` (SMTP_*), `email.fromAddress` (EMAIL_FROM) and `alerts`
+  // (HIM_INSTANCE, CONSOLE_URL).
+
+  /** SMTP server of the notification e-mails (core's `email.nodemailer.host`); unset: no e-mail. */
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^[\w.-]+$|^\[?[\da-f:.]+\]?$/i, {
+    message: 'SMTP_HOST must be a host name or an IP address (no scheme, no port: that is SMTP_PORT)',
+  })
+  SMTP_HOST?: string;
+
+  /** 587 (submission: STARTTLS when the server offers it), 465 with SMTP_SECURE, or 25. */
+  @Transform(toInt)
+  @IsInt()
+  @Min(1)
+  @Max(65535)
+  SMTP_PORT = 587;
+
+  /** TLS from the first byte (port 465, core's `secure`); false: STARTTLS when the server offers it. */
+  @Transform(toBool)
+  @IsBoolean()
+  SMTP_SECURE = false;
+
+  /** SMTP login (core's `email.nodemailer.auth.user` / `pass`): both or neither. */
+  @ValidateIf((config: AppConfig) => config.SMTP_USER !== undefined || config.SMTP_PASS !== undefined)
+  @Transform(emptyToUndefined)
+  @IsString({ message: 'SMTP_USER and SMTP_PASS must be set together' })
+  SMTP_USER?: string;
+
+  /** Never printed: a problem with it is reported only when it is unset. */
+  @ValidateIf((config: AppConfig) => config.SMTP_USER !== undefined || config.SMTP_PASS !== undefined)
+  @Transform(emptyToUndefined)
+  @IsString({ message: 'SMTP_PASS and SMTP_USER must be set together' })
+  SMTP_PASS?: string;
+
+  /** The sender of the notification e-mails (core's `email.fromAddress`): required with SMTP_HOST. */
+  @ValidateIf((config: AppConfig) => config.SMTP_HOST !== undefined || config.EMAIL_FROM !== undefined)
+  @Transform(emptyToUndefined)
+  @Matches(/^[^\s@<>][^@<>]*<[^\s@<>]+@[^\s@<>]+>$|^[^\s@<>]+@[^\s@<>]+$/, {
+    message:
+      'EMAIL_FROM must be set when SMTP_HOST is, to the address notification e-mails come from ' +
+      "(openhim@example.org or OpenHIM <openhim@example.org>; core's email.fromAddress)",
+  })
+  EMAIL_FROM?: string;
+
+  /** Names this OpenHIM in the e-mails' subjects and bodies (core's `alerts.himInstance`). */
+  @IsString()
+  HIM_INSTANCE = 'openhim';
+
+  /** The OpenHIM console's address, for the links in e-mails (core's `alerts.consoleURL`); unset: no links. */
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim().replace(/\/+$/, '') : value))
+  @Matches(/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/i, {
+    message: 'CONSOLE_URL must be an http(s) URL like https://console.example.org',
+  })
+  CONSOLE_URL?: string;
 
   /** Largest accepted JSON body (bytes or a size like 10mb). */
   @IsString()

@@ -2,10 +2,16 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { MongooseModule } from '@nestjs/mongoose';
 import { AppConfig } from '../config/app-config';
 import {
+  AlertLog,
+  AlertLogSchema,
   AutoRetry,
   AutoRetrySchema,
   Channel,
   ChannelSchema,
+  ContactGroup,
+  ContactGroupSchema,
+  Notification,
+  NotificationSchema,
   Passport,
   PassportSchema,
   RerunGuard,
@@ -25,8 +31,11 @@ import {
 } from './schemas';
 import { guardDriverWrites } from './driver/driver-write-guard';
 import { OpenhimIndexes } from './openhim-indexes';
+import { AlertLogRepository } from './repositories/alert-log.repository';
 import { AutoRetriesRepository } from './repositories/auto-retries.repository';
 import { ChannelsRepository } from './repositories/channels.repository';
+import { ContactGroupsRepository } from './repositories/contact-groups.repository';
+import { NotificationsRepository } from './repositories/notifications.repository';
 import { RerunGuardsRepository } from './repositories/rerun-guards.repository';
 import { RerunHoldsRepository } from './repositories/rerun-holds.repository';
 import { TaskItemsRepository } from './repositories/task-items.repository';
@@ -42,6 +51,9 @@ const REPOSITORIES = [
   AutoRetriesRepository,
   RerunHoldsRepository,
   RerunGuardsRepository,
+  ContactGroupsRepository,
+  AlertLogRepository,
+  NotificationsRepository,
 ];
 
 /**
@@ -73,6 +85,9 @@ export class DatabaseModule {
       { name: TaskItem.name, schema: TaskItemSchema },
       { name: RerunHold.name, schema: RerunHoldSchema },
       { name: RerunGuard.name, schema: RerunGuardSchema },
+      { name: ContactGroup.name, schema: ContactGroupSchema },
+      { name: AlertLog.name, schema: AlertLogSchema },
+      { name: Notification.name, schema: NotificationSchema },
     ]);
     return {
       module: DatabaseModule,

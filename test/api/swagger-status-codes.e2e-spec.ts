@@ -212,6 +212,13 @@ describe('OpenAPI status codes match what the routes answer', () => {
     await request(baseUrl).get(`/tasks/${id}`).expect(401);
     await request(baseUrl).get(`/tasks/${unknown}`).set(as('viewer')).expect(404);
 
+    // GET /notifications?taskId= (admins and the task's creator)
+    await request(baseUrl).get(`/notifications?taskId=${id}`).set(as('admin')).expect(200);
+    await request(baseUrl).get('/notifications?taskId=abc').set(as('admin')).expect(400);
+    await request(baseUrl).get(`/notifications?taskId=${id}`).expect(401);
+    await request(baseUrl).get(`/notifications?taskId=${id}`).set(as('viewer')).expect(403);
+    await request(baseUrl).get(`/notifications?taskId=${unknown}`).set(as('admin')).expect(404);
+
     // PUT /tasks/:id
     await request(baseUrl).put(`/tasks/${id}`).set(as('admin')).send({ status: 'Paused' }).expect(200);
     await request(baseUrl).put(`/tasks/${id}`).set(as('admin')).send({ status: 'Sleeping' }).expect(400);
@@ -432,6 +439,7 @@ describe('OpenAPI status codes match what the routes answer', () => {
       request(baseUrl).post('/tasks/pause-all').set(as('admin')).send({ reason: 'blocked' }),
       request(baseUrl).post('/tasks/resume-all').set(as('admin')),
       request(baseUrl).get('/rerun-guards').set(as('admin')),
+      request(baseUrl).get(`/notifications?taskId=${id}`).set(as('admin')),
       request(baseUrl).put(`/rerun-guards/${id}`).set(as('admin')).send({ maxInFlight: 1 }),
       request(baseUrl).delete(`/rerun-guards/${id}`).set(as('admin')),
       request(baseUrl).get(`/authenticate/${ROOT_EMAIL}`),
@@ -506,6 +514,7 @@ describe('OpenAPI status codes match what the routes answer', () => {
       'POST /tasks/pause-all': request(baseUrl).post('/tasks/pause-all').set(as('admin')).send({ reason: 'away' }),
       'POST /tasks/resume-all': request(baseUrl).post('/tasks/resume-all').set(as('admin')),
       'GET /rerun-guards': request(baseUrl).get('/rerun-guards').set(as('admin')),
+      'GET /notifications': request(baseUrl).get(`/notifications?taskId=${id}`).set(as('admin')),
       'PUT /rerun-guards/:channelId': request(baseUrl)
         .put('/rerun-guards/00000000000000000000c001')
         .set(as('admin'))

@@ -27,8 +27,11 @@ describe('the repositories of src/', () => {
   it('finds the models of every collection the service uses', () => {
     expect([...injections.keys()].sort()).toEqual(
       [
+        'AlertLog',
         'AutoRetry',
         'Channel',
+        'ContactGroup',
+        'Notification',
         'Passport',
         'RerunGuard',
         'RerunHold',

@@ -7,3 +7,6 @@ export * from './task.schema';
 export * from './session.schema';
 export * from './rerun-hold.schema';
 export * from './rerun-guard.schema';
+export * from './contact-group.schema';
+export * from './alert-log.schema';
+export * from './notification.schema';

@@ -12,12 +12,14 @@ import { WorkerLifecycle } from './engine/worker-lifecycle';
 import { BreakerProber } from './engine/breaker-prober.service';
 import { ChannelBreaker } from './guards/channel-breaker.service';
 import { ChannelGuards } from './guards/channel-guards.service';
+import { TaskEvents } from './task-events';
 
 /** The rerun engine: processors, sweeper, sender (worker role only; the repositories are DatabaseModule's). */
 @Module({
   imports: [RerunQueueModule],
   providers: [
     WorkerLifecycle,
+    TaskEvents,
     ChannelGuards,
     ChannelBreaker,
     ProgressWriter,

@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { badRequest, forbidden } from './errors';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
@@ -21,6 +21,7 @@ import {
 import type { StoredRerunHold } from '../database/schemas';
 import type { TransformSpec } from '../rerun/transform/request-transform';
 import { editsOf, joinReasons, StoredEdit, transformReason } from './task-transforms';
+import { Notifier } from '../notifications/notifier.service';
 
 export const DISABLED_CHANNELS = 'Cannot queue task as there are transactions with disabled or deleted channels';
 
@@ -78,6 +79,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
     private readonly permissions: RerunPermissions,
     private readonly config: AppConfig,
     @Inject(RerunHoldsRepository) private readonly holds: HoldsForApi,
+    @Optional() private readonly notifier?: Notifier,
   ) {}
 
   /**
@@ -220,6 +222,11 @@ export class TaskCreator implements BeforeApplicationShutdown {
     }
     this.waiting.push({ taskId: id, tids: spec.tids, since: Date.now() });
     this.startFlushing();
+    this.notifier?.emit({
+      type: 'task.created',
+      task: { id, status: spec.paused ? 'Paused' : 'Queued', user: spec.user, totalTransactions: spec.tids.length },
+      user: spec.user,
+    });
     return id;
   }
 

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../auth/authenticated-user';
 import { badRequest, conflict, notFound } from './errors';
@@ -49,6 +49,7 @@ import {
   TasksForApi,
   TasksRepository,
 } from '../database/repositories/tasks.repository';
+import { Notifier } from '../notifications/notifier.service';
 
 export const PAGING_PARAMS = ['filters', 'filterPage', 'filterLimit'] as const;
 export const TASK_UPDATED = 'The Task was successfully updated';
@@ -69,6 +70,7 @@ export class TasksService {
     private readonly scheduler: RerunScheduler,
     private readonly config: AppConfig,
     private readonly previewer: TransformPreviewer,
+    @Optional() private readonly notifier?: Notifier,
   ) {}
 
   /**
@@ -210,6 +212,12 @@ export class TasksService {
         await this.unschedule(hexId, batchSize);
       }
       this.logger.log(`Task ${hexId}: ${decision.action} (${task.status} -> ${target})`);
+      if (target === 'Cancelled')
+        this.notifier?.emit({
+          type: 'task.cancelled',
+          task: { id: hexId, status: 'Cancelled', user: task.user, totalTransactions: task.totalTransactions },
+          user: user.email,
+        });
       return;
     }
     throw conflict(`The status of task ${hexId} keeps changing; try again`);

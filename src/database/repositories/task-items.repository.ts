@@ -232,6 +232,16 @@ export class TaskItemsRepository extends CollectionRepository<TaskItem> {
     return modifiedCount === 1;
   }
 
+  /** Items that ended failed (`rerunStatus: Failed` or an error): a completed task's notification. */
+  async countFailed(taskId: Types.ObjectId): Promise<number> {
+    return this.op('countFailed', (o) =>
+      this.collection.countDocuments(
+        { taskId, $or: [{ rerunStatus: 'Failed' }, { error: { $exists: true, $nin: [null, ''] } }] },
+        o,
+      ),
+    );
+  }
+
   /** An item's own edit (tasks with `hasEdits`; read once per item of such a task). */
   async editOf(
     taskId: Types.ObjectId,
@@ -308,6 +318,7 @@ export type TaskItemsForEngine = Pick<
   | 'unclaim'
   | 'outcomeOf'
   | 'editOf'
+  | 'countFailed'
   | 'pendingTidBatches'
   | 'withStatus'
   | 'bulkWrite'

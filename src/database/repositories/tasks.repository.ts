@@ -461,15 +461,28 @@ export class TasksRepository extends CollectionRepository<Task> {
   }
 
   /** Writes the history entry `started` the first time a rerun of the task is sent (once). */
-  async markStarted(taskId: Types.ObjectId): Promise<void> {
+  async markStarted(taskId: Types.ObjectId): Promise<boolean> {
     const now = new Date();
-    await this.op('markStarted', (o) =>
+    const { modifiedCount } = await this.op('markStarted', (o) =>
       this.collection.updateOne(
         { _id: taskId, startedAt: { $exists: false } },
         arrayUpdate({ $set: { startedAt: now }, $push: pushHistory(historyEntry('started', { at: now })) }),
         o,
       ),
     );
+    return modifiedCount === 1;
+  }
+
+  /** What a notification says of a task: its creator and counts. */
+  async summary(
+    taskId: Types.ObjectId,
+  ): Promise<{ user?: string; totalTransactions?: number; remainingTransactions?: number } | null> {
+    return (await this.op('summary', (o) =>
+      this.collection.findOne(
+        { _id: taskId },
+        { projection: { _id: 0, user: 1, totalTransactions: 1, remainingTransactions: 1 }, ...o },
+      ),
+    )) as { user?: string; totalTransactions?: number; remainingTransactions?: number } | null;
   }
 
   /**
@@ -712,6 +725,7 @@ export type TasksForEngine = Pick<
   | 'check'
   | 'finish'
   | 'markStarted'
+  | 'summary'
   | 'addCounters'
   | 'autoPause'
   | 'pauseForChannel'

@@ -11,6 +11,7 @@ import { RerunScheduler } from '../rerun-scheduler.service';
 import { ItemRunner } from './item-runner.service';
 import { Slot } from './slot';
 import { WorkerLifecycle } from './worker-lifecycle';
+import { TaskEvents } from '../task-events';
 
 /** Queued items of a waiting task looked at for one going to the probed channel. */
 const PROBE_CANDIDATES = 100;
@@ -42,6 +43,7 @@ export class BreakerProber implements OnModuleInit, OnModuleDestroy {
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
     private readonly metrics: RerunMetrics,
+    private readonly events: TaskEvents,
   ) {}
 
   onModuleInit(): void {
@@ -183,6 +185,7 @@ export class BreakerProber implements OnModuleInit, OnModuleDestroy {
   private async recovered(channelId: Types.ObjectId, owner: string): Promise<void> {
     if (!(await this.guards.close(channelId, owner))) return;
     const resumed = await this.resumeWaiting(channelId, `a probe of channel ${channelId.toHexString()} succeeded`);
+    this.events.channelEvent('breaker.closed', { id: channelId.toHexString() }, 'a probe succeeded');
     this.logger.warn(
       `Channel ${channelId.toHexString()}: the probe succeeded; breaker closed, ${resumed} tasks resumed`,
     );
@@ -193,6 +196,7 @@ export class BreakerProber implements OnModuleInit, OnModuleDestroy {
     for (const task of await this.tasks.findWaitingFor(channelId)) {
       if (!(await this.tasks.resumeWaiting(task._id, channelId, reason))) continue;
       resumed++;
+      this.events.taskEvent('task.auto-resumed', task._id, { reason, channel: { id: channelId.toHexString() } });
       // The sweeper schedules it when Redis does not answer now.
       await this.scheduler
         .schedule(task._id.toHexString(), task.batchSize ?? 1)

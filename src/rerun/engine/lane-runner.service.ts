@@ -14,6 +14,7 @@ import { startBoundMs } from '../../database/driver/bounded';
 import { EngineItem, TaskItemsForEngine, TaskItemsRepository } from '../../database/repositories/task-items.repository';
 import { EngineTask, TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
 import { TransactionsForEngine, TransactionsRepository } from '../../database/repositories/transactions.repository';
+import { TaskEvents } from '../task-events';
 
 const DONE: JobResult = { again: false };
 const AGAIN: JobResult = { again: true };
@@ -51,6 +52,7 @@ export class LaneRunner {
     private readonly adopter: TaskAdopter,
     private readonly scheduler: RerunScheduler,
     private readonly lifecycle: WorkerLifecycle,
+    private readonly events: TaskEvents,
   ) {
     this.starts = new StartBatcher(tasks, items, transactions, startBoundMs(config.WORKER_LEASE_MS));
   }
@@ -147,9 +149,11 @@ export class LaneRunner {
       if (unmarked) {
         // The task's first rerun (a no-op write for the lanes that come second).
         unmarked = false;
-        await this.tasks.markStarted(slot.taskId).catch((error: Error) => {
+        const first = await this.tasks.markStarted(slot.taskId).catch((error: Error) => {
           this.logger.warn(`Task ${slot.taskKey}: could not record its start in its history: ${error.message}`);
+          return false;
         });
+        if (first) this.events.taskEvent('task.started', slot.taskId);
       }
       if ((await this.itemRunner.run(slot, item)) === 'abandoned') return AGAIN;
     }
@@ -278,7 +282,10 @@ export class LaneRunner {
         const waiting = processing.length > 0;
         if (await this.tasks.finish(taskId, task.totalTransactions, waiting)) {
           if (waiting) await this.scheduler.pollAsync(taskId.toHexString(), this.config.RERUN_ASYNC_POLL_MS);
-          else this.logger.log(`Task ${taskId.toHexString()} completed`);
+          else {
+            this.logger.log(`Task ${taskId.toHexString()} completed`);
+            this.events.taskEvent('task.completed', taskId);
+          }
         }
         return;
       }

@@ -17,6 +17,7 @@ import { TasksRepository } from '../../database/repositories/tasks.repository';
 import { TransactionsRepository } from '../../database/repositories/transactions.repository';
 import { ChannelBreaker } from './channel-breaker.service';
 import type { RerunMetrics } from '../metrics/rerun-metrics';
+import type { TaskEvents } from '../task-events';
 
 /** The breaker's counting, opening and probe hand-over against the wire server (what two workers race for). */
 describe('ChannelBreaker and its rerunguards', () => {
@@ -30,6 +31,7 @@ describe('ChannelBreaker and its rerunguards', () => {
   let itemModel: Model<TaskItem>;
   let transactionModel: Model<Transaction>;
   const opened = jest.fn();
+  const events = { taskEvent: jest.fn(), channelEvent: jest.fn() };
   const config = Object.assign(new AppConfig(), {
     WORKER_LEASE_MS: 15000,
     BREAKER_FAILURES: 5,
@@ -49,9 +51,15 @@ describe('ChannelBreaker and its rerunguards', () => {
     tasks = new TasksRepository(taskModel, config);
     items = new TaskItemsRepository(itemModel, config);
     const transactions = new TransactionsRepository(transactionModel, config);
-    breaker = new ChannelBreaker(config, guards, tasks, items, transactions, {
-      recordBreakerOpened: opened,
-    } as unknown as RerunMetrics);
+    breaker = new ChannelBreaker(
+      config,
+      guards,
+      tasks,
+      items,
+      transactions,
+      { recordBreakerOpened: opened } as unknown as RerunMetrics,
+      events as unknown as TaskEvents,
+    );
   });
 
   afterAll(async () => {
@@ -89,6 +97,8 @@ describe('ChannelBreaker and its rerunguards', () => {
     const notGoing = await task(String(elsewhere._id), 'Queued');
     const pausedByPerson = await task(String(onChannel._id), 'Paused');
     opened.mockClear();
+    events.taskEvent.mockClear();
+    events.channelEvent.mockClear();
 
     const flush = (n: number) =>
       breaker.record(
@@ -99,6 +109,18 @@ describe('ChannelBreaker and its rerunguards', () => {
     const guard = await guards.forChannel(channel);
     expect(guard?.breaker).toMatchObject({ state: 'open', failures: 9, backoffMs: 1000, probes: 0 });
     expect(opened).toHaveBeenCalledTimes(1);
+    expect(events.channelEvent).toHaveBeenCalledTimes(1);
+    expect(events.channelEvent).toHaveBeenCalledWith(
+      'breaker.opened',
+      expect.objectContaining({ id: channel.toHexString(), failures: 9, lastError: 'OpenHIM answered 502' }),
+      expect.stringContaining('circuit breaker of channel'),
+    );
+    expect(events.taskEvent).toHaveBeenCalledWith(
+      'task.auto-paused',
+      going,
+      expect.objectContaining({ reason: expect.any(String) }),
+    );
+    expect(events.taskEvent).not.toHaveBeenCalledWith('task.auto-paused', notGoing, expect.anything());
     const after = async (id: Types.ObjectId) => taskModel.collection.findOne({ _id: id });
     expect(await after(going)).toMatchObject({ status: 'Paused', waitingFor: channel });
     expect((await after(going))?.history?.[0]).toMatchObject({

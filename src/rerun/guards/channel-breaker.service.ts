@@ -7,6 +7,7 @@ import { TaskItemsForEngine, TaskItemsRepository } from '../../database/reposito
 import { TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
 import { TransactionsForEngine, TransactionsRepository } from '../../database/repositories/transactions.repository';
 import { RerunMetrics } from '../metrics/rerun-metrics';
+import { TaskEvents } from '../task-events';
 
 /** Outcomes of reruns to one channel written in one flush, in order: whether each ended failed. */
 export interface ChannelOutcomes {
@@ -31,6 +32,7 @@ export class ChannelBreaker {
     @Inject(TaskItemsRepository) private readonly items: TaskItemsForEngine,
     @Inject(TransactionsRepository) private readonly transactions: TransactionsForEngine,
     private readonly metrics: RerunMetrics,
+    private readonly events: TaskEvents,
   ) {}
 
   get enabled(): boolean {
@@ -65,6 +67,15 @@ export class ChannelBreaker {
     );
     this.metrics.recordBreakerOpened();
     this.logger.warn(`${reason}; first probe in ${this.config.BREAKER_BACKOFF_MS} ms`);
+    this.events.channelEvent(
+      'breaker.opened',
+      {
+        id: channelId.toHexString(),
+        failures: Number(opened.breaker?.failures ?? after.failures),
+        ...(opened.breaker?.lastError ? { lastError: opened.breaker.lastError } : {}),
+      },
+      reason,
+    );
     await this.pauseTasksOf(channelId, reason);
   }
 
@@ -74,7 +85,10 @@ export class ChannelBreaker {
     for (const task of await this.tasks.findInStatuses(RUNNABLE_STATUSES)) {
       if (task.itemsStore !== 'items') continue; // core's own: paused by its lane when adopted
       if (!(await this.goesTo(task._id, channelId))) continue;
-      if (await this.tasks.pauseForChannel(task._id, channelId, reason)) paused++;
+      if (await this.tasks.pauseForChannel(task._id, channelId, reason)) {
+        paused++;
+        this.events.taskEvent('task.auto-paused', task._id, { reason, channel: { id: channelId.toHexString() } });
+      }
     }
     this.logger.warn(`Channel ${channelId.toHexString()}: ${paused} tasks paused by its circuit breaker`);
   }
@@ -97,8 +111,10 @@ export class ChannelBreaker {
     const guard = await this.guards.forChannel(channelId);
     if (guard?.breaker?.state !== 'open') return;
     const reason = breakerReason(channelId, Number(guard.breaker.failures ?? 0), guard.breaker.lastError);
-    if (await this.tasks.pauseForChannel(taskId, channelId, reason))
+    if (await this.tasks.pauseForChannel(taskId, channelId, reason)) {
       this.logger.warn(`Task ${taskId.toHexString()} paused: ${reason}`);
+      this.events.taskEvent('task.auto-paused', taskId, { reason, channel: { id: channelKey } });
+    }
   }
 }
 

@@ -8,6 +8,7 @@ import { ChannelBreaker, ChannelOutcomes } from '../guards/channel-breaker.servi
 import { TaskItemsForEngine, TaskItemsRepository } from '../../database/repositories/task-items.repository';
 import { type StreakChange, TasksForEngine, TasksRepository } from '../../database/repositories/tasks.repository';
 import { TransactionsForEngine, TransactionsRepository } from '../../database/repositories/transactions.repository';
+import { TaskEvents } from '../task-events';
 
 /** What an item becomes. */
 export type OutcomeKind =
@@ -73,6 +74,7 @@ export class ProgressWriter implements OnApplicationShutdown {
     @Inject(TransactionsRepository) private readonly transactions: TransactionsForEngine,
     private readonly metrics: RerunMetrics,
     private readonly breaker: ChannelBreaker,
+    private readonly events: TaskEvents,
   ) {}
 
   record(taskId: Types.ObjectId, outcome: ItemOutcome): Promise<void> {
@@ -215,6 +217,10 @@ export class ProgressWriter implements OnApplicationShutdown {
     });
     if (!paused) return;
     this.metrics.recordAutoPause();
+    this.events.taskEvent('task.auto-paused', taskId, {
+      reason,
+      ...(waitingFor ? { channel: { id: waitingFor.toHexString() } } : {}),
+    });
     if (waitingFor) {
       await this.breaker.awaitProbe(waitingFor).catch((error: Error) => {
         this.logger.warn(`Could not schedule the probe of channel ${lastFailureChannel}: ${error.message}`);

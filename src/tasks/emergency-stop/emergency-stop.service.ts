@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { Types } from 'mongoose';
 import type { AuthenticatedUser } from '../../auth/authenticated-user';
 import { AppConfig } from '../../config/app-config';
@@ -17,6 +17,7 @@ import { PENDING_ITEM_STATUSES } from '../../domain/task-status';
 import { RerunScheduler } from '../../rerun/rerun-scheduler.service';
 import { notFound } from '../errors';
 import { HoldView, PauseAllDto, PauseAllResponse, ResumeAllDto, ResumeAllResponse } from './emergency-stop.dto';
+import { Notifier } from '../../notifications/notifier.service';
 
 export const unknownChannel = (id: string) => `We could not find a channel with this ID: ${id}.`;
 export const noHold = (channelId?: string) =>
@@ -45,6 +46,7 @@ export class EmergencyStopService {
     private readonly channels: ChannelsRepository,
     private readonly scheduler: RerunScheduler,
     private readonly config: AppConfig,
+    @Optional() private readonly notifier?: Notifier,
   ) {}
 
   /**
@@ -73,6 +75,13 @@ export class EmergencyStopService {
     this.logger.warn(
       `Emergency stop by ${user.email} (${describeScope(hold)}): ${paused.length} tasks paused; reason: ${hold.reason}`,
     );
+    this.notifier?.emit({
+      type: 'tasks.paused-all',
+      user: user.email,
+      reason: hold.reason,
+      tasks: paused.map((task) => task._id.toHexString()),
+      ...(hold.channelID ? { channel: { id: hold.channelID.toHexString() } } : {}),
+    });
     return { paused: paused.map((task) => task._id.toHexString()), hold: holdView(hold) };
   }
 
@@ -104,6 +113,13 @@ export class EmergencyStopService {
     this.logger.warn(
       `Emergency stop lifted by ${user.email} (${describeScope(hold)}): ${resumed.length} tasks resumed`,
     );
+    this.notifier?.emit({
+      type: 'tasks.resumed-all',
+      user: user.email,
+      reason: hold.reason,
+      tasks: resumed.map((task) => task._id.toHexString()),
+      ...(hold.channelID ? { channel: { id: hold.channelID.toHexString() } } : {}),
+    });
     return { resumed: resumed.map((task) => task._id.toHexString()) };
   }
 

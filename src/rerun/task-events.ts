@@ -67,6 +67,7 @@ export class TaskEvents {
           : {}),
         ...(failed !== undefined ? { failed } : {}),
       },
+      ...(Array.isArray(summary.notify) ? { notify: summary.notify } : {}),
       ...(actual === 'task.failed' && !extra.reason ? { reason: `all ${total} reruns failed` } : {}),
       ...extra,
     });

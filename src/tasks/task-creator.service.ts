@@ -22,6 +22,7 @@ import type { StoredRerunHold } from '../database/schemas';
 import type { TransformSpec } from '../rerun/transform/request-transform';
 import { editsOf, joinReasons, StoredEdit, transformReason } from './task-transforms';
 import { Notifier } from '../notifications/notifier.service';
+import { EmailNotifications } from '../notifications/email/email-notifications.service';
 
 export const DISABLED_CHANNELS = 'Cannot queue task as there are transactions with disabled or deleted channels';
 
@@ -36,6 +37,8 @@ export interface TaskSpec {
   pauseAfterFailures: number;
   /** Auto-pause leaves the task waiting for its channel's probe (it resumes by itself). */
   autoResume?: boolean;
+  /** Contact groups e-mailed about its events (instead of NOTIFY_GROUPS). */
+  notify?: string[];
   /** No rerun starts before this. */
   startAt?: Date;
   /** Created to rerun the failed transactions of this task. */
@@ -80,6 +83,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
     private readonly config: AppConfig,
     @Inject(RerunHoldsRepository) private readonly holds: HoldsForApi,
     @Optional() private readonly notifier?: Notifier,
+    @Optional() private readonly email?: EmailNotifications,
   ) {}
 
   /**
@@ -159,6 +163,14 @@ export class TaskCreator implements BeforeApplicationShutdown {
    * created while a round of them is in flight share the next round.
    */
   private async write(spec: TaskSpec, check?: () => Promise<void>): Promise<string> {
+    // Before anything is written: a task must not name contact groups nobody could be e-mailed from.
+    if (spec.notify?.length && this.email) {
+      const unknown = await this.email.unknownGroups(spec.notify);
+      if (unknown.length)
+        throw badRequest(
+          `notify names contact groups that do not exist: ${unknown.join(', ')} (OpenHIM's contact groups)`,
+        );
+    }
     const taskId = this.tasks.newId();
     const id = taskId.toHexString();
     const started = Date.now();
@@ -189,6 +201,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
         ratePerSecond: spec.ratePerSecond,
         pauseAfterFailures: spec.pauseAfterFailures,
         autoResume: spec.autoResume,
+        ...(spec.notify ? { notify: spec.notify } : {}),
         ...(spec.transform ? { transform: spec.transform as Record<string, unknown> } : {}),
         ...(edits.size ? { hasEdits: true } : {}),
         startAt: spec.startAt,
@@ -226,6 +239,7 @@ export class TaskCreator implements BeforeApplicationShutdown {
       type: 'task.created',
       task: { id, status: spec.paused ? 'Paused' : 'Queued', user: spec.user, totalTransactions: spec.tids.length },
       user: spec.user,
+      ...(spec.notify ? { notify: spec.notify } : {}),
     });
     return id;
   }

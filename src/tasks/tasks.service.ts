@@ -217,6 +217,7 @@ export class TasksService {
           type: 'task.cancelled',
           task: { id: hexId, status: 'Cancelled', user: task.user, totalTransactions: task.totalTransactions },
           user: user.email,
+          ...(Array.isArray(task.notify) ? { notify: task.notify } : {}),
         });
       return;
     }
@@ -259,6 +260,7 @@ export class TasksService {
       ...(typeof source.ratePerSecond === 'number' ? { ratePerSecond: source.ratePerSecond } : {}),
       pauseAfterFailures: source.pauseAfterFailures ?? this.config.AUTO_PAUSE_AFTER_FAILURES,
       ...(source.autoResume === true ? { autoResume: true } : {}),
+      ...(Array.isArray(source.notify) ? { notify: source.notify } : {}),
       rerunOf: hexId,
       reason: `rerun of the failed transactions of task ${hexId}`,
       ...(transform ? { transform } : {}),

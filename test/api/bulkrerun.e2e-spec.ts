@@ -249,7 +249,7 @@ describe('POST /bulkrerun', () => {
     [{ filters: {}, pauseQueue: 'yes' }, 'pauseQueue must be true or false (got "yes")'],
     [
       { filters: {}, limit: 5 },
-      'Unknown field "limit" (allowed: filters, filterLimit, filterPage, batchSize, pauseQueue, dryRun, previewLimit, ratePerSecond, pauseAfterFailures, startAt, autoResume, transform, edits)',
+      'Unknown field "limit" (allowed: filters, filterLimit, filterPage, batchSize, pauseQueue, dryRun, previewLimit, ratePerSecond, pauseAfterFailures, startAt, autoResume, notify, transform, edits)',
     ],
     [
       { filters: {}, filterLimit: 'all' },

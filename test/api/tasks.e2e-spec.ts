@@ -222,7 +222,7 @@ describe('Tasks API: create, list, read', () => {
         ],
         [
           { tids: [ID], extra: true },
-          'Unknown field "extra" (allowed: tids, batchSize, paused, ratePerSecond, dryRun, previewLimit, pauseAfterFailures, startAt, autoResume, transform, edits)',
+          'Unknown field "extra" (allowed: tids, batchSize, paused, ratePerSecond, dryRun, previewLimit, pauseAfterFailures, startAt, autoResume, notify, transform, edits)',
         ],
         [[ID], 'The request body must be a JSON object'],
         [{ tids: [ID], batchSize: 0, paused: 1 }, 'Invalid batch size specified; paused must be true or false (got 1)'],

@@ -22,6 +22,7 @@ export const PUBLIC_TASK_FIELDS = [
   'ratePerSecond',
   'pauseAfterFailures',
   'autoResume',
+  'notify',
   'transform',
   'startAt',
   'rerunOf',
@@ -67,6 +68,8 @@ export interface NewTask {
   /** Absent: the engine applies AUTO_PAUSE_AFTER_FAILURES. */
   pauseAfterFailures?: number;
   autoResume?: boolean;
+  /** Contact groups e-mailed about its events (instead of NOTIFY_GROUPS). */
+  notify?: string[];
   /** A validated TransformSpec (src/rerun/transform). */
   transform?: Record<string, unknown>;
   /** Some items have an `edit`. */
@@ -164,6 +167,7 @@ export class TasksRepository extends CollectionRepository<Task> {
       ...(task.ratePerSecond !== undefined ? { ratePerSecond: task.ratePerSecond } : {}),
       ...(task.pauseAfterFailures !== undefined ? { pauseAfterFailures: task.pauseAfterFailures } : {}),
       ...(task.autoResume ? { autoResume: true } : {}),
+      ...(task.notify ? { notify: task.notify } : {}),
       ...(task.transform ? { transform: task.transform } : {}),
       ...(task.hasEdits ? { hasEdits: true } : {}),
       failureStreak: 0,
@@ -476,13 +480,13 @@ export class TasksRepository extends CollectionRepository<Task> {
   /** What a notification says of a task: its creator and counts. */
   async summary(
     taskId: Types.ObjectId,
-  ): Promise<{ user?: string; totalTransactions?: number; remainingTransactions?: number } | null> {
+  ): Promise<{ user?: string; totalTransactions?: number; remainingTransactions?: number; notify?: string[] } | null> {
     return (await this.op('summary', (o) =>
       this.collection.findOne(
         { _id: taskId },
-        { projection: { _id: 0, user: 1, totalTransactions: 1, remainingTransactions: 1 }, ...o },
+        { projection: { _id: 0, user: 1, totalTransactions: 1, remainingTransactions: 1, notify: 1 }, ...o },
       ),
-    )) as { user?: string; totalTransactions?: number; remainingTransactions?: number } | null;
+    )) as { user?: string; totalTransactions?: number; remainingTransactions?: number; notify?: string[] } | null;
   }
 
   /**

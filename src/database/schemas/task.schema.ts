@@ -75,6 +75,8 @@ export class Task {
   @Prop({ type: Types.ObjectId }) waitingFor?: Types.ObjectId;
   /** Auto-pause (pauseAfterFailures) leaves the task waiting for its channel's probe, like the breaker. */
   @Prop() autoResume?: boolean;
+  /** Contact groups e-mailed about the task's events (instead of NOTIFY_GROUPS). */
+  @Prop({ type: [String], default: undefined }) notify?: string[];
   /**
    * Applied by the engine to each rerun request before it is sent ("Fix, then rerun"): a validated
    * `TransformSpec` (src/rerun/transform), stored as given.

@@ -1,6 +1,6 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsOptional } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsOptional, IsString, Length } from 'class-validator';
 import { Check, describeValue, IsIsoDateTime, IsNonNegativeInteger, toNumberIfNumeric } from '../validation/checks';
 import type { ItemEdit, TransformSpec } from '../../rerun/transform/request-transform';
 import {
@@ -49,6 +49,20 @@ export class RerunOptionsDto {
   @IsOptional()
   @IsBoolean({ message: 'autoResume must be true or false' })
   autoResume?: boolean;
+
+  @ApiPropertyOptional({
+    description:
+      "Beyond OpenHIM (notifications): OpenHIM contact groups e-mailed about this task's events instead of " +
+      'NOTIFY_GROUPS (`[]`: none). A group that does not exist is a 400.',
+    example: ['lab-operators'],
+    type: [String],
+  })
+  @IsOptional()
+  @IsArray({ message: 'notify must be an array of at most 20 contact group names' })
+  @ArrayMaxSize(20, { message: 'notify must be an array of at most 20 contact group names' })
+  @IsString({ each: true, message: 'notify must be an array of at most 20 contact group names' })
+  @Length(1, 200, { each: true, message: 'notify must hold names of 1 to 200 characters' })
+  notify?: string[];
 
   @ApiPropertyOptional({
     ...TRANSFORM_SCHEMA,
@@ -105,9 +119,10 @@ function problemOf(validate: () => unknown): string | undefined {
 export function resolveRerunOptions(
   options: RerunOptionsDto,
   defaults: { AUTO_PAUSE_AFTER_FAILURES: number },
-): { pauseAfterFailures: number; startAt?: Date; autoResume?: boolean } {
+): { pauseAfterFailures: number; startAt?: Date; autoResume?: boolean; notify?: string[] } {
   return {
     pauseAfterFailures: options.pauseAfterFailures ?? defaults.AUTO_PAUSE_AFTER_FAILURES,
+    ...(options.notify !== undefined ? { notify: [...new Set(options.notify)] } : {}),
     ...(options.autoResume === true ? { autoResume: true } : {}),
     ...(options.startAt !== undefined ? { startAt: new Date(options.startAt) } : {}),
   };

@@ -44,6 +44,11 @@ export class TaskView {
   })
   autoResume?: boolean;
   @ApiPropertyOptional({
+    description: "Beyond OpenHIM: contact groups e-mailed about the task's events",
+    example: ['lab-operators'],
+  })
+  notify?: string[];
+  @ApiPropertyOptional({
     description: 'Beyond OpenHIM: no rerun starts before this',
     example: '2026-12-03T22:00:00.000Z',
   })

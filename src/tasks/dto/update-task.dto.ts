@@ -44,6 +44,7 @@ export class UpdateTaskDto {
   @Allow() ratePerSecond?: unknown;
   @Allow() pauseAfterFailures?: unknown;
   @Allow() autoResume?: unknown;
+  @Allow() notify?: unknown;
   @Allow() startAt?: unknown;
   @Allow() rerunOf?: unknown;
   @Allow() transform?: unknown;

@@ -53,7 +53,7 @@ describe('BodyValidationPipe', () => {
 
   it('refuses unknown fields, non-objects and bad types, naming each', async () => {
     expect(await problem(CreateTaskDto, { tids: [ID], foo: 1 })).toBe(
-      'Unknown field "foo" (allowed: tids, batchSize, paused, ratePerSecond, dryRun, previewLimit, pauseAfterFailures, startAt, autoResume, transform, edits)',
+      'Unknown field "foo" (allowed: tids, batchSize, paused, ratePerSecond, dryRun, previewLimit, pauseAfterFailures, startAt, autoResume, notify, transform, edits)',
     );
     expect(await problem(CreateTaskDto, [ID])).toBe('The request body must be a JSON object');
     expect(await problem(CreateTaskDto, { tids: [ID], paused: 'yes', ratePerSecond: 0 })).toBe(

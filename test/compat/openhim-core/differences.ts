@@ -118,7 +118,7 @@ export const DIFFERENCES: Difference[] = [
     id: 'unknown-create-fields',
     what: '`POST /tasks` with a field it does not know (e.g. `bachSize`, `pause`)',
     openhim: '201: unknown fields are ignored',
-    ours: '400 `Unknown field "bachSize" (allowed: tids, batchSize, paused, ratePerSecond, dryRun, previewLimit, pauseAfterFailures, startAt, autoResume, transform, edits)`; nothing is created',
+    ours: '400 `Unknown field "bachSize" (allowed: tids, batchSize, paused, ratePerSecond, dryRun, previewLimit, pauseAfterFailures, startAt, autoResume, notify, transform, edits)`; nothing is created',
     reason:
       'A misspelt `batchSize` or `paused` would otherwise start a rerun other than the one asked for (at batch size 1, ' +
       'or not paused), and reruns resend health data downstream.',

@@ -1,9 +1,7 @@
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { findFreePort } from '../../src/common/net/free-port';
 import { distEntry, mongoWireCli, runNode, RunningProcess, stopProcess } from '../support/processes';
 import { waitFor } from '../support/wait';
+import { bash, readmeBlock } from '../support/readme-blocks';
 
 /**
  * Every key OpenHIM core 8.5 reads under `mongo`, `api` and `rerun` that the README's override may
@@ -23,13 +21,7 @@ const CORE_85_KEYS = [
 ];
 
 /** The README's one-host block, as text. */
-async function oneHostBlock(): Promise<string> {
-  const readme = await readFile(join(__dirname, '..', '..', 'README.md'), 'utf8');
-  const section = readme.split('<!-- core8-one-host:start -->')[1]?.split('<!-- core8-one-host:end -->')[0];
-  const block = section ? /```bash\n([\s\S]*?)```/.exec(section)?.[1] : undefined;
-  if (!block) throw new Error('README.md has no bash block between its core8-one-host markers');
-  return block;
-}
+const oneHostBlock = () => readmeBlock('core8-one-host');
 
 /** Its commands, one per entry (continuation lines joined; comments and heredoc bodies dropped). */
 function commands(block: string): string[] {
@@ -53,14 +45,6 @@ function assignments(line: string): Record<string, string> {
 function flatKeys(value: unknown, prefix = ''): string[] {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return [prefix];
   return Object.entries(value).flatMap(([key, child]) => flatKeys(child, prefix ? `${prefix}.${key}` : key));
-}
-
-function bash(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('bash', ['-c', command], { timeout: 20000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
 }
 
 /**

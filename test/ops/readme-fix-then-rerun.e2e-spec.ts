@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ObjectId } from 'mongodb';
 import { OpenhimCoreStub } from '../support/openhim-core-stub';
 import { TestEnvironment } from '../support/test-environment';
 import { waitFor } from '../support/wait';
+import { bash, readmeExample } from '../support/readme-blocks';
 
 const README_URL = 'https://localhost:8080';
 const PATIENT = '65f0c0ffee0000000000b001';
@@ -13,25 +11,6 @@ const OBSERVATION = '65f0c0ffee0000000000b002';
 const CHANNEL = new ObjectId('5bb777777bbb66cc5d4444ab');
 const PATIENT_BODY = JSON.stringify({ resourceType: 'Patient', id: 'p1', gender: 'M' });
 const OBSERVATION_BODY = JSON.stringify({ resourceType: 'Observation', id: 'o1', status: 'final' });
-
-/** The worked example of "Fix, then rerun": its variable lines, then one command per entry. */
-async function exampleCommands(): Promise<{ prelude: string; commands: string[] }> {
-  const readme = await readFile(join(__dirname, '..', '..', 'README.md'), 'utf8');
-  const section = readme.split('<!-- fix-example:start -->')[1]?.split('<!-- fix-example:end -->')[0];
-  const block = section ? /```bash\n([\s\S]*?)```/.exec(section)?.[1] : undefined;
-  if (!block) throw new Error('README.md has no bash block between its fix-example markers');
-  const lines = block.split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
-  const prelude = lines.filter((line) => /^[A-Z]+=/.test(line)).join('\n');
-  return { prelude, commands: lines.filter((line) => !/^[A-Z]+=/.test(line)) };
-}
-
-function bash(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('bash', ['-c', command], { timeout: 20000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /**
  * README "Fix, then rerun", the worked example, pasted as an operator would (URL pointed at this
@@ -76,7 +55,7 @@ describe('README Fix, then rerun example', () => {
   });
 
   it('answers as the README says', async () => {
-    const { prelude, commands } = await exampleCommands();
+    const { prelude, commands } = await readmeExample('fix-example');
     expect(commands).toHaveLength(2);
     const run = async (command: string) => {
       const result = await bash(`${prelude}\n${command.replaceAll(README_URL, baseUrl)}`);

@@ -1,34 +1,13 @@
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { ObjectId } from 'mongodb';
 import { insertTask, insertTransactions } from '../support/database-fixtures';
 import { OpenhimCoreStub } from '../support/openhim-core-stub';
 import { TestEnvironment } from '../support/test-environment';
 import { waitFor } from '../support/wait';
+import { bash, readmeExample } from '../support/readme-blocks';
 
 const README_URL = 'https://localhost:8080';
 const CHANNEL = '5bb777777bbb66cc5d4444aa';
 const TIDS = ['65f0c0ffee0000000000a001', '65f0c0ffee0000000000a002'];
-
-/** The worked example of "Outage recovery": its variable line, then one command per entry. */
-async function exampleCommands(): Promise<{ prelude: string; commands: string[] }> {
-  const readme = await readFile(join(__dirname, '..', '..', 'README.md'), 'utf8');
-  const section = readme.split('<!-- outage-example:start -->')[1]?.split('<!-- outage-example:end -->')[0];
-  const block = section ? /```bash\n([\s\S]*?)```/.exec(section)?.[1] : undefined;
-  if (!block) throw new Error('README.md has no bash block between its outage-example markers');
-  const lines = block.split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
-  const prelude = lines.filter((line) => /^[A-Z]+=/.test(line)).join('; ');
-  return { prelude, commands: lines.filter((line) => !/^[A-Z]+=/.test(line)) };
-}
-
-function bash(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('bash', ['-c', command], { timeout: 20000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /**
  * README "Outage recovery", the worked example, pasted as an operator would (URL pointed at this
@@ -74,7 +53,7 @@ describe('README Outage recovery example', () => {
   });
 
   it('answers as the README says', async () => {
-    const { prelude, commands } = await exampleCommands();
+    const { prelude, commands } = await readmeExample('outage-example');
     expect(prelude).toContain('-u root@openhim.org:openhim-password');
     expect(commands).toHaveLength(4);
     const run = async (command: string) => {

@@ -1,32 +1,16 @@
-import { execFile } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { ROOT_EMAIL, ROOT_PASSWORD } from '../support/openhim-auth';
 import { runBashClient, writeTempFile } from '../support/openhim-clients';
 import { TestEnvironment } from '../support/test-environment';
 import { waitFor } from '../support/wait';
+import { bash, readmeExample } from '../support/readme-blocks';
 
 const README_URL = 'https://localhost:8080';
 const SPACED_BODY = '{"tids": ["5bb777777bbb66cc5d4444ee"], "batchSize": 2}';
 
 /** The Quickstart's requests, one command per entry (continuation lines joined, comment lines dropped). */
 async function quickstartCommands(): Promise<string[]> {
-  const readme = await readFile(join(__dirname, '..', '..', 'README.md'), 'utf8');
-  const section = readme.split('<!-- quickstart-requests:start -->')[1]?.split('<!-- quickstart-requests:end -->')[0];
-  const block = section ? /```bash\n([\s\S]*?)```/.exec(section)?.[1] : undefined;
-  if (!block) throw new Error('README.md has no bash block between its quickstart-requests markers');
-  return block
-    .replace(/\\\n\s*/g, '')
-    .split('\n')
-    .filter((line) => line.trim() !== '' && !line.trim().startsWith('#'));
-}
-
-function bash(command: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('bash', ['-c', command], { timeout: 20000 }, (error, stdout, stderr) =>
-      resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
-    );
-  });
+  return (await readmeExample('quickstart-requests')).commands;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -8,6 +8,7 @@ import { signWebhook } from '../../src/notifications/webhook-signature';
 import { ApiSuite, startApiSuite } from '../support/api-suite';
 import { insertTransactions } from '../support/database-fixtures';
 import { waitFor } from '../support/wait';
+import { readmeBlock } from '../support/readme-blocks';
 
 const SECRET = 'readme-receiver-secret-0123';
 
@@ -23,10 +24,7 @@ describe('README webhook receiver example', () => {
   let output = '';
 
   beforeAll(async () => {
-    const readme = await readFile(join(__dirname, '..', '..', 'README.md'), 'utf8');
-    const section = readme.split('<!-- webhook-receiver:start -->')[1]?.split('<!-- webhook-receiver:end -->')[0];
-    const code = section ? /```js\n([\s\S]*?)```/.exec(section)?.[1] : undefined;
-    if (!code) throw new Error('README.md has no js block between its webhook-receiver markers');
+    const code = await readmeBlock('webhook-receiver', 'js');
     dir = await mkdtemp(join(tmpdir(), 'receiver-'));
     await writeFile(join(dir, 'receiver.js'), code);
     port = await findFreePort();

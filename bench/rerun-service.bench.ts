@@ -11,10 +11,12 @@
  * Sections: 1. rerun throughput (vs the same requests replayed to the stub) and scale-out, 2. the API,
  * 3. large tasks, 4. a channel guard never reached vs none (ABBA), 5. a task that transforms its
  * requests ("Fix, then rerun", issue 24: a 3-operation JSON Patch on ~1 KB FHIR bodies) vs the same
- * task without (ABBA).
+ * task without (ABBA), 6. a task whose notifications (issue 25) go to a webhook receiver that never
+ * answers vs the same task without WEBHOOK_URLS (ABBA, two API+worker pairs started once).
  */
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { cpus } from 'node:os';
 import Redis from 'ioredis';
 import { MongoClient, ObjectId, type Db } from 'mongodb';
@@ -49,6 +51,8 @@ const GUARD_SMALL = { maxInFlight: 5, maxPerSecond: 100000 };
 const GUARD_SETTLE_MS = 1500;
 /** Reruns per run of the transform section (one task; warm-up runs are half of it). */
 const TRANSFORM_RERUNS = size(5000);
+/** Reruns per run of the notifications section (one task; warm-up runs are half of it). */
+const NOTIFY_RERUNS = size(5000);
 /**
  * The transform section's patch: 3 operations that apply to every body of `fhirPatient` (a `test`
  * that holds, a `replace` of the wrong code, an `add` of a tag), as a task stores it.
@@ -110,7 +114,8 @@ const print = (text: string) => process.stdout.write(`${text}\n`);
  * Profiling hooks: BENCH_WORKER_NODE_OPTIONS / BENCH_API_NODE_OPTIONS / BENCH_MONGO_NODE_OPTIONS become the
  * NODE_OPTIONS of the worker / API / MongoDB-compatible server processes (`--cpu-prof` is refused there: use
  * `--require <abs path>/bench/cpu-profile.cjs` with CPU_PROFILE_DIR, or `--max-old-space-size=…`).
- * BENCH_ONLY (comma-separated, default all): `latency20`, `latency0`, `scaleout`, `guard`, `transform`, `large`, `api`.
+ * BENCH_ONLY (comma-separated, default all): `latency20`, `latency0`, `scaleout`, `guard`, `transform`, `notifications`,
+ * `large`, `api`.
  */
 const WORKER_NODE_OPTIONS = process.env.BENCH_WORKER_NODE_OPTIONS;
 const API_NODE_OPTIONS = process.env.BENCH_API_NODE_OPTIONS;
@@ -293,10 +298,12 @@ it(
         BODY_LIMIT: `${Math.max(10, Math.ceil(HUGE / 20000))}mb`,
       });
 
-      const startApi = async () => {
+      /** An API on serviceEnv() (`env` on top of it: another database, queue prefix...; `database` is the one it uses). */
+      const startApi = async (env: Record<string, string> = {}, database: Db = db) => {
         const port = await findFreePort();
         const api = runNode(distEntry('main.api.js'), [], {
           ...serviceEnv(),
+          ...env,
           API_PORT: String(port),
           API_HOST: '127.0.0.1',
           API_PROTOCOL: 'http',
@@ -305,8 +312,11 @@ it(
         procs.add(api);
         await waitHttp(`http://127.0.0.1:${port}/health/live`, 'the API', api);
         // The API creates the root user at start; the bench signs its token requests with its salt.
-        const user = await waitForValue(() => db.collection('users').findOne({ email: ROOT_EMAIL }), 'the root user');
-        const passport = await db.collection('passports').findOne({ email: ROOT_EMAIL, protocol: 'token' });
+        const user = await waitForValue(
+          () => database.collection('users').findOne({ email: ROOT_EMAIL }),
+          'the root user',
+        );
+        const passport = await database.collection('passports').findOne({ email: ROOT_EMAIL, protocol: 'token' });
         const salt = (passport?.passwordSalt ?? user.passwordSalt) as string;
         return { api, port, auth: () => tokenHeaders(ROOT_EMAIL, ROOT_PASSWORD, salt) };
       };
@@ -372,13 +382,23 @@ it(
       /**
        * Wall clock from before the first POST until every task is Completed (polled every 50 ms).
        * With `prepare`, each task is created paused, `prepare` writes to it, then it is resumed.
+       * `ctx.db` and `ctx.stub`: the database and stub of processes started on others than the bench's.
        */
       const runTasks = async (
-        ctx: { port: number; auth: () => Record<string, string>; workers: RunningProcess[]; api: RunningProcess },
+        ctx: {
+          port: number;
+          auth: () => Record<string, string>;
+          workers: RunningProcess[];
+          api: RunningProcess;
+          db?: Db;
+          stub?: OpenhimCoreStub;
+        },
         tidSets: string[][],
         prepare?: (taskId: ObjectId) => Promise<void>,
       ) => {
-        stubRef.requests.length = 0;
+        const database = ctx.db ?? db;
+        const target = ctx.stub ?? stubRef;
+        target.requests.length = 0;
         const watched = [mongo!, ctx.api, ...ctx.workers];
         const cpuBefore = watched.map((p) => cpuSeconds(p.child.pid));
         const selfBefore = process.cpuUsage();
@@ -394,26 +414,26 @@ it(
         }
         const deadline = Date.now() + TASK_TIMEOUT_MS;
         for (;;) {
-          const done = await db.collection('tasks').countDocuments({ _id: { $in: ids }, status: 'Completed' });
+          const done = await database.collection('tasks').countDocuments({ _id: { $in: ids }, status: 'Completed' });
           if (done === ids.length) break;
           if (Date.now() > deadline) throw new Error(`tasks not completed within ${TASK_TIMEOUT_MS} ms`);
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
         const seconds = (Date.now() - t0) / 1000;
         const total = tidSets.reduce((sum, tids) => sum + tids.length, 0);
-        if (stubRef.requests.length !== total)
-          throw new Error(`the stub received ${stubRef.requests.length} reruns, expected ${total}`);
+        if (target.requests.length !== total)
+          throw new Error(`the stub received ${target.requests.length} reruns, expected ${total}`);
         const self = process.cpuUsage(selfBefore);
         const cpu = watched.map((p, i) => (cpuSeconds(p.child.pid) - cpuBefore[i]) / seconds);
         const load = `CPU cores: mongo ${cpu[0].toFixed(2)}, workers ${cpu
           .slice(2)
           .reduce((a, b) => a + b, 0)
           .toFixed(2)}, stub+bench ${((self.user + self.system) / 1e6 / seconds).toFixed(2)}`;
-        const inFlight = ids.map((id) => stubRef.maxInFlight(id.toHexString())).join('+');
+        const inFlight = ids.map((id) => target.maxInFlight(id.toHexString())).join('+');
         return {
           seconds,
           perSecond: total / seconds,
-          requests: [...stubRef.requests],
+          requests: [...target.requests],
           load: `${load}; max in flight at the stub ${inFlight}`,
         };
       };
@@ -753,6 +773,233 @@ it(
           print(
             `5. note: other work on the machine reached ${transformRow.othersMax.toFixed(2)} cores during a run: the ratio is noise-bound, compare the CPU ms per rerun`,
           );
+      }
+
+      // 6. Notifications to a webhook receiver that never answers (issue 25) ---------------------------
+      // Two API + worker pairs, started once and kept for every run (same processes, same JIT state):
+      // one without WEBHOOK_URLS, one whose WEBHOOK_URLS is a local server that accepts connections and
+      // never answers (each attempt waits out NOTIFY_TIMEOUT_MS, then is retried with back-off, so the
+      // dead pair keeps the stuck deliveries of its earlier runs going during the later ones). Each pair
+      // has a database, a stub and a QUEUE_PREFIX of its own: a worker's sweepers read every unfinished
+      // task and every due delivery of its database, so on a shared one the idle pair would take part
+      // in the other's runs. Order: warm-up (dead receiver, then none), then A B B A.
+      if (runs('notifications')) {
+        const deadIds = new Set<string>();
+        const deadSockets = new Set<Socket>();
+        let deadConnections = 0;
+        let deadUnsigned = 0;
+        const deadServer = http.createServer((req) => {
+          // Reads the request, never answers: the worker's attempt ends at its own timeout.
+          req.resume();
+          const id = req.headers['x-webhook-id'];
+          if (typeof id === 'string') deadIds.add(id);
+          if (!/^t=\d+,v1=[0-9a-f]{64}$/.test(String(req.headers['x-webhook-signature']))) deadUnsigned++;
+        });
+        deadServer.requestTimeout = 0;
+        deadServer.on('connection', (socket) => {
+          deadConnections++;
+          deadSockets.add(socket);
+          socket.on('close', () => deadSockets.delete(socket));
+        });
+        await new Promise<void>((resolve) => deadServer.listen(0, '127.0.0.1', resolve));
+        const deadUrl = `http://127.0.0.1:${(deadServer.address() as AddressInfo).port}/webhook`;
+        const stubs: OpenhimCoreStub[] = [];
+        const databases: Db[] = [];
+        const pairProcs: RunningProcess[] = [];
+        const probe = new Redis(redis!.url, { maxRetriesPerRequest: 1 });
+        try {
+          const redisPid = Number((await probe.info('server')).match(/process_id:(\d+)/)?.[1]);
+          /** An API and a worker on a database, a stub and a queue prefix of their own. */
+          const startPair = async (name: string, variantEnv: Record<string, string>) => {
+            queueRound++;
+            const database = client!.db(`openhim-bench-notify-${name}`);
+            databases.push(database);
+            const pairStub = await OpenhimCoreStub.start(database);
+            stubs.push(pairStub);
+            pairStub.behave({ latencyMs: 20 });
+            const env = {
+              MONGODB_URI: `${mongoUrl}/openhim-bench-notify-${name}`,
+              QUEUE_PREFIX: `bench-${queueRound}-${name}`,
+              RERUN_HTTP_PORT: String(pairStub.port),
+              ...variantEnv,
+            };
+            const api = await startApi(env, database);
+            pairProcs.push(api.api);
+            const workers = await startWorkers(1, env);
+            pairProcs.push(...workers);
+            return { ...api, workers, db: database, stub: pairStub };
+          };
+          const none = await startPair('none', {});
+          const dead = await startPair('dead', {
+            WEBHOOK_URLS: deadUrl,
+            WEBHOOK_SECRET: 'bench-webhook-secret-0123456789',
+          });
+          const notifyTimeoutMs = 10000; // NOTIFY_TIMEOUT_MS's default: the dead pair does not set it
+          type Pair = typeof none;
+          const EVENT_TYPES = ['task.created', 'task.started', 'task.completed'];
+          /**
+           * One task of `count` reruns on `pair`; then (clock stopped) what it emitted: on the dead pair the
+           * three events of the task, recorded, sent to the dead receiver and not delivered; on the other
+           * pair nothing.
+           */
+          const notifyRun = async (pair: Pair, count: number) => {
+            const tids = await insertTransactions(pair.db, count);
+            const other = pair === dead ? none : dead;
+            const watched = [pair.workers[0], mongo!, pair.api, other.workers[0], other.api].map((p) => p.child.pid);
+            watched.push(redisPid);
+            const cpuBefore = watched.map(cpuSeconds);
+            const machineBefore = machineCpuSeconds();
+            const selfBefore = process.cpuUsage();
+            const connectionsBefore = deadConnections;
+            const run = await runTasks(pair, [tids]);
+            const openAtEnd = deadSockets.size;
+            const connections = deadConnections - connectionsBefore;
+            // CPU per rerun (ms) of the pair's worker and API, the MongoDB-compatible server and
+            // redis-server; the idle pair's worker and API in cores (the dead pair retries meanwhile).
+            const used = watched.map((pid, i) => cpuSeconds(pid) - cpuBefore[i]);
+            const [worker, mongoMs, api] = used.slice(0, 3).map((seconds) => (seconds * 1000) / count);
+            const redisMs = (used[5] * 1000) / count;
+            const idleCores = (used[3] + used[4]) / run.seconds;
+            const machine = machineCpuSeconds();
+            const self = process.cpuUsage(selfBefore);
+            const ours = used.reduce((a, b) => a + b, 0) + (self.user + self.system) / 1e6;
+            const others = Math.max(0, machine.busy - machineBefore.busy - ours) / run.seconds;
+            const taskId = run.requests[0].taskId!;
+            const notifications = pair.db.collection('notifications');
+            let events: Array<Record<string, unknown>>;
+            let verified: boolean;
+            if (pair === dead) {
+              // task.completed is emitted after the task is, off the engine's path: waited for (at most 10 s).
+              const deadline = Date.now() + 10000;
+              for (;;) {
+                events = await notifications.find({ taskId }).toArray();
+                const ids = events.map((event) => String(event._id));
+                if (
+                  (events.length >= EVENT_TYPES.length && ids.every((id) => deadIds.has(id))) ||
+                  Date.now() > deadline
+                )
+                  break;
+                await new Promise((resolve) => setTimeout(resolve, 100));
+              }
+              const types = events.map((event) => String((event.event as Record<string, unknown>).type)).sort();
+              verified =
+                JSON.stringify(types) === JSON.stringify([...EVENT_TYPES].sort()) &&
+                events.every((event) => deadIds.has(String(event._id))) &&
+                events.every((event) =>
+                  (event.deliveries as Array<Record<string, unknown>>).every(
+                    (delivery) =>
+                      delivery.kind === 'webhook' && delivery.url === deadUrl && delivery.state === 'pending',
+                  ),
+                ) &&
+                connections > 0;
+            } else {
+              // Same pause as the dead pair's shortest wait, then nothing may have been recorded.
+              await new Promise((resolve) => setTimeout(resolve, 1000));
+              events = await notifications.find({ taskId }).toArray();
+              verified = events.length === 0;
+            }
+            const { requests: _requests, ...figures } = run;
+            return {
+              ...figures,
+              verified,
+              events: events.length,
+              connections,
+              openAtEnd,
+              others,
+              idleCores,
+              cpuMs: { worker, api, mongo: mongoMs, redis: redisMs },
+            };
+          };
+          type CpuMs = { worker: number; api: number; mongo: number; redis: number };
+          const cpuText = (ms: CpuMs) =>
+            `worker ${ms.worker.toFixed(3)}, API ${ms.api.toFixed(3)}, mongo ${ms.mongo.toFixed(3)}, redis ${ms.redis.toFixed(3)}`;
+          const meanCpu = (x: { cpuMs: CpuMs }, y: typeof x): CpuMs => ({
+            worker: (x.cpuMs.worker + y.cpuMs.worker) / 2,
+            api: (x.cpuMs.api + y.cpuMs.api) / 2,
+            mongo: (x.cpuMs.mongo + y.cpuMs.mongo) / 2,
+            redis: (x.cpuMs.redis + y.cpuMs.redis) / 2,
+          });
+          const warmDead = await notifyRun(dead, Math.round(NOTIFY_RERUNS / 2));
+          const warm = await notifyRun(none, Math.round(NOTIFY_RERUNS / 2));
+          print(
+            `6. warm-up: dead receiver ${warmDead.perSecond.toFixed(0)}/s, no webhooks ${warm.perSecond.toFixed(0)}/s`,
+          );
+          const a1 = await notifyRun(none, NOTIFY_RERUNS);
+          const b1 = await notifyRun(dead, NOTIFY_RERUNS);
+          const b2 = await notifyRun(dead, NOTIFY_RERUNS);
+          const a2 = await notifyRun(none, NOTIFY_RERUNS);
+          for (const [label, run] of [
+            ['no webhooks', a1],
+            ['dead receiver', b1],
+            ['dead receiver', b2],
+            ['no webhooks', a2],
+          ] as const)
+            print(
+              `6. ${label}: ${run.perSecond.toFixed(0)}/s (${run.seconds.toFixed(1)} s), notifications as expected ${run.verified ? 'yes' : 'NO'} (${run.events} recorded, ${run.connections} connections to the dead receiver during the run, ${run.openAtEnd} open at its end); CPU ms per rerun: ${cpuText(run.cpuMs)}; idle pair ${run.idleCores.toFixed(2)} cores; other work on the machine ${run.others.toFixed(2)} cores`,
+            );
+          // Stuck: no delivery of the dead pair was ever delivered, and attempts end at NOTIFY_TIMEOUT_MS
+          // and are retried (the oldest, the warm-up's, are past it by now; waited for if not).
+          const deadNotifications = dead.db.collection('notifications');
+          const timedOut = { state: 'pending', attempts: { $gte: 1 }, lastError: /^no answer within/ };
+          const stuckDeadline = Date.now() + notifyTimeoutMs + 5000;
+          while (
+            (await deadNotifications.countDocuments({ deliveries: { $elemMatch: timedOut } })) === 0 &&
+            Date.now() < stuckDeadline
+          )
+            await new Promise((resolve) => setTimeout(resolve, 250));
+          const [recorded, timedOutCount, delivered, noneRecorded] = await Promise.all([
+            deadNotifications.countDocuments({}),
+            deadNotifications.countDocuments({ deliveries: { $elemMatch: timedOut } }),
+            deadNotifications.countDocuments({ 'deliveries.state': { $ne: 'pending' } }),
+            none.db.collection('notifications').countDocuments({}),
+          ]);
+          const all = [warmDead, warm, a1, b1, b2, a2];
+          const verified =
+            all.every((run) => run.verified) &&
+            recorded === [warmDead, b1, b2].reduce((sum, run) => sum + run.events, 0) &&
+            timedOutCount > 0 &&
+            delivered === 0 &&
+            noneRecorded === 0 &&
+            deadUnsigned === 0;
+          const withDead = (b1.perSecond + b2.perSecond) / 2;
+          const without = (a1.perSecond + a2.perSecond) / 2;
+          const ratio = withDead / without;
+          const othersMax = Math.max(...[a1, b1, b2, a2].map((run) => run.others));
+          const row = {
+            bench: `6. ${NOTIFY_RERUNS} reruns, 1 task, batchSize ${BATCH_SIZE}, 20 ms, 1 worker: webhooks to a receiver that never answers vs no WEBHOOK_URLS, ABBA`,
+            figure: `dead receiver ${withDead.toFixed(0)}/s (${b1.perSecond.toFixed(0)}, ${b2.perSecond.toFixed(0)})`,
+            baseline: `no webhooks ${without.toFixed(0)}/s (${a1.perSecond.toFixed(0)}, ${a2.perSecond.toFixed(0)})`,
+            ratio,
+            target: verified ? '>= 0.95' : '>= 0.95 (notifications NOT as expected)',
+            pass: verified && ratio >= 0.95,
+            limits:
+              `notifications ${verified ? 'as expected' : 'NOT as expected'}: ${recorded} recorded by the dead pair (${EVENT_TYPES.join(', ')} per run, each sent signed to the dead receiver), ${delivered} delivered or given up, ${timedOutCount} with an attempt ended by 'no answer within ${notifyTimeoutMs} ms' and retried; ` +
+              `${deadConnections} connections to the dead receiver in all, ${b1.openAtEnd}/${b2.openAtEnd} open at the end of the dead runs; ${noneRecorded} recorded without WEBHOOK_URLS; ` +
+              `CPU ms per rerun dead receiver ${cpuText(meanCpu(b1, b2))} | no webhooks ${cpuText(meanCpu(a1, a2))}; ` +
+              `idle pair (cores) ${[a1, b1, b2, a2].map((run) => run.idleCores.toFixed(2)).join('/')} and other work on the machine (cores) ${[a1, b1, b2, a2].map((run) => run.others.toFixed(2)).join('/')} in ABBA order; ` +
+              `dead receiver ${b1.load} | no webhooks ${a1.load}`,
+          } satisfies Row;
+          rows.push(row);
+          print(`${row.bench}: ${row.figure} vs ${row.baseline}, ratio ${row.ratio.toFixed(3)}`);
+          if (othersMax >= 0.3)
+            print(
+              `6. note: other work on the machine reached ${othersMax.toFixed(2)} cores during a run: the ratio is noise-bound, compare the CPU ms per rerun`,
+            );
+        } finally {
+          // The dead pair's worker waits up to WORKER_SHUTDOWN_MS (10 s) for its stuck attempts before
+          // cutting them: given that long and more, so that it exits by itself (and writes its profile).
+          await Promise.all(
+            pairProcs.map(async (proc) => {
+              await stopProcess(proc, 15000);
+              procs.delete(proc);
+            }),
+          );
+          probe.disconnect();
+          await Promise.all(stubs.map((pairStub) => pairStub.close().catch(() => undefined)));
+          for (const socket of deadSockets) socket.destroy();
+          await new Promise((resolve) => deadServer.close(resolve));
+          await Promise.all(databases.map((database) => database.dropDatabase().catch(() => undefined)));
+        }
       }
 
       // 3. Large task ---------------------------------------------------------------------------------

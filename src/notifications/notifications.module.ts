@@ -7,6 +7,7 @@ import { EmailNotifications } from './email/email-notifications.service';
 import { NotificationsController } from './notifications.controller';
 import { NOTIFICATIONS_QUEUE } from './notifications.constants';
 import { Notifier } from './notifier.service';
+import { leasedQueueSettings } from '../common/queue/bull-repairs';
 
 /**
  * What every role has (global, so the tasks API and the engine inject `Notifier` and
@@ -21,12 +22,7 @@ import { Notifier } from './notifier.service';
       name: NOTIFICATIONS_QUEUE,
       inject: [AppConfig],
       useFactory: (config: AppConfig) => ({
-        settings: {
-          lockDuration: config.WORKER_LEASE_MS,
-          stalledInterval: config.WORKER_LEASE_MS,
-          maxStalledCount: Number.MAX_SAFE_INTEGER,
-          retryProcessDelay: 1000,
-        },
+        settings: leasedQueueSettings(config.WORKER_LEASE_MS),
       }),
     }),
   ],

@@ -4,6 +4,7 @@ import { AppConfig } from '../config/app-config';
 import { RERUN_QUEUE } from './rerun.constants';
 import { RerunScheduler } from './rerun-scheduler.service';
 import { ChannelLoad } from './guards/channel-load.service';
+import { leasedQueueSettings } from '../common/queue/bull-repairs';
 
 /**
  * The queue without processors: what the API imports to hand work to the workers.
@@ -17,12 +18,7 @@ import { ChannelLoad } from './guards/channel-load.service';
       name: RERUN_QUEUE,
       inject: [AppConfig],
       useFactory: (config: AppConfig) => ({
-        settings: {
-          lockDuration: config.WORKER_LEASE_MS,
-          stalledInterval: config.WORKER_LEASE_MS,
-          maxStalledCount: Number.MAX_SAFE_INTEGER,
-          retryProcessDelay: 1000,
-        },
+        settings: leasedQueueSettings(config.WORKER_LEASE_MS),
       }),
     }),
   ],

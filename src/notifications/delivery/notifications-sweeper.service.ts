@@ -6,24 +6,10 @@ import { hostname } from 'node:os';
 import { AppConfig } from '../../config/app-config';
 import { NotificationsForWorker, NotificationsRepository } from '../../database/repositories/notifications.repository';
 import { DELIVERY_JOB_DEFAULTS, deliveryJobId, DeliveryJobData, NOTIFICATIONS_QUEUE } from '../notifications.constants';
+import { REMOVE_HUSKS } from '../../common/queue/bull-repairs';
 
 /** Jobs added in one round trip. */
 const ADD_CHUNK = 500;
-
-/**
- * Removes, among KEYS, the job hashes without `data` (what Bull's moveToActive leaves when Redis
- * restarts under it: such a husk holds its job id, and an add under that id would do nothing; see
- * the same repair in the rerun scheduler). Returns the 1-based positions of those removed.
- */
-const REMOVE_HUSKS = `
-local removed = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 1 and redis.call('HEXISTS', key, 'data') == 0 then
-    redis.call('DEL', key, key .. ':lock')
-    removed[#removed + 1] = i
-  end
-end
-return removed`;
 
 /**
  * Delivers what Redis lost, from MongoDB: every SWEEP_INTERVAL_MS one worker (a Redis `SET NX PX`
